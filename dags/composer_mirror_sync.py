@@ -1,0 +1,65 @@
+"""
+### composer_mirror_sync
+
+Keeps the S3 bucket a complete, current Composer repository.
+
+Every run reads the upstream's `packages.json`, takes the selection in the Variable
+`composer_mirror_packages` (names, `vendor/*` patterns, `name:constraint`, composer PURLs) plus
+everything already mirrored, revalidates the metadata with conditional requests, fetches new
+archives into `dists/`, writes the p2 files, and publishes `packages.json` last.
+
+Batches, not packages, are mapped: the number of task instances stays bounded whatever the
+selection size, and HTTP concurrency lives inside each task (`composer_mirror_concurrency` per
+upstream host). A run whose packages or archives failed publishes everything else and then fails.
+
+Settings: the `composer_mirror_*` Variables (see the README); S3 through the connection named by
+`composer_mirror_aws_conn_id` (default `aws_default`).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pendulum
+from airflow.sdk import dag, task
+
+from composer_mirror.airflow_adapter import build_context, load_settings, mirror_tasks
+
+
+@dag(
+    schedule="17 * * * *",  # hourly, off the hour (as the upstream asks of mirrors)
+    start_date=pendulum.datetime(2026, 1, 1, tz="UTC"),
+    catchup=False,
+    max_active_runs=1,
+    tags=["composer", "mirror"],
+    doc_md=__doc__,
+)
+def composer_mirror_sync() -> None:
+    @task
+    def read_upstream() -> dict[str, Any]:
+        """Read the settings and discover the upstream's endpoints from its packages.json."""
+        from composer_mirror import pipeline
+
+        settings = load_settings()
+        return pipeline.run_with_context(
+            lambda: build_context(settings=settings),
+            lambda ctx: pipeline.read_upstream(ctx.client, settings.upstream_url),
+        )
+
+    @task
+    def enumerate_targets(upstream: dict[str, Any]) -> dict[str, list[str]]:
+        """The selection plus everything already mirrored, as package -> version selectors."""
+        from composer_mirror import pipeline
+        from composer_mirror.state import load_catalog
+
+        def enumerate_all(ctx: pipeline.Context) -> dict[str, list[str]]:
+            catalog = load_catalog(ctx.store)
+            return pipeline.enumerate_targets(ctx, ctx.settings.packages, catalog=catalog.packages)
+
+        return pipeline.run_with_context(lambda: build_context(upstream), enumerate_all)
+
+    upstream = read_upstream()
+    mirror_tasks(enumerate_targets(upstream), upstream)
+
+
+composer_mirror_sync()

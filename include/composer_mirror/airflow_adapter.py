@@ -1,0 +1,142 @@
+"""The one module that touches Airflow: Variables, Connections and the S3Hook become plain objects.
+
+Everything here runs inside tasks, never at DAG parse time.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from composer_mirror.errors import SettingsError
+from composer_mirror.pipeline import Context
+from composer_mirror.settings import VARIABLES, Settings
+from composer_mirror.store import S3Store
+from composer_mirror.upstream import FetchPolicy, UpstreamClient
+
+logger = logging.getLogger(__name__)
+
+UPSTREAM_CONN_ID = "composer_upstream"
+
+
+def load_settings() -> Settings:
+    """Read every composer_mirror_* Variable (AIRFLOW_VAR_* environment variables work too)."""
+    from airflow.sdk import Variable
+
+    values = {name: Variable.get(name, default=None) for name in VARIABLES.values()}
+    return Settings.from_strings(values, upstream_auth=_upstream_auth())
+
+
+def _upstream_auth() -> tuple[str, str] | str | None:
+    """Credentials for the upstream from the optional ``composer_upstream`` connection.
+
+    A password without a login is a bearer token; login and password are HTTP basic auth.
+    """
+    from airflow.sdk import BaseHook
+
+    try:
+        conn = BaseHook.get_connection(UPSTREAM_CONN_ID)
+    except Exception as exc:  # the connection is optional; Airflow raises its own NotFound type
+        if "isn't defined" in str(exc) or "not found" in str(exc).lower() or type(exc).__name__.endswith("NotFound"):
+            return None
+        raise
+    if conn.login and conn.password:
+        return (conn.login, conn.password)
+    if conn.password:
+        return conn.password
+    raise SettingsError(f"connection {UPSTREAM_CONN_ID} needs a password (token) or a login and password")
+
+
+def s3_client(aws_conn_id: str) -> Any:
+    """A boto3 S3 client from the amazon provider's S3Hook (credentials, endpoint_url, region)."""
+    from airflow.providers.amazon.aws.hooks.s3 import S3Hook
+
+    return S3Hook(aws_conn_id=aws_conn_id).get_conn()
+
+
+def build_context(upstream: dict[str, Any] | None = None, settings: Settings | None = None) -> Context:
+    settings = settings or load_settings()
+    store = S3Store(s3_client(settings.aws_conn_id), settings.bucket, settings.key_prefix)
+    client = UpstreamClient(
+        FetchPolicy(settings.upstream_url, settings.dist_hosts),
+        concurrency=settings.concurrency,
+        auth=settings.upstream_auth,
+        max_metadata_bytes=settings.max_metadata_bytes,
+    )
+    return Context(settings, store, client, dict(upstream or {}))
+
+
+def current_run_id() -> str:
+    from airflow.sdk import get_current_context
+
+    return str(get_current_context()["run_id"])
+
+
+def label_batch(label: str) -> None:
+    """Expose the batch's range to ``map_index_template`` so the UI shows it per mapped task."""
+    from airflow.sdk import get_current_context
+
+    get_current_context()["batch_label"] = label  # type: ignore[typeddict-unknown-key]
+
+
+def repository_asset() -> Any:
+    """The published root as an Asset: other DAGs can schedule on every publish."""
+    from airflow.sdk import Asset
+
+    return Asset(name="composer_mirror_repository", uri="s3://composer-mirror/packages.json")
+
+
+def mirror_tasks(targets: Any, upstream: Any) -> Any:
+    """Wire plan_batches -> sync_metadata[] -> fetch_archives[] -> publish_index -> report.
+
+    Shared by every DAG that mirrors something, so there is one pipeline and one mirrored set.
+    Returns the report task.
+    """
+    from airflow.sdk import task
+
+    from composer_mirror import pipeline
+
+    @task
+    def plan_batches(targets: dict[str, list[str]]) -> list[dict[str, Any]]:
+        """Group the targets into batches (at most composer_mirror_max_batches)."""
+        batches = pipeline.plan_batches(targets, load_settings().max_batches)
+        logger.info("%d targets in %d batches", len(targets), len(batches))
+        return batches
+
+    @task(map_index_template="{{ batch_label }}")
+    def sync_metadata(batch: dict[str, Any], upstream: dict[str, Any]) -> dict[str, Any]:
+        """Revalidate the batch's p2 files upstream (conditional requests)."""
+        label_batch(batch["label"])
+        return pipeline.run_with_context(
+            lambda: build_context(upstream), lambda ctx: pipeline.sync_metadata(ctx, batch)
+        )
+
+    @task(map_index_template="{{ batch_label }}")
+    def fetch_archives(manifest: dict[str, Any], upstream: dict[str, Any]) -> dict[str, Any]:
+        """Fetch new archives into the bucket, then write the batch's p2 files."""
+        label_batch(f"batch {manifest['index']}")
+        return pipeline.run_with_context(
+            lambda: build_context(upstream), lambda ctx: pipeline.fetch_archives(ctx, manifest)
+        )
+
+    @task(trigger_rule="none_failed", outlets=[repository_asset()])
+    def publish_index(results: list[dict[str, Any]], targets: dict[str, list[str]]) -> dict[str, Any]:
+        """Publish packages.json last, then the run report."""
+        run_id = current_run_id()
+        return pipeline.run_with_context(
+            build_context, lambda ctx: pipeline.publish_index(ctx, results or [], targets, run_id)
+        )
+
+    @task
+    def report(summary: dict[str, Any]) -> None:
+        """Log the run's counts; fail the run (after publishing) when any package or archive failed."""
+        pipeline.log_report(summary)
+        if summary["failures"]:
+            from airflow.exceptions import AirflowException
+
+            raise AirflowException(f"{len(summary['failures'])} failures; the index was published without them")
+
+    batches = plan_batches(targets)
+    manifests = sync_metadata.partial(upstream=upstream).expand(batch=batches)
+    results = fetch_archives.partial(upstream=upstream).expand(manifest=manifests)
+    return report(publish_index(results, targets))

@@ -1,0 +1,111 @@
+"""Archives: download a dist, check it is a sane zip with the promised checksum, store it by content."""
+
+from __future__ import annotations
+
+import json
+import logging
+import tempfile
+import zipfile
+from dataclasses import asdict, dataclass
+from typing import Any
+
+from composer_mirror.errors import ArchiveError
+from composer_mirror.state import archive_id, archive_marker_prefix
+from composer_mirror.store import ARCHIVE_CACHE, STATE_CACHE, ZIP, S3Store
+from composer_mirror.upstream import UpstreamClient, redact
+
+logger = logging.getLogger(__name__)
+
+MAX_ZIP_ENTRIES = 100_000
+
+
+@dataclass(frozen=True)
+class ArchiveRecord:
+    """What the mirror knows about one stored archive of one version."""
+
+    version: str
+    reference: str
+    sha1: str
+    sha256: str
+    size: int
+    source_url: str
+
+    @property
+    def path(self) -> str:
+        return archive_path(self.sha256)
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> ArchiveRecord:
+        return cls(**{key: data[key] for key in cls.__dataclass_fields__})
+
+
+def archive_path(sha256: str) -> str:
+    """Content-addressed, hash-sharded key: ``dists/ab/cd/<sha256>.zip``."""
+    if len(sha256) != 64 or any(c not in "0123456789abcdef" for c in sha256):
+        raise ArchiveError(f"not a sha256 digest: {sha256!r}")
+    return f"dists/{sha256[:2]}/{sha256[2:4]}/{sha256}.zip"
+
+
+def check_zip(path: str, *, url: str) -> int:
+    """Open the archive's central directory and check its entries; returns the entry count.
+
+    A truncated download has no central directory and fails here; entries with absolute paths
+    or ``..`` would escape the install directory on a careless client, so they are refused too.
+    """
+    try:
+        with zipfile.ZipFile(path) as archive:
+            names = archive.namelist()
+    except (zipfile.BadZipFile, OSError, ValueError) as exc:
+        raise ArchiveError(f"{redact(url)} is not a valid zip archive: {exc}") from exc
+    if len(names) > MAX_ZIP_ENTRIES:
+        raise ArchiveError(f"{redact(url)} has {len(names)} entries, over the {MAX_ZIP_ENTRIES} limit")
+    for name in names:
+        parts = name.replace("\\", "/").split("/")
+        if name.startswith(("/", "\\")) or ".." in parts or (len(name) > 1 and name[1] == ":"):
+            raise ArchiveError(f"{redact(url)} has an unsafe entry path {name!r}")
+    return len(names)
+
+
+def load_markers(store: S3Store, name: str) -> dict[str, ArchiveRecord]:
+    """The journal of archives stored for a package, keyed by archive id (see state.archive_id)."""
+    markers: dict[str, ArchiveRecord] = {}
+    prefix = archive_marker_prefix(name)
+    for path, _size in store.list(prefix):
+        document = store.get_json(path)
+        if document:
+            markers[path[len(prefix) :].removesuffix(".json")] = ArchiveRecord.from_dict(document)
+    return markers
+
+
+def mirror_archive(
+    store: S3Store,
+    client: UpstreamClient,
+    *,
+    name: str,
+    version: str,
+    normalized: str,
+    dist: dict[str, Any],
+    max_bytes: int,
+) -> ArchiveRecord:
+    """Download one dist, verify it, upload it unless the same bytes are stored, journal it."""
+    url = str(dist.get("url") or "")
+    reference = str(dist.get("reference") or "")
+    if dist.get("type") not in ("zip", None):
+        raise ArchiveError(f"{name} {version}: dist type {dist.get('type')!r} is not zip")
+    with tempfile.NamedTemporaryFile(prefix="composer-mirror-", suffix=".zip") as tmp:
+        downloaded = client.download(url, tmp, max_bytes=max_bytes)
+        expected = str(dist.get("shasum") or "").lower()
+        if expected and expected != downloaded.sha1:
+            raise ArchiveError(f"{name} {version}: sha1 {downloaded.sha1} does not match upstream shasum {expected}")
+        check_zip(tmp.name, url=url)
+        record = ArchiveRecord(version, reference, downloaded.sha1, downloaded.sha256, downloaded.size, redact(url))
+        if store.head(record.path) is None:
+            store.upload_file(record.path, tmp.name, content_type=ZIP, cache_control=ARCHIVE_CACHE)
+        else:
+            logger.debug("%s %s: identical archive already stored", name, version)
+    marker = archive_marker_prefix(name) + archive_id(normalized, reference) + ".json"
+    store.put(marker, json.dumps(record.to_dict(), sort_keys=True).encode(), cache_control=STATE_CACHE)
+    return record

@@ -1,0 +1,500 @@
+"""The sync pipeline, one function per DAG task, on plain objects (no Airflow here).
+
+read_upstream -> enumerate_targets -> plan_batches -> sync_metadata[batch] -> fetch_archives[batch]
+-> publish_index. What passes between tasks is small (names, selectors, validators, counts); bytes
+go through the bucket.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import time
+from collections import Counter
+from collections.abc import Callable, Iterable, Mapping
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from typing import Any
+
+from composer_mirror.archives import ArchiveRecord, load_markers, mirror_archive
+from composer_mirror.composer_format import (
+    is_dev_version,
+    metadata_url_for,
+    parse_p2,
+    resolve_url,
+)
+from composer_mirror.errors import MirrorError, UpstreamError
+from composer_mirror.publisher import mirror_entry, publish_package, publish_root, read_published
+from composer_mirror.settings import Settings
+from composer_mirror.state import (
+    archive_id,
+    dumps,
+    load_shards,
+    run_report_path,
+    save_package_states,
+    shard_of,
+    update_catalog,
+    upstream_cache_path,
+)
+from composer_mirror.store import STATE_CACHE, S3Store, md5_etag
+from composer_mirror.targets import (
+    Targets,
+    expand_patterns,
+    list_url,
+    normalized_of,
+    parse_selection,
+    select_versions,
+    wants_dev,
+)
+from composer_mirror.upstream import UpstreamClient
+
+logger = logging.getLogger(__name__)
+
+FILE_KINDS = {"": False, "~dev": True}
+# Below this many packages per batch, Airflow's per-task overhead outweighs the parallelism gained.
+MIN_BATCH_SIZE = 200
+
+
+@dataclass
+class Context:
+    """What every task builds from settings: the store, the upstream client and the upstream's URLs."""
+
+    settings: Settings
+    store: S3Store
+    client: UpstreamClient
+    upstream: dict[str, Any] = field(default_factory=dict)
+
+
+# --- read settings and the upstream ---------------------------------------------------------
+def read_upstream(client: UpstreamClient, upstream_url: str) -> dict[str, Any]:
+    """Discover the upstream's v2 endpoints from its root; everything else derives from them."""
+    root_url = upstream_url.rstrip("/") + "/packages.json"
+    root = client.get_json(root_url)
+    if not isinstance(root, dict) or "%package%" not in str(root.get("metadata-url", "")):
+        raise UpstreamError(f"{root_url} has no metadata-url: not a Composer 2 repository", url=root_url)
+    info: dict[str, Any] = {"metadata_url": resolve_url(upstream_url, root["metadata-url"])}
+    for key, name in (("list", "list"), ("metadata-changes-url", "changes_url")):
+        if isinstance(root.get(key), str):
+            info[name] = resolve_url(upstream_url, root[key])
+    advisories = root.get("security-advisories")
+    if isinstance(advisories, dict) and isinstance(advisories.get("api-url"), str):
+        info["advisories_url"] = resolve_url(upstream_url, advisories["api-url"])
+    return info
+
+
+# --- targets and batches ----------------------------------------------------------------------
+def enumerate_targets(
+    ctx: Context, entries: Iterable[str], extra: Targets | None = None, catalog: Mapping[str, list[str]] | None = None
+) -> Targets:
+    """The selection (names, globs, constraints, PURLs) plus extra targets plus the mirrored set."""
+    selection = parse_selection(entries)
+    for reason, count in selection.skipped.items():
+        logger.info("skipped %d selection entries: %s", count, reason)
+
+    def list_names(pattern: str) -> list[str]:
+        document = ctx.client.get_json(list_url(ctx.upstream, ctx.settings.upstream_url, pattern))
+        names = document.get("packageNames", []) if isinstance(document, dict) else []
+        return [n for n in names if isinstance(n, str)]
+
+    targets = expand_patterns(selection, list_names)
+    for source in (extra or {}, catalog or {}):
+        for name, selectors in source.items():
+            merged = set(targets.get(name, [])) | set(selectors)
+            targets[name] = sorted(merged)
+    return dict(sorted(targets.items()))
+
+
+def plan_batches(targets: Targets, max_batches: int, min_batch_size: int = MIN_BATCH_SIZE) -> list[dict[str, Any]]:
+    """Group targets into at most ``max_batches`` batches, never splitting a state shard.
+
+    A shard belongs to one batch so that mapped tasks of one run never write the same state
+    object. Batches are balanced by package count.
+    """
+    if not targets:
+        return []
+    by_shard: dict[str, list[str]] = {}
+    for name in targets:
+        by_shard.setdefault(shard_of(name), []).append(name)
+    wanted = max(1, min(max_batches, math.ceil(len(targets) / min_batch_size), len(by_shard)))
+    per_batch = len(targets) / wanted
+    batches: list[list[str]] = [[]]
+    for shard in sorted(by_shard):
+        if batches[-1] and len(batches) < wanted and sum(map(len, batches)) >= per_batch * len(batches):
+            batches.append([])
+        batches[-1].extend(sorted(by_shard[shard]))
+    return [
+        {
+            "index": index,
+            "label": f"{names[0]} .. {names[-1]} ({len(names)})",
+            "packages": {name: targets[name] for name in names},
+        }
+        for index, names in enumerate(batches)
+    ]
+
+
+# --- metadata ---------------------------------------------------------------------------------
+def sync_metadata(ctx: Context, batch: Mapping[str, Any]) -> dict[str, Any]:
+    """Revalidate the batch's upstream p2 files; return what changed (validators, not bodies).
+
+    A package is asked conditionally only when its last sync completed with the same selectors:
+    otherwise its archives may still be missing and the full metadata is needed again.
+    """
+    packages: Mapping[str, list[str]] = batch["packages"]
+    shards = load_shards(ctx.store, packages)
+    manifest: dict[str, Any] = {"index": batch["index"], "work": [], "unchanged": [], "failures": []}
+
+    def one(name: str) -> tuple[str, dict[str, Any] | None, str | None]:
+        state = shards[shard_of(name)].packages.get(name, {})
+        try:
+            return name, _revalidate(ctx, name, packages[name], state), None
+        except MirrorError as exc:
+            return name, None, str(exc)
+
+    with ThreadPoolExecutor(max_workers=ctx.settings.concurrency * 2) as pool:
+        for name, work, error in pool.map(one, packages):
+            state = shards[shard_of(name)].packages.get(name, {})
+            if error:
+                manifest["failures"].append({"package": name, "stage": "metadata", "error": error})
+                logger.error("%s: %s", name, error)
+                if state.get("published"):
+                    manifest["unchanged"].append(name)
+            elif work is None:
+                if state.get("published"):
+                    manifest["unchanged"].append(name)
+            else:
+                manifest["work"].append(work)
+    logger.info(
+        "batch %s: %d packages, %d changed, %d unchanged, %d failed",
+        batch["index"],
+        len(packages),
+        len(manifest["work"]),
+        len(manifest["unchanged"]),
+        len(manifest["failures"]),
+    )
+    manifest["stats"] = ctx.client.stats.as_dict()
+    manifest["s3_requests"] = ctx.store.request_counts()
+    return manifest
+
+
+def _revalidate(ctx: Context, name: str, selectors: list[str], state: Mapping[str, Any]) -> dict[str, Any] | None:
+    conditional = bool(state.get("complete")) and state.get("selectors") == selectors
+    files: dict[str, dict[str, Any]] = {}
+    for suffix, dev in FILE_KINDS.items():
+        if dev and not wants_dev(selectors):
+            continue
+        known = state.get("upstream", {}).get(suffix, {})
+        url = metadata_url_for(name, ctx.upstream["metadata_url"], dev)
+        fetched = ctx.client.get_metadata(
+            url,
+            known.get("etag") if conditional else None,
+            known.get("last_modified") if conditional else None,
+            validate=lambda body: _validate_p2(body, name),
+        )
+        if fetched.status == 304:
+            files[suffix] = {"status": 304, **known}
+        elif fetched.status == 404:
+            files[suffix] = {"status": 404}
+        else:
+            cache_etag = md5_etag(fetched.body)
+            ctx.store.put_if_changed(
+                upstream_cache_path(name, dev),
+                fetched.body,
+                known_etag=known.get("cache_etag"),
+                cache_control=STATE_CACHE,
+            )
+            files[suffix] = {
+                "status": 200,
+                "etag": fetched.etag,
+                "last_modified": fetched.last_modified,
+                "cache_etag": cache_etag,
+            }
+    if all(f["status"] == 304 for f in files.values()):
+        return None
+    if files[""]["status"] == 404 and not state.get("versions"):
+        raise UpstreamError(f"{name} does not exist upstream (404)", status=404)
+    return {"name": name, "selectors": selectors, "files": files}
+
+
+def _validate_p2(body: bytes, name: str) -> None:
+    try:
+        parse_p2(body, name)
+    except MirrorError as exc:
+        raise ValueError(str(exc)) from exc
+
+
+# --- archives and p2 files --------------------------------------------------------------------
+@dataclass
+class PackagePlan:
+    """One changed package: the upstream versions chosen, and which archives must be fetched."""
+
+    name: str
+    selectors: list[str]
+    files: dict[str, dict[str, Any]]
+    state: dict[str, Any]
+    chosen: list[dict[str, Any]] = field(default_factory=list)
+    records: dict[str, ArchiveRecord] = field(default_factory=dict)
+    fetch: list[dict[str, Any]] = field(default_factory=list)
+    keep_published: set[str] = field(default_factory=set)
+    anomalies: list[dict[str, str]] = field(default_factory=list)
+    failures: list[dict[str, str]] = field(default_factory=list)
+
+
+def fetch_archives(ctx: Context, manifest: Mapping[str, Any]) -> dict[str, Any]:
+    """Fetch the batch's new archives, then write its p2 files, then record the state.
+
+    Returns the names this batch publishes (changed and unchanged) for the root.
+    """
+    started = time.monotonic()
+    work = manifest["work"]
+    shards = load_shards(ctx.store, [w["name"] for w in work])
+    plans = []
+    failures = list(manifest["failures"])
+    for item in work:
+        plan = PackagePlan(
+            item["name"],
+            item["selectors"],
+            item["files"],
+            dict(shards[shard_of(item["name"])].packages.get(item["name"], {})),
+        )
+        try:
+            _plan_package(ctx, plan)
+        except MirrorError as exc:
+            failures.append({"package": plan.name, "stage": "metadata", "error": str(exc)})
+            continue
+        plans.append(plan)
+
+    downloads = [(plan, entry) for plan in plans for entry in plan.fetch]
+    with ThreadPoolExecutor(max_workers=ctx.settings.concurrency * 2) as pool:
+        for plan, entry, outcome in pool.map(lambda job: (*job, _fetch_one(ctx, *job)), downloads):
+            if isinstance(outcome, ArchiveRecord):
+                plan.records[normalized_of(entry) or ""] = outcome
+            else:
+                plan.failures.append(
+                    {"package": plan.name, "version": entry["version"], "stage": "archive", "error": outcome}
+                )
+                logger.error("%s %s: %s", plan.name, entry["version"], outcome)
+
+    published = list(manifest["unchanged"])
+    updates: dict[str, dict[str, Any]] = {}
+    p2_written = 0
+    anomalies: list[dict[str, str]] = []
+    with ThreadPoolExecutor(max_workers=ctx.settings.concurrency * 2) as pool:
+        for plan, written in pool.map(lambda p: (p, _publish_plan(ctx, p)), plans):
+            failures.extend(plan.failures)
+            anomalies.extend(plan.anomalies)
+            if written is None:
+                continue
+            p2_written += written
+            updates[plan.name] = plan.state
+            if plan.state.get("published"):
+                published.append(plan.name)
+    save_package_states(ctx.store, updates)
+    stats = Counter(manifest.get("stats", {}))
+    stats.update(ctx.client.stats.as_dict())
+    stats.update({"p2_written": p2_written, "packages_changed": len(plans)})
+    s3 = Counter(manifest.get("s3_requests", {}))
+    s3.update(ctx.store.request_counts())
+    logger.info(
+        "batch %s: %d archives fetched, %d p2 files written, %d failures in %.1fs",
+        manifest["index"],
+        len(downloads),
+        p2_written,
+        len(failures),
+        time.monotonic() - started,
+    )
+    return {
+        "index": manifest["index"],
+        "published": sorted(published),
+        "failures": failures,
+        "anomalies": anomalies,
+        "stats": dict(stats),
+        "s3_requests": dict(s3),
+    }
+
+
+def _plan_package(ctx: Context, plan: PackagePlan) -> None:
+    entries: list[dict[str, Any]] = []
+    for suffix, info in plan.files.items():
+        if info["status"] == 404:
+            continue
+        cached = ctx.store.get(upstream_cache_path(plan.name, FILE_KINDS[suffix]))
+        if cached is None:
+            raise MirrorError(f"{plan.name}: cached upstream metadata is missing; it will be fetched again")
+        entries.extend(parse_p2(cached.body, plan.name))
+    plan.chosen = select_versions(entries, plan.selectors)
+    known = {n: ArchiveRecord.from_dict(r) for n, r in plan.state.get("versions", {}).items()}
+    upstream_versions = set()
+    markers: dict[str, ArchiveRecord] | None = None
+    for entry in plan.chosen:
+        normalized = normalized_of(entry) or ""
+        upstream_versions.add(normalized)
+        reference = str((entry.get("dist") or {}).get("reference") or "")
+        record = known.get(normalized)
+        if record and record.reference == reference:
+            plan.records[normalized] = record
+        elif record and not is_dev_version(entry["version"]):
+            plan.records[normalized] = record
+            plan.keep_published.add(normalized)
+            plan.anomalies.append(
+                {
+                    "package": plan.name,
+                    "version": entry["version"],
+                    "mirrored_reference": record.reference,
+                    "upstream_reference": reference,
+                    "kind": "rewritten tag: upstream reference changed",
+                }
+            )
+        elif not isinstance(entry.get("dist"), dict) or not entry["dist"].get("url"):
+            plan.failures.append(
+                {
+                    "package": plan.name,
+                    "version": entry["version"],
+                    "stage": "archive",
+                    "error": "version has no dist archive",
+                }
+            )
+        else:
+            if markers is None:
+                markers = load_markers(ctx.store, plan.name)
+            marker = markers.get(archive_id(normalized, reference))
+            if marker is not None:
+                plan.records[normalized] = marker
+            else:
+                plan.fetch.append(entry)
+    # Versions mirrored before but no longer offered upstream stay published: never lose one.
+    plan.keep_published.update(n for n in known if n not in upstream_versions)
+    for n in plan.keep_published:
+        plan.records.setdefault(n, known[n])
+
+
+def _fetch_one(ctx: Context, plan: PackagePlan, entry: dict[str, Any]) -> ArchiveRecord | str:
+    try:
+        return mirror_archive(
+            ctx.store,
+            ctx.client,
+            name=plan.name,
+            version=entry["version"],
+            normalized=normalized_of(entry) or "",
+            dist=entry["dist"],
+            max_bytes=ctx.settings.max_archive_bytes,
+        )
+    except MirrorError as exc:
+        return str(exc)
+
+
+def _publish_plan(ctx: Context, plan: PackagePlan) -> int | None:
+    """Write the package's p2 files from its mirrored versions; None when nothing can be published."""
+    try:
+        entries = _mirrored_entries(ctx, plan)
+    except MirrorError as exc:
+        plan.failures.append({"package": plan.name, "stage": "publish", "error": str(exc)})
+        return None
+    state = plan.state
+    state["selectors"] = plan.selectors
+    state["upstream"] = {
+        suffix: {k: v for k, v in info.items() if k != "status"}
+        for suffix, info in plan.files.items()
+        if info["status"] != 404
+    }
+    state["versions"] = {n: plan.records[n].to_dict() for n in sorted(plan.records)}
+    state["complete"] = not plan.failures
+    if not entries:
+        return 0
+    files = publish_package(ctx.store, plan.name, entries, state.get("published", {}))
+    state["published"] = files.etags
+    return files.written
+
+
+def _mirrored_entries(ctx: Context, plan: PackagePlan) -> list[dict[str, Any]]:
+    repository_url = ctx.settings.repository_url
+    entries = []
+    for entry in plan.chosen:
+        normalized = normalized_of(entry) or ""
+        if normalized in plan.records and normalized not in plan.keep_published:
+            entries.append(mirror_entry(entry, plan.records[normalized], repository_url))
+    if plan.keep_published:
+        published = read_published(ctx.store, plan.name)
+        for normalized in sorted(plan.keep_published):
+            if normalized in published:
+                entries.append(published[normalized])
+            else:
+                plan.records.pop(normalized, None)
+                logger.warning("%s %s: recorded but not in the published p2 file", plan.name, normalized)
+    return entries
+
+
+# --- the root and the report ------------------------------------------------------------------
+def publish_index(ctx: Context, results: Iterable[Mapping[str, Any]], targets: Targets, run_id: str) -> dict[str, Any]:
+    """Record the mirrored set, publish the root last, and write the run report.
+
+    The root keeps every package already published and adds this run's: a run that touched a
+    few packages (an SBOM run) never shrinks the index.
+    """
+    results = list(results)
+    published = {name for result in results for name in result["published"]}
+    joined = {name: selectors for name, selectors in targets.items() if name in published}
+    update_catalog(ctx.store, lambda catalog: setattr(catalog, "packages", catalog.merged_with(joined)))
+    written, available = publish_root(ctx.store, ctx.settings.repository_url, published)
+    logger.info("packages.json %s: %d packages available", "written" if written else "unchanged", len(available))
+    report = summarise(results)
+    report.update(
+        run_id=run_id,
+        finished_at=time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        root_written=written,
+        packages_available=len(available),
+        repository_url=ctx.settings.repository_url,
+    )
+    ctx.store.put(run_report_path(run_id), dumps(report), cache_control=STATE_CACHE)
+    return report
+
+
+def summarise(results: Iterable[Mapping[str, Any]]) -> dict[str, Any]:
+    """Add up the batches' counters into one run report."""
+    results = list(results)
+    stats: Counter = Counter()
+    s3: Counter = Counter()
+    for result in results:
+        stats.update(result.get("stats", {}))
+        s3.update(result.get("s3_requests", {}))
+    return {
+        "batches": len(results),
+        "packages_published": sum(len(r["published"]) for r in results),
+        "failures": [f for r in results for f in r["failures"]],
+        "anomalies": [a for r in results for a in r["anomalies"]],
+        "upstream": dict(stats),
+        "s3_requests": dict(s3),
+    }
+
+
+def run_with_context(build: Callable[[], Context], step: Callable[[Context], Any]) -> Any:
+    """Build a context, run one step, always close the HTTP session."""
+    ctx = build()
+    try:
+        return step(ctx)
+    finally:
+        ctx.client.close()
+
+
+def log_report(report: Mapping[str, Any]) -> None:
+    """A summary table in the task log: what an operator reads first."""
+    upstream = report.get("upstream", {})
+    rows = [
+        ("packages available", report.get("packages_available", 0)),
+        ("packages published this run", report.get("packages_published", 0)),
+        ("packages changed upstream", upstream.get("packages_changed", 0)),
+        ("metadata 200 / 304 / 404", f"{upstream.get('metadata_200', 0)} / {upstream.get('metadata_304', 0)} / "
+         f"{upstream.get('metadata_404', 0)}"),
+        ("archives fetched", upstream.get("archives_downloaded", 0)),
+        ("archive bytes", upstream.get("archive_bytes", 0)),
+        ("p2 files written", upstream.get("p2_written", 0)),
+        ("retries", upstream.get("retries", 0)),
+        ("S3 requests", ", ".join(f"{k} {v}" for k, v in sorted(report.get("s3_requests", {}).items()))),
+        ("failures", len(report.get("failures", []))),
+        ("anomalies", len(report.get("anomalies", []))),
+    ]
+    width = max(len(label) for label, _ in rows)
+    logger.info("run report\n%s", "\n".join(f"  {label.ljust(width)}  {value}" for label, value in rows))
+    for failure in report.get("failures", []):
+        logger.error("failure: %s", failure)
+    for anomaly in report.get("anomalies", []):
+        logger.warning("supply-chain anomaly: %s", anomaly)

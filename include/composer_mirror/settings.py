@@ -1,0 +1,121 @@
+"""User-facing settings: one dataclass, built from plain strings, that validates itself."""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from urllib.parse import urlsplit
+
+from composer_mirror.errors import SettingsError
+
+DEFAULT_UPSTREAM = "https://repo.packagist.org"
+DEFAULT_DIST_HOSTS = (
+    "api.github.com",
+    "codeload.github.com",
+    "gitlab.com",
+    "bitbucket.org",
+    "api.bitbucket.org",
+)
+# Airflow Variable names (also settable as AIRFLOW_VAR_<NAME> environment variables).
+VARIABLES = {
+    "upstream_url": "composer_mirror_upstream_url",
+    "bucket": "composer_mirror_bucket",
+    "prefix": "composer_mirror_prefix",
+    "public_url": "composer_mirror_public_url",
+    "packages": "composer_mirror_packages",
+    "aws_conn_id": "composer_mirror_aws_conn_id",
+    "dist_hosts": "composer_mirror_dist_hosts",
+    "max_batches": "composer_mirror_max_batches",
+    "concurrency": "composer_mirror_concurrency",
+    "max_archive_bytes": "composer_mirror_max_archive_bytes",
+    "max_metadata_bytes": "composer_mirror_max_metadata_bytes",
+}
+BUCKET_RE = re.compile(r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$")
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Everything a run needs to know, read once per task from Airflow Variables."""
+
+    bucket: str
+    public_url: str
+    upstream_url: str = DEFAULT_UPSTREAM
+    prefix: str = ""
+    packages: tuple[str, ...] = ()
+    aws_conn_id: str = "aws_default"
+    dist_hosts: tuple[str, ...] = DEFAULT_DIST_HOSTS
+    # At most this many mapped task instances per mapped task (Airflow's max_map_length is 1024).
+    max_batches: int = 64
+    # Concurrent requests per upstream host; packagist asks for at most 10.
+    concurrency: int = 10
+    max_archive_bytes: int = 500 * 1024 * 1024
+    max_metadata_bytes: int = 20 * 1024 * 1024
+    upstream_auth: tuple[str, str] | str | None = field(default=None, repr=False)
+
+    def __post_init__(self) -> None:
+        if not BUCKET_RE.match(self.bucket or ""):
+            raise SettingsError(
+                f"composer_mirror_bucket={self.bucket!r} is not a valid S3 bucket name; "
+                "set the Airflow Variable composer_mirror_bucket"
+            )
+        for name in ("upstream_url", "public_url"):
+            value = getattr(self, name)
+            parts = urlsplit(value)
+            if parts.scheme not in ("http", "https") or not parts.hostname:
+                raise SettingsError(f"composer_mirror_{name}={value!r} must be an absolute http(s) URL")
+        if ".." in self.prefix.split("/") or self.prefix.startswith("/"):
+            raise SettingsError(f"composer_mirror_prefix={self.prefix!r} must be a relative key prefix without '..'")
+        if not 1 <= self.max_batches <= 1024:
+            raise SettingsError("composer_mirror_max_batches must be between 1 and 1024 (Airflow's max_map_length)")
+        if not 1 <= self.concurrency <= 64:
+            raise SettingsError("composer_mirror_concurrency must be between 1 and 64")
+
+    @property
+    def key_prefix(self) -> str:
+        """The prefix as written in front of every key: empty, or ending with one slash."""
+        stripped = self.prefix.strip("/")
+        return f"{stripped}/" if stripped else ""
+
+    @property
+    def repository_url(self) -> str:
+        """Where clients find ``packages.json``: the public URL without a trailing slash."""
+        return self.public_url.rstrip("/")
+
+    @classmethod
+    def from_strings(cls, values: Mapping[str, str | None], **extra: object) -> Settings:
+        """Build settings from raw Variable values (``None`` or missing means the default)."""
+        kwargs: dict[str, object] = {}
+        for attr, variable in VARIABLES.items():
+            raw = values.get(variable)
+            if raw is None or raw == "":
+                continue
+            kwargs[attr] = _convert(attr, variable, raw)
+        if "bucket" not in kwargs:
+            raise SettingsError("the Airflow Variable composer_mirror_bucket is required (the mirror's S3 bucket)")
+        if "public_url" not in kwargs:
+            raise SettingsError(
+                "the Airflow Variable composer_mirror_public_url is required: the URL at which "
+                "<bucket>/<prefix> is served (a CDN domain, or http://host:port/bucket/prefix)"
+            )
+        kwargs.update(extra)
+        return cls(**kwargs)  # type: ignore[arg-type]
+
+
+def _convert(attr: str, variable: str, raw: str) -> object:
+    """Turn one raw Variable value into its typed form, naming the Variable when it is wrong."""
+    if attr in ("packages", "dist_hosts"):
+        try:
+            value = json.loads(raw)
+        except ValueError as exc:
+            raise SettingsError(f"{variable} must be a JSON list of strings: {exc}") from exc
+        if not isinstance(value, list) or not all(isinstance(item, str) for item in value):
+            raise SettingsError(f"{variable} must be a JSON list of strings, got {raw[:80]!r}")
+        return tuple(item.strip() for item in value if item.strip())
+    if attr in ("max_batches", "concurrency", "max_archive_bytes", "max_metadata_bytes"):
+        try:
+            return int(raw)
+        except ValueError as exc:
+            raise SettingsError(f"{variable} must be a whole number, got {raw!r}") from exc
+    return raw.strip()

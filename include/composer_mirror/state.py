@@ -1,0 +1,177 @@
+"""The mirror's own state in the bucket: the catalog of what is mirrored, and per-package shards.
+
+Layout under the prefix (next to the published repository):
+- ``mirror-state/catalog.json``: every mirrored package with the selectors that chose its versions,
+  plus the changes-feed cursor. Read once per run, written with compare-and-swap.
+- ``mirror-state/shards/<xx>.json``: per package, the upstream validators (ETag/Last-Modified),
+  the ETags of the published p2 files and a record of every mirrored version and its archive.
+  Sharded by a hash of the name so a batch reads a few objects instead of one per package.
+- ``mirror-state/upstream/<name>[~dev].json``: the last upstream p2 bytes, so a 304 can be acted on.
+- ``mirror-state/archives/<name>/<id>.json``: one marker per stored archive, written right after
+  the upload: the journal that lets a run after a crash find archives stored but not yet recorded.
+- ``mirror-state/runs/<run id>.json``: run reports.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from typing import Any
+
+from composer_mirror.composer_format import DEV_SUFFIX, validate_package_name
+from composer_mirror.errors import ConflictError, StoreError
+from composer_mirror.store import STATE_CACHE, S3Store
+
+logger = logging.getLogger(__name__)
+
+STATE_DIR = "mirror-state"
+CATALOG = f"{STATE_DIR}/catalog.json"
+SHARD_COUNT = 256
+CAS_ATTEMPTS = 8
+
+PackageState = dict[str, Any]
+
+
+def shard_of(name: str) -> str:
+    """Two hex digits of the name's hash: spreads packages evenly over 256 shards."""
+    return hashlib.sha1(name.encode()).hexdigest()[:2]
+
+
+def shard_path(shard: str) -> str:
+    return f"{STATE_DIR}/shards/{shard}.json"
+
+
+def upstream_cache_path(name: str, dev: bool) -> str:
+    validate_package_name(name)
+    return f"{STATE_DIR}/upstream/{name}{DEV_SUFFIX if dev else ''}.json"
+
+
+def archive_marker_prefix(name: str) -> str:
+    validate_package_name(name)
+    return f"{STATE_DIR}/archives/{name}/"
+
+
+def archive_id(version_normalized: str, reference: str) -> str:
+    """A key-safe identity for (version, reference): both are untrusted strings."""
+    return hashlib.sha1(f"{version_normalized}\n{reference}".encode()).hexdigest()
+
+
+def run_report_path(run_id: str) -> str:
+    safe = "".join(c if c.isalnum() or c in "-_.+" else "_" for c in run_id)
+    return f"{STATE_DIR}/runs/{safe}.json"
+
+
+def dumps(document: Any) -> bytes:
+    """Deterministic JSON, so unchanged state serialises to unchanged bytes and is not rewritten."""
+    return json.dumps(document, sort_keys=True, separators=(",", ":")).encode()
+
+
+@dataclass
+class Catalog:
+    """The one mirrored set: package name -> selectors (constraints that choose its versions)."""
+
+    packages: dict[str, list[str]] = field(default_factory=dict)
+    changes_since: int | None = None
+    etag: str | None = None
+
+    def merged_with(self, additions: dict[str, list[str]]) -> dict[str, list[str]]:
+        merged = {name: list(selectors) for name, selectors in self.packages.items()}
+        for name, selectors in additions.items():
+            merged[name] = sorted(set(merged.get(name, [])) | set(selectors))
+        return merged
+
+    def to_document(self) -> dict[str, Any]:
+        return {"format": 1, "packages": dict(sorted(self.packages.items())), "changes_since": self.changes_since}
+
+
+def load_catalog(store: S3Store) -> Catalog:
+    stored = store.get(CATALOG)
+    if stored is None:
+        return Catalog()
+    try:
+        document = json.loads(stored.body)
+    except ValueError as exc:
+        raise StoreError(f"{store.key(CATALOG)} is corrupt: {exc}") from exc
+    packages = {name: list(sel) for name, sel in document.get("packages", {}).items()}
+    return Catalog(packages, document.get("changes_since"), stored.etag)
+
+
+def update_catalog(store: S3Store, change: Callable[[Catalog], None]) -> Catalog:
+    """Read-modify-write the catalog with compare-and-swap, retrying when another run wrote first."""
+    for _attempt in range(CAS_ATTEMPTS):
+        catalog = load_catalog(store)
+        before = dumps(catalog.to_document())
+        change(catalog)
+        after = dumps(catalog.to_document())
+        if after == before:
+            return catalog
+        try:
+            catalog.etag = store.put(
+                CATALOG,
+                after,
+                cache_control=STATE_CACHE,
+                if_match=catalog.etag,
+                if_none_match=catalog.etag is None,
+            )
+            return catalog
+        except ConflictError:
+            logger.info("catalog changed under us; merging again")
+    raise ConflictError(f"could not update {store.key(CATALOG)} after {CAS_ATTEMPTS} attempts")
+
+
+@dataclass
+class Shard:
+    shard: str
+    packages: dict[str, PackageState]
+    etag: str | None
+
+
+def load_shard(store: S3Store, shard: str) -> Shard:
+    stored = store.get(shard_path(shard))
+    if stored is None:
+        return Shard(shard, {}, None)
+    try:
+        packages = json.loads(stored.body)
+    except ValueError as exc:
+        raise StoreError(f"{store.key(shard_path(shard))} is corrupt: {exc}") from exc
+    return Shard(shard, packages, stored.etag)
+
+
+def load_shards(store: S3Store, names: Iterable[str]) -> dict[str, Shard]:
+    return {shard: load_shard(store, shard) for shard in sorted({shard_of(name) for name in names})}
+
+
+def save_package_states(store: S3Store, updates: dict[str, PackageState]) -> int:
+    """Write the changed package states, one compare-and-swap per shard; returns shards written.
+
+    A conflict means another run wrote the shard meanwhile: re-read it and apply our packages
+    on top (package states are independent), so neither run's update is lost.
+    """
+    by_shard: dict[str, dict[str, PackageState]] = {}
+    for name, state in updates.items():
+        by_shard.setdefault(shard_of(name), {})[name] = state
+    written = 0
+    for shard, packages in sorted(by_shard.items()):
+        for _attempt in range(CAS_ATTEMPTS):
+            current = load_shard(store, shard)
+            merged = {**current.packages, **packages}
+            if dumps(merged) == dumps(current.packages):
+                break
+            try:
+                store.put(
+                    shard_path(shard),
+                    dumps(merged),
+                    cache_control=STATE_CACHE,
+                    if_match=current.etag,
+                    if_none_match=current.etag is None,
+                )
+                written += 1
+                break
+            except ConflictError:
+                logger.info("shard %s changed under us; merging again", shard)
+        else:
+            raise ConflictError(f"could not update shard {shard} after {CAS_ATTEMPTS} attempts")
+    return written

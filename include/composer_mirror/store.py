@@ -1,0 +1,227 @@
+"""The S3 store: a few primitives over a boto3 client (from the Airflow S3Hook), keyed under the prefix."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import random
+import threading
+import time
+from collections import Counter
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from typing import Any, TypeVar
+
+from composer_mirror.errors import ConflictError, StoreError
+
+logger = logging.getLogger(__name__)
+
+ARCHIVE_CACHE = "public, max-age=31536000, immutable"
+METADATA_CACHE = "public, max-age=300"
+ROOT_CACHE = "public, max-age=60"
+STATE_CACHE = "no-store"
+JSON = "application/json"
+ZIP = "application/zip"
+# S3 answers these when it wants the client to slow down or try again.
+THROTTLE_CODES = frozenset({"SlowDown", "Throttling", "ThrottlingException", "RequestLimitExceeded", "503"})
+RETRY_CODES = THROTTLE_CODES | {"InternalError", "500", "RequestTimeout", "ServiceUnavailable"}
+MISSING_CODES = frozenset({"404", "NoSuchKey", "NotFound"})
+PRECONDITION_CODES = frozenset({"412", "PreconditionFailed", "ConditionalRequestConflict", "409"})
+
+T = TypeVar("T")
+
+
+@dataclass(frozen=True)
+class StoredObject:
+    body: bytes
+    etag: str
+
+
+def md5_etag(data: bytes) -> str:
+    """The ETag S3 gives a single-part upload: the quoted MD5 of its bytes."""
+    return '"' + hashlib.md5(data).hexdigest() + '"'
+
+
+def safe_key_part(path: str) -> str:
+    """Refuse keys that could escape the prefix: everything written derives from untrusted names."""
+    segments = path.split("/")
+    if not path or path.startswith("/") or "\\" in path or any(s in ("", ".", "..") for s in segments):
+        raise StoreError(f"refusing unsafe object key {path!r}")
+    return path
+
+
+class S3Store:
+    """Objects under ``<bucket>/<prefix>``, with the error handling written once.
+
+    404 means absent; throttling and 5xx are retried with backoff and logged with the setting to
+    lower; a failed precondition becomes :class:`ConflictError`; anything else is raised.
+    """
+
+    def __init__(self, client: Any, bucket: str, prefix: str = "", *, attempts: int = 6, backoff: float = 0.3):
+        self.client = client
+        self.bucket = bucket
+        self.prefix = prefix
+        self.attempts = attempts
+        self.backoff = backoff
+        self.requests: Counter = Counter()
+        self._lock = threading.Lock()
+
+    def key(self, path: str) -> str:
+        return self.prefix + safe_key_part(path)
+
+    # --- primitives ---------------------------------------------------------------------
+    def get(self, path: str) -> StoredObject | None:
+        def call() -> StoredObject | None:
+            try:
+                response = self.client.get_object(Bucket=self.bucket, Key=self.key(path))
+            except Exception as exc:
+                if _code(exc) in MISSING_CODES:
+                    return None
+                raise
+            return StoredObject(response["Body"].read(), response.get("ETag", ""))
+
+        return self._call("GET", call)
+
+    def head(self, path: str) -> dict[str, Any] | None:
+        def call() -> dict[str, Any] | None:
+            try:
+                return self.client.head_object(Bucket=self.bucket, Key=self.key(path))
+            except Exception as exc:
+                if _code(exc) in MISSING_CODES:
+                    return None
+                raise
+
+        return self._call("HEAD", call)
+
+    def put(
+        self,
+        path: str,
+        data: bytes,
+        *,
+        content_type: str = JSON,
+        cache_control: str = METADATA_CACHE,
+        if_match: str | None = None,
+        if_none_match: bool = False,
+        metadata: dict[str, str] | None = None,
+    ) -> str:
+        """PUT bytes; with ``if_match``/``if_none_match`` it is a compare-and-swap that may conflict."""
+        kwargs: dict[str, Any] = {
+            "Bucket": self.bucket,
+            "Key": self.key(path),
+            "Body": data,
+            "ContentType": content_type,
+            "CacheControl": cache_control,
+        }
+        if if_match:
+            kwargs["IfMatch"] = if_match
+        if if_none_match:
+            kwargs["IfNoneMatch"] = "*"
+        if metadata:
+            kwargs["Metadata"] = metadata
+
+        def call() -> str:
+            try:
+                return self.client.put_object(**kwargs).get("ETag", md5_etag(data))
+            except Exception as exc:
+                if _code(exc) in PRECONDITION_CODES:
+                    raise ConflictError(f"{self.key(path)} was changed by another writer") from exc
+                raise
+
+        return self._call("PUT", call)
+
+    def upload_file(self, path: str, filename: str, *, content_type: str, cache_control: str) -> None:
+        """Upload a local file with boto3's managed transfer (multipart above 64 MB, bounded memory)."""
+        from boto3.s3.transfer import TransferConfig
+
+        config = TransferConfig(multipart_threshold=64 * 1024**2, multipart_chunksize=16 * 1024**2, max_concurrency=4)
+        extra = {"ContentType": content_type, "CacheControl": cache_control}
+        self._call(
+            "PUT",
+            lambda: self.client.upload_file(filename, self.bucket, self.key(path), ExtraArgs=extra, Config=config),
+        )
+
+    def list(self, path_prefix: str) -> Iterator[tuple[str, int]]:
+        """Yield (path relative to the store prefix, size) for every object under ``path_prefix``."""
+        token: str | None = None
+        while True:
+            kwargs = {"Bucket": self.bucket, "Prefix": self.prefix + path_prefix}
+            if token:
+                kwargs["ContinuationToken"] = token
+            page = self._call("LIST", lambda kw=kwargs: self.client.list_objects_v2(**kw))
+            for item in page.get("Contents", []):
+                yield item["Key"][len(self.prefix) :], int(item.get("Size", 0))
+            if not page.get("IsTruncated"):
+                return
+            token = page.get("NextContinuationToken")
+
+    def delete(self, path: str) -> None:
+        self._call("DELETE", lambda: self.client.delete_object(Bucket=self.bucket, Key=self.key(path)))
+
+    # --- built on the primitives --------------------------------------------------------
+    def get_json(self, path: str) -> Any | None:
+        stored = self.get(path)
+        if stored is None:
+            return None
+        try:
+            return json.loads(stored.body)
+        except ValueError as exc:
+            raise StoreError(f"{self.key(path)} is not valid JSON: {exc}") from exc
+
+    def put_if_changed(
+        self,
+        path: str,
+        data: bytes,
+        *,
+        known_etag: str | None = None,
+        content_type: str = JSON,
+        cache_control: str = METADATA_CACHE,
+    ) -> bool:
+        """Write only when the bytes differ from what is stored, so Last-Modified stays stable.
+
+        ``known_etag`` (from the mirror's state) spares the HEAD request; without it the stored
+        object's ETag is asked for. Returns True when the object was written.
+        """
+        etag = md5_etag(data)
+        current = known_etag
+        if current is None:
+            head = self.head(path)
+            current = head.get("ETag") if head else None
+        if current == etag:
+            return False
+        self.put(path, data, content_type=content_type, cache_control=cache_control)
+        return True
+
+    def request_counts(self) -> dict[str, int]:
+        with self._lock:
+            return dict(self.requests)
+
+    def _call(self, kind: str, call: Callable[[], T]) -> T:
+        for attempt in range(self.attempts):
+            with self._lock:
+                self.requests[kind] += 1
+            try:
+                return call()
+            except ConflictError:
+                raise
+            except Exception as exc:
+                code = _code(exc)
+                if code not in RETRY_CODES or attempt + 1 == self.attempts:
+                    raise StoreError(f"S3 {kind} failed ({code or type(exc).__name__}): {exc}") from exc
+                if code in THROTTLE_CODES:
+                    logger.warning(
+                        "S3 throttled a %s (%s); retrying. Lower composer_mirror_concurrency if this persists",
+                        kind,
+                        code,
+                    )
+                time.sleep(random.uniform(0, self.backoff * 2**attempt))
+        raise AssertionError("unreachable")
+
+
+def _code(exc: Exception) -> str:
+    """The S3 error code of a botocore ClientError (or '' for anything else)."""
+    response = getattr(exc, "response", None)
+    if not isinstance(response, dict):
+        return ""
+    error = response.get("Error", {})
+    return str(error.get("Code") or response.get("ResponseMetadata", {}).get("HTTPStatusCode", ""))

@@ -1,0 +1,389 @@
+"""The upstream client: one pooled HTTP session with retries, per-host limits and a fetch policy."""
+
+from __future__ import annotations
+
+import email.utils
+import hashlib
+import ipaddress
+import json
+import logging
+import random
+import socket
+import threading
+import time
+from collections import Counter
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from typing import IO
+from urllib.parse import urljoin, urlsplit, urlunsplit
+
+import requests
+from requests.adapters import HTTPAdapter
+
+from composer_mirror.composer_format import origin_of
+from composer_mirror.errors import RefusedURL, UpstreamError
+
+logger = logging.getLogger(__name__)
+
+USER_AGENT = "composer-s3-mirror/1.0 (Composer repository mirror; see the operator contact of this mirror)"
+# Statuses worth another try, and why: 408/425 the server gave up waiting; 429 rate limited
+# (honour Retry-After); 500/502/503/504 the server or a proxy in front of it is failing for now.
+RETRY_STATUSES = frozenset({408, 425, 429, 500, 502, 503, 504})
+MAX_REDIRECTS = 5
+CHUNK = 1024 * 1024
+
+
+@dataclass(frozen=True)
+class Fetched:
+    """A metadata response: 200 with a body, 304 not modified, or 404 absent."""
+
+    status: int
+    body: bytes = b""
+    etag: str | None = None
+    last_modified: str | None = None
+
+
+@dataclass(frozen=True)
+class Downloaded:
+    """An archive streamed to a local file, with the digests computed while it streamed."""
+
+    path: str
+    size: int
+    sha1: str
+    sha256: str
+    url: str
+
+
+@dataclass
+class RetryPolicy:
+    """How often and how long to retry transient failures (exponential backoff with full jitter)."""
+
+    attempts: int = 5
+    backoff: float = 0.5
+    max_backoff: float = 30.0
+    # A Retry-After longer than this fails the item instead of stalling the whole batch.
+    max_retry_after: float = 120.0
+
+    def delay(self, attempt: int, retry_after: float | None = None) -> float:
+        if retry_after is not None:
+            return min(retry_after, self.max_retry_after)
+        return random.uniform(0, min(self.max_backoff, self.backoff * (2**attempt)))
+
+
+@dataclass
+class FetchPolicy:
+    """Which URLs may be requested: the upstream's own origin, or https on an allowed dist host.
+
+    Every redirect hop is checked again. Hosts other than the upstream's origin must not resolve
+    to loopback, private or link-local addresses (the cloud metadata service lives at 169.254.169.254).
+    """
+
+    upstream_url: str
+    dist_hosts: tuple[str, ...] = ()
+    resolve: bool = True
+
+    def check(self, url: str) -> None:
+        parts = urlsplit(url)
+        if parts.scheme not in ("http", "https") or not parts.hostname:
+            raise RefusedURL(f"refused {redact(url)}: not an absolute http(s) URL", url=redact(url))
+        if self.is_upstream(url):
+            return
+        host = parts.hostname.lower()
+        if parts.scheme != "https" or host not in self.dist_hosts:
+            raise RefusedURL(
+                f"refused {redact(url)}: only the upstream origin or https on composer_mirror_dist_hosts "
+                f"({', '.join(self.dist_hosts) or 'none'}) may be fetched",
+                url=redact(url),
+            )
+        if self.resolve:
+            _refuse_internal_addresses(url, host, parts.port or 443)
+
+    def is_upstream(self, url: str) -> bool:
+        return origin_of(url) == origin_of(self.upstream_url)
+
+
+def _refuse_internal_addresses(url: str, host: str, port: int) -> None:
+    try:
+        infos = socket.getaddrinfo(host, port, proto=socket.IPPROTO_TCP)
+    except OSError as exc:
+        raise RefusedURL(f"refused {redact(url)}: host does not resolve ({exc})", url=redact(url)) from exc
+    for info in infos:
+        address = ipaddress.ip_address(info[4][0])
+        if not address.is_global:
+            raise RefusedURL(f"refused {redact(url)}: {host} resolves to internal address {address}", url=redact(url))
+
+
+def redact(url: str) -> str:
+    """Drop user info and query strings (tokens hide there) before a URL is logged or reported."""
+    parts = urlsplit(url)
+    netloc = parts.hostname or ""
+    if parts.port:
+        netloc += f":{parts.port}"
+    return urlunsplit((parts.scheme, netloc, parts.path, "", ""))
+
+
+@dataclass
+class ClientStats:
+    """Counters a run reports; updated from many threads, so guarded by a lock."""
+
+    counts: Counter = field(default_factory=Counter)
+    lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+
+    def add(self, key: str, amount: int = 1) -> None:
+        with self.lock:
+            self.counts[key] += amount
+
+    def as_dict(self) -> dict[str, int]:
+        with self.lock:
+            return dict(self.counts)
+
+
+class UpstreamClient:
+    """Talks to the upstream repository and the archive hosts it points at.
+
+    One ``requests.Session`` pools connections for all threads of a task; a semaphore per host
+    bounds concurrency however many threads ask. Credentials are attached only to requests for
+    the upstream's own origin, never to a redirect that leaves it.
+    """
+
+    def __init__(
+        self,
+        policy: FetchPolicy,
+        *,
+        concurrency: int = 10,
+        auth: tuple[str, str] | str | None = None,
+        retry: RetryPolicy | None = None,
+        timeout: tuple[float, float] = (10.0, 60.0),
+        max_metadata_bytes: int = 20 * 1024 * 1024,
+    ) -> None:
+        self.policy = policy
+        self.concurrency = concurrency
+        self.retry = retry or RetryPolicy()
+        self.timeout = timeout
+        self.max_metadata_bytes = max_metadata_bytes
+        self.stats = ClientStats()
+        self._auth = auth
+        self._slots: dict[tuple[str, str, int], threading.BoundedSemaphore] = {}
+        self._slots_lock = threading.Lock()
+        self.session = requests.Session()
+        self.session.headers.update({"User-Agent": USER_AGENT, "Accept-Encoding": "gzip"})
+        adapter = HTTPAdapter(pool_connections=8, pool_maxsize=max(concurrency * 2, 16), max_retries=0)
+        self.session.mount("http://", adapter)
+        self.session.mount("https://", adapter)
+
+    def close(self) -> None:
+        self.session.close()
+
+    def __enter__(self) -> UpstreamClient:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # --- metadata -------------------------------------------------------------------------
+    def get_metadata(
+        self,
+        url: str,
+        etag: str | None = None,
+        last_modified: str | None = None,
+        validate: Callable[[bytes], object] | None = None,
+    ) -> Fetched:
+        """GET a JSON document, conditionally when validators are known.
+
+        304 means unchanged, 404 (and 410) absent; other statuses are retried when transient
+        and raised as :class:`UpstreamError` otherwise. The body is capped at max_metadata_bytes.
+        ``validate`` checks a 200 body (valid JSON, the right package); when it raises ValueError
+        the body is treated like a truncated transfer and fetched again.
+        """
+        headers = {}
+        if etag:
+            headers["If-None-Match"] = etag
+        if last_modified:
+            headers["If-Modified-Since"] = last_modified
+
+        def attempt() -> Fetched:
+            with self._request(url, headers) as response:
+                status = response.status_code
+                if status in (304, 404, 410):
+                    self.stats.add(f"metadata_{status}")
+                    return Fetched(404 if status == 410 else status)
+                _raise_for_status(response, url)
+                body = _read_capped(response, self.max_metadata_bytes, url)
+                if validate is not None:
+                    try:
+                        validate(body)
+                    except ValueError as exc:
+                        self.stats.add("metadata_invalid")
+                        raise _Transient(200, None, str(exc)) from exc
+                self.stats.add("metadata_200")
+                self.stats.add("metadata_bytes", len(body))
+                return Fetched(200, body, response.headers.get("ETag"), response.headers.get("Last-Modified"))
+
+        return self._with_retries(url, attempt)
+
+    def get_json(self, url: str) -> object:
+        """GET a JSON document unconditionally (the root, list.json); 404 is an error here."""
+        fetched = self.get_metadata(url)
+        if fetched.status != 200:
+            raise UpstreamError(f"{redact(url)} answered {fetched.status}", url=redact(url), status=fetched.status)
+        try:
+            return json.loads(fetched.body)
+        except ValueError as exc:
+            raise UpstreamError(f"{redact(url)} is not valid JSON: {exc}", url=redact(url)) from exc
+
+    # --- archives -------------------------------------------------------------------------
+    def download(self, url: str, out: IO[bytes], *, max_bytes: int) -> Downloaded:
+        """Stream an archive into ``out`` (a temporary file), hashing as it goes.
+
+        The file is truncated before each attempt, so a retry never appends to a partial body.
+        """
+
+        def attempt() -> Downloaded:
+            out.seek(0)
+            out.truncate()
+            sha1, sha256, size = hashlib.sha1(), hashlib.sha256(), 0
+            with self._request(url, {}) as response:
+                _raise_for_status(response, url)
+                declared = int(response.headers.get("Content-Length") or 0)
+                if declared > max_bytes:
+                    raise UpstreamError(f"{redact(url)} is {declared} bytes, over the {max_bytes} limit", url=url)
+                for chunk in response.iter_content(CHUNK):
+                    size += len(chunk)
+                    if size > max_bytes:
+                        raise UpstreamError(f"{redact(url)} exceeds the {max_bytes} byte archive limit", url=url)
+                    sha1.update(chunk)
+                    sha256.update(chunk)
+                    out.write(chunk)
+                final_url = response.url
+            out.flush()
+            self.stats.add("archives_downloaded")
+            self.stats.add("archive_bytes", size)
+            return Downloaded(out.name, size, sha1.hexdigest(), sha256.hexdigest(), final_url)
+
+        return self._with_retries(url, attempt)
+
+    # --- plumbing -------------------------------------------------------------------------
+    @contextmanager
+    def _request(self, url: str, headers: dict[str, str]) -> Iterator[requests.Response]:
+        """One logical GET: follows redirects by hand so that every hop passes the fetch policy."""
+        current = url
+        for _hop in range(MAX_REDIRECTS + 1):
+            self.policy.check(current)
+            with self._slot(current):
+                response = self.session.get(
+                    current,
+                    headers=headers,
+                    auth=self._auth_for(current),
+                    timeout=self.timeout,
+                    allow_redirects=False,
+                    stream=True,
+                )
+                if response.is_redirect and response.headers.get("Location"):
+                    current = urljoin(current, response.headers["Location"])
+                    response.close()
+                    self.stats.add("redirects")
+                    continue
+                try:
+                    response.url = current
+                    yield response
+                finally:
+                    response.close()
+                return
+        raise UpstreamError(f"{redact(url)}: more than {MAX_REDIRECTS} redirects", url=redact(url))
+
+    def _auth_for(self, url: str) -> requests.auth.AuthBase | tuple[str, str] | None:
+        if self._auth is None or not self.policy.is_upstream(url):
+            return None
+        if isinstance(self._auth, str):
+            return _BearerAuth(self._auth)
+        return self._auth
+
+    @contextmanager
+    def _slot(self, url: str) -> Iterator[None]:
+        key = origin_of(url)
+        with self._slots_lock:
+            slot = self._slots.setdefault(key, threading.BoundedSemaphore(self.concurrency))
+        with slot:
+            yield
+
+    def _with_retries(self, url: str, attempt_fn):  # type: ignore[no-untyped-def]
+        last: Exception | None = None
+        for attempt in range(self.retry.attempts):
+            try:
+                return attempt_fn()
+            except _Transient as exc:
+                last = exc
+                wait = self.retry.delay(attempt, exc.retry_after)
+                if exc.retry_after is not None and exc.retry_after > self.retry.max_retry_after:
+                    break
+            except (requests.ConnectionError, requests.Timeout, requests.exceptions.ChunkedEncodingError) as exc:
+                last = exc
+                wait = self.retry.delay(attempt)
+            self.stats.add("retries")
+            if attempt + 1 < self.retry.attempts:
+                logger.info("retrying %s in %.2fs after %s", redact(url), wait, _describe(last))
+                time.sleep(wait)
+        status = last.status if isinstance(last, _Transient) else None
+        raise UpstreamError(
+            f"{redact(url)} failed after {self.retry.attempts} attempts: {_describe(last)}",
+            url=redact(url),
+            status=status,
+            attempts=self.retry.attempts,
+        )
+
+
+class _BearerAuth(requests.auth.AuthBase):
+    def __init__(self, token: str) -> None:
+        self.token = token
+
+    def __call__(self, request: requests.PreparedRequest) -> requests.PreparedRequest:
+        request.headers["Authorization"] = f"Bearer {self.token}"
+        return request
+
+
+class _Transient(Exception):
+    """A retryable HTTP status, with the server's Retry-After in seconds when it sent one."""
+
+    def __init__(self, status: int, retry_after: float | None, detail: str = "") -> None:
+        super().__init__(detail or f"HTTP {status}")
+        self.status = status
+        self.retry_after = retry_after
+
+
+def _raise_for_status(response: requests.Response, url: str) -> None:
+    status = response.status_code
+    if status == 200:
+        return
+    if status in RETRY_STATUSES:
+        raise _Transient(status, parse_retry_after(response.headers.get("Retry-After")))
+    raise UpstreamError(f"{redact(url)} answered HTTP {status}", url=redact(url), status=status)
+
+
+def parse_retry_after(value: str | None) -> float | None:
+    """Retry-After is either delta-seconds or an HTTP date."""
+    if not value:
+        return None
+    value = value.strip()
+    if value.isdigit():
+        return float(value)
+    try:
+        when = email.utils.parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    return max(0.0, when.timestamp() - time.time())
+
+
+def _read_capped(response: requests.Response, limit: int, url: str) -> bytes:
+    chunks: list[bytes] = []
+    size = 0
+    for chunk in response.iter_content(CHUNK):
+        size += len(chunk)
+        if size > limit:
+            raise UpstreamError(f"{redact(url)} exceeds the {limit} byte metadata limit", url=redact(url))
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def _describe(exc: Exception | None) -> str:
+    return f"{type(exc).__name__}: {exc}" if exc else "unknown error"

@@ -1,0 +1,171 @@
+"""Real components for tests, the demo and the benchmark: a moto S3 server, Airflow, composer.
+
+Nothing here is mocked: moto runs as an HTTP server on loopback, Airflow runs `airflow dags test`
+against SQLite in a throw-away AIRFLOW_HOME, and composer is the real CLI.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import requests
+
+ROOT = Path(__file__).resolve().parent.parent
+VENV_BIN = Path(sys.executable).parent
+DUMMY_AWS = {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing", "AWS_DEFAULT_REGION": "us-east-1"}
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@dataclass
+class MotoServer:
+    """moto in server mode: a real S3 endpoint on loopback, started as a subprocess."""
+
+    port: int = 0
+    process: subprocess.Popen | None = None
+
+    @property
+    def endpoint(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def start(self) -> MotoServer:
+        self.port = self.port or free_port()
+        self.process = subprocess.Popen(
+            [str(VENV_BIN / "moto_server"), "-H", "127.0.0.1", "-p", str(self.port)],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            env={**os.environ, **DUMMY_AWS},
+        )
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            try:
+                requests.get(self.endpoint + "/moto-api/", timeout=1)
+                return self
+            except requests.ConnectionError:
+                time.sleep(0.1)
+        raise RuntimeError("moto server did not start")
+
+    def stop(self) -> None:
+        if self.process:
+            self.process.terminate()
+            self.process.wait(10)
+
+    def client(self):  # type: ignore[no-untyped-def]
+        import boto3
+
+        return boto3.client(
+            "s3",
+            endpoint_url=self.endpoint,
+            region_name="us-east-1",
+            aws_access_key_id="testing",
+            aws_secret_access_key="testing",
+        )
+
+    def create_public_bucket(self, bucket: str) -> None:
+        """A bucket readable anonymously, like a CDN origin (GetObject and ListBucket for 404s)."""
+        s3 = self.client()
+        s3.create_bucket(Bucket=bucket)
+        policy = {
+            "Version": "2012-10-17",
+            "Statement": [
+                {"Effect": "Allow", "Principal": "*", "Action": "s3:GetObject", "Resource": f"arn:aws:s3:::{bucket}/*"},
+                {"Effect": "Allow", "Principal": "*", "Action": "s3:ListBucket", "Resource": f"arn:aws:s3:::{bucket}"},
+            ],
+        }
+        s3.put_bucket_policy(Bucket=bucket, Policy=json.dumps(policy))
+
+
+@dataclass
+class AirflowEnv:
+    """An AIRFLOW_HOME with a migrated SQLite database, and the environment to run DAGs in it."""
+
+    home: Path
+    variables: dict[str, str] = field(default_factory=dict)
+    extra_env: dict[str, str] = field(default_factory=dict)
+
+    def env(self, **overrides: str) -> dict[str, str]:
+        env = {
+            **os.environ,
+            **DUMMY_AWS,
+            "AIRFLOW_HOME": str(self.home),
+            "AIRFLOW__CORE__DAGS_FOLDER": str(ROOT / "dags"),
+            "AIRFLOW__CORE__PLUGINS_FOLDER": str(ROOT / "plugins"),
+            "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
+            "AIRFLOW__CORE__UNIT_TEST_MODE": "False",
+            "AIRFLOW__LOGGING__LOGGING_LEVEL": "INFO",
+            "PYTHONPATH": os.pathsep.join([str(ROOT / "include"), str(ROOT)]),
+            "NO_PROXY": "*",
+        }
+        env.update({f"AIRFLOW_VAR_{k.upper()}": v for k, v in self.variables.items()})
+        env.update(self.extra_env)
+        env.update(overrides)
+        return env
+
+    def migrate(self) -> None:
+        self.home.mkdir(parents=True, exist_ok=True)
+        subprocess.run(
+            [str(VENV_BIN / "airflow"), "db", "migrate"], env=self.env(), check=True, capture_output=True, text=True
+        )
+
+    def dags_test(
+        self, dag_id: str, conf: Mapping[str, object] | None = None, *, timeout: float = 900, **env: str
+    ) -> subprocess.CompletedProcess[str]:
+        """Run one DAG with `airflow dags test`; the caller checks returncode and output."""
+        command = [str(VENV_BIN / "airflow"), "dags", "test", dag_id]
+        if conf is not None:
+            command += ["--conf", json.dumps(conf)]
+        return subprocess.run(command, env=self.env(**env), capture_output=True, text=True, timeout=timeout)
+
+
+def aws_connection(endpoint: str) -> str:
+    """AIRFLOW_CONN_AWS_DEFAULT pointing the amazon provider at an S3-compatible endpoint."""
+    return json.dumps({"conn_type": "aws", "extra": {"endpoint_url": endpoint, "region_name": "us-east-1"}})
+
+
+@contextmanager
+def temporary_home(prefix: str = "composer-mirror-") -> Iterator[Path]:
+    path = Path(tempfile.mkdtemp(prefix=prefix))
+    try:
+        yield path
+    finally:
+        shutil.rmtree(path, ignore_errors=True)
+
+
+def composer_install(
+    project_dir: Path, repository_url: str, require: Mapping[str, str], *, update: bool = True, timeout: float = 600
+) -> subprocess.CompletedProcess[str]:
+    """Install a project from the mirror alone: packagist disabled, plugins and scripts off."""
+    project_dir.mkdir(parents=True, exist_ok=True)
+    composer_json = project_dir / "composer.json"
+    document = json.loads(composer_json.read_text()) if composer_json.exists() else {"name": "demo/app"}
+    document["require"] = dict(require) if require else document.get("require", {})
+    document["repositories"] = [{"type": "composer", "url": repository_url}, {"packagist.org": False}]
+    config = document.setdefault("config", {})
+    config.update({"secure-http": False, "platform": {"php": "8.4.0"}, "allow-plugins": False})
+    composer_json.write_text(json.dumps(document, indent=2))
+    env = {
+        **os.environ,
+        "COMPOSER_HOME": str(project_dir / ".composer-home"),
+        "COMPOSER_CACHE_DIR": str(project_dir / ".composer-cache"),
+        "COMPOSER_NO_INTERACTION": "1",
+        "COMPOSER_ALLOW_SUPERUSER": "1",
+        "COMPOSER_DISABLE_NETWORK": "0",
+    }
+    command = ["composer", "update" if update else "install", "--no-plugins", "--no-scripts", "--no-interaction",
+               "--no-progress", "--ignore-platform-req=ext-*"]
+    return subprocess.run(command, cwd=project_dir, env=env, capture_output=True, text=True, timeout=timeout)

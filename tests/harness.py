@@ -146,17 +146,33 @@ def temporary_home(prefix: str = "composer-mirror-") -> Iterator[Path]:
         shutil.rmtree(path, ignore_errors=True)
 
 
+SAMPLE_APP = ROOT / "tests/fixtures/symfony-demo/composer.json"
+
+
+def sample_replace() -> dict[str, str]:
+    """The polyfills the sample application replaces (PHP 8.4 has them built in), as it does itself."""
+    return dict(json.loads(SAMPLE_APP.read_text()).get("replace", {}))
+
+
 def composer_install(
-    project_dir: Path, repository_url: str, require: Mapping[str, str], *, update: bool = True, timeout: float = 600
+    project_dir: Path,
+    repository_url: str,
+    require: Mapping[str, str],
+    *,
+    replace: Mapping[str, str] | None = None,
+    update: bool = True,
+    timeout: float = 600,
 ) -> subprocess.CompletedProcess[str]:
     """Install a project from the mirror alone: packagist disabled, plugins and scripts off."""
     project_dir.mkdir(parents=True, exist_ok=True)
     composer_json = project_dir / "composer.json"
     document = json.loads(composer_json.read_text()) if composer_json.exists() else {"name": "demo/app"}
     document["require"] = dict(require) if require else document.get("require", {})
+    if replace is not None:
+        document["replace"] = dict(replace)
     document["repositories"] = [{"type": "composer", "url": repository_url}, {"packagist.org": False}]
     config = document.setdefault("config", {})
-    config.update({"secure-http": False, "platform": {"php": "8.4.0"}, "allow-plugins": False})
+    config.update({"secure-http": False, "platform": {"php": "8.4.99"}, "allow-plugins": False})
     composer_json.write_text(json.dumps(document, indent=2))
     env = {
         **os.environ,
@@ -166,6 +182,13 @@ def composer_install(
         "COMPOSER_ALLOW_SUPERUSER": "1",
         "COMPOSER_DISABLE_NETWORK": "0",
     }
-    command = ["composer", "update" if update else "install", "--no-plugins", "--no-scripts", "--no-interaction",
-               "--no-progress", "--ignore-platform-req=ext-*"]
+    command = [
+        "composer",
+        "update" if update else "install",
+        "--no-plugins",
+        "--no-scripts",
+        "--no-interaction",
+        "--no-progress",
+        "--ignore-platform-req=ext-*",
+    ]
     return subprocess.run(command, cwd=project_dir, env=env, capture_output=True, text=True, timeout=timeout)

@@ -482,8 +482,11 @@ def log_report(report: Mapping[str, Any]) -> None:
         ("packages available", report.get("packages_available", 0)),
         ("packages published this run", report.get("packages_published", 0)),
         ("packages changed upstream", upstream.get("packages_changed", 0)),
-        ("metadata 200 / 304 / 404", f"{upstream.get('metadata_200', 0)} / {upstream.get('metadata_304', 0)} / "
-         f"{upstream.get('metadata_404', 0)}"),
+        (
+            "metadata 200 / 304 / 404",
+            f"{upstream.get('metadata_200', 0)} / {upstream.get('metadata_304', 0)} / "
+            f"{upstream.get('metadata_404', 0)}",
+        ),
         ("archives fetched", upstream.get("archives_downloaded", 0)),
         ("archive bytes", upstream.get("archive_bytes", 0)),
         ("p2 files written", upstream.get("p2_written", 0)),

@@ -1,0 +1,53 @@
+# composer-s3-mirror: `make demo` runs the main job end to end on embedded defaults,
+# `make test` runs the whole suite. Both create .venv from requirements.txt + constraints.txt.
+SHELL := /bin/bash
+PYTHON ?= $(shell command -v python3.11 || command -v python3)
+VENV := .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed
+export PYTHONPATH := $(CURDIR)/include:$(CURDIR)
+
+# The demo mirrors the bundled sample registry unless UPSTREAM is given.
+UPSTREAM ?=
+PACKAGES ?=
+
+.PHONY: venv tools test test-unit demo bench lint freeze clean
+
+$(STAMP): requirements.txt constraints.txt
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -r requirements.txt -c constraints.txt
+	touch $(STAMP)
+
+venv: $(STAMP)
+
+# composer (the real client) and composer/semver (the reference for the constraint tests),
+# from Debian's packages, when missing and when this machine can install them.
+tools:
+	@if ! command -v composer >/dev/null || ! test -f /usr/share/php/Composer/Semver/autoload.php; then \
+	  if command -v apt-get >/dev/null && [ "$$(id -u)" = 0 ]; then \
+	    echo "installing composer and php-composer-semver (Debian packages)"; \
+	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq composer php-composer-semver php-zip php-curl unzip >/dev/null; \
+	  else echo "composer is missing and cannot be installed here: tests that need it will fail"; fi; \
+	fi
+
+test: venv tools
+	$(PY) -m pytest
+
+test-unit: venv
+	$(PY) -m pytest -m "not integration and not browser"
+
+demo: venv
+	$(PY) scripts/demo.py $(if $(UPSTREAM),--upstream "$(UPSTREAM)") $(if $(PACKAGES),--packages "$(PACKAGES)")
+
+bench: venv
+	$(PY) bench/run.py $(BENCH_ARGS)
+
+lint: venv
+	$(VENV)/bin/ruff check . && $(VENV)/bin/ruff format --check .
+
+freeze: venv
+	$(PY) -m pip freeze --exclude-editable > constraints.txt
+
+clean:
+	rm -rf $(VENV) .demo .pytest_cache

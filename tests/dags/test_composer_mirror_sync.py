@@ -1,0 +1,85 @@
+"""End to end: fixture upstream -> `airflow dags test composer_mirror_sync` -> moto S3 -> real composer."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+
+from tests.fixture_registry import Registry, RegistryServer
+from tests.harness import MotoServer, composer_install, sample_replace
+from tests.mirror_checks import check_repository, root_document, snapshot
+
+pytestmark = pytest.mark.integration
+
+FIXTURES = Path(__file__).resolve().parents[1] / "fixtures"
+SELECTION = [
+    "monolog/monolog",
+    "psr/*",
+    "symfony/console",
+    "symfony/string",
+    "symfony/service-contracts",
+    "symfony/deprecation-contracts",
+    "symfony/polyfill-*",
+]
+
+
+def run_report(moto_server: MotoServer, bucket: str) -> dict:
+    s3 = moto_server.client()
+    keys = [o["Key"] for o in s3.list_objects_v2(Bucket=bucket, Prefix="repo/mirror-state/runs/")["Contents"]]
+    newest = max(keys, key=lambda k: s3.head_object(Bucket=bucket, Key=k)["LastModified"])
+    return json.loads(s3.get_object(Bucket=bucket, Key=newest)["Body"].read())
+
+
+@pytest.fixture(scope="module")
+def registry() -> Registry:
+    return Registry.from_lock(FIXTURES / "symfony-demo/composer.lock")
+
+
+def test_sync_mirrors_the_selection_and_composer_installs_from_the_mirror_alone(
+    registry: Registry, mirror_airflow, moto_server: MotoServer, bucket: str, tmp_path: Path
+) -> None:
+    server = RegistryServer(registry)
+    server.start()
+    try:
+        airflow = mirror_airflow(server.url, SELECTION)
+        repository = airflow.variables["composer_mirror_public_url"]
+
+        first = airflow.dags_test("composer_mirror_sync")
+        assert first.returncode == 0, first.stdout[-4000:] + first.stderr[-4000:]
+
+        published = check_repository(repository)
+        assert published.problems == []
+        expected = {n for n in registry.package_names() if n.startswith(("psr/", "symfony/polyfill-"))}
+        expected |= {s for s in SELECTION if "*" not in s}
+        assert set(published.packages) == expected
+        assert published.archives > len(expected)
+        root = root_document(repository)
+        assert root["metadata-url"] == f"/{bucket}/repo/p2/%package%.json"
+
+        before = snapshot(moto_server.client(), bucket)
+        server.reset_log()
+        second = airflow.dags_test("composer_mirror_sync")
+        assert second.returncode == 0, second.stdout[-4000:] + second.stderr[-4000:]
+        assert snapshot(moto_server.client(), bucket) == before, "an unchanged run rewrote objects"
+        assert server.count(path_regex=r"^/(zipball|codeload)/") == 0, "an unchanged run downloaded archives"
+        report = run_report(moto_server, bucket)
+        assert report["s3_requests"].get("PUT", 0) == 0
+        assert report["upstream"].get("metadata_304", 0) >= len(expected)
+        assert report["upstream"].get("metadata_200", 0) == 0
+    finally:
+        server.stop()
+
+    # The upstream is gone: composer resolves and installs inter-dependent packages from the mirror.
+    if shutil.which("composer") is None:
+        pytest.fail("composer is not installed (make test installs the Debian package)")
+    result = composer_install(
+        tmp_path / "app", repository, {"monolog/monolog": "^3.0", "symfony/console": "*"}, replace=sample_replace()
+    )
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    installed = {
+        p["name"] for p in json.loads((tmp_path / "app/vendor/composer/installed.json").read_text())["packages"]
+    }
+    assert {"monolog/monolog", "psr/log", "symfony/console", "symfony/string"} <= installed

@@ -30,7 +30,8 @@ Version = dict[str, Any]
 
 def is_valid_package_name(name: str) -> bool:
     """True when ``name`` is a lower-case Composer package name (``vendor/package``)."""
-    return isinstance(name, str) and len(name) <= 255 and PACKAGE_NAME_RE.match(name) is not None
+    # fullmatch, not match: "$" also matches before a trailing newline ("psr/log\n").
+    return isinstance(name, str) and len(name) <= 255 and PACKAGE_NAME_RE.fullmatch(name) is not None
 
 
 def validate_package_name(name: str) -> str:
@@ -42,7 +43,7 @@ def validate_package_name(name: str) -> str:
 
 def is_platform_package(name: str) -> bool:
     """True for php, ext-*, lib-*, composer-*-api: requirements no repository can serve."""
-    return PLATFORM_NAME_RE.match(name) is not None
+    return PLATFORM_NAME_RE.fullmatch(name) is not None
 
 
 def is_dev_version(version: str) -> bool:
@@ -80,11 +81,24 @@ def minify(versions: Iterable[Mapping[str, Any]]) -> list[Version]:
         if previous is None:
             minified.append(dict(entry))
         else:
-            diff = {key: value for key, value in entry.items() if key not in previous or previous[key] != value}
+            diff = {
+                key: value for key, value in entry.items() if key not in previous or not _same(previous[key], value)
+            }
             diff.update({key: UNSET for key in previous if key not in entry})
             minified.append(diff)
         previous = entry
     return minified
+
+
+def _same(a: Any, b: Any) -> bool:
+    """Equality of decoded JSON values as PHP's ``===`` sees it: 1, 1.0 and true are different."""
+    if type(a) is not type(b):
+        return False
+    if isinstance(a, dict):
+        return a.keys() == b.keys() and all(_same(a[key], b[key]) for key in a)
+    if isinstance(a, list):
+        return len(a) == len(b) and all(_same(x, y) for x, y in zip(a, b, strict=True))
+    return bool(a == b)
 
 
 def parse_p2(raw: bytes | str, expected_name: str) -> list[Version]:
@@ -150,6 +164,10 @@ def resolve_url(base_url: str, value: str) -> str:
     """
     if urlsplit(value).scheme:
         return value
+    if value.startswith("/"):
+        # Composer prepends "scheme://host[:port]" as text, so "//other/x" stays on the repository host.
+        parts = urlsplit(base_url)
+        return f"{parts.scheme}://{parts.netloc}{value}"
     base = base_url if base_url.endswith("/") else base_url + "/"
     return urljoin(base, value)
 

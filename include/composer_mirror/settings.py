@@ -71,6 +71,9 @@ class Settings:
             raise SettingsError("composer_mirror_max_batches must be between 1 and 1024 (Airflow's max_map_length)")
         if not 1 <= self.concurrency <= 64:
             raise SettingsError("composer_mirror_concurrency must be between 1 and 64")
+        for name in ("max_archive_bytes", "max_metadata_bytes"):
+            if getattr(self, name) < 1:
+                raise SettingsError(f"composer_mirror_{name} must be a positive number of bytes")
 
     @property
     def key_prefix(self) -> str:

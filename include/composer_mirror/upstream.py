@@ -16,7 +16,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import IO
-from urllib.parse import urljoin, urlsplit, urlunsplit
+from urllib.parse import SplitResult, urljoin, urlsplit, urlunsplit
 
 import requests
 from requests.adapters import HTTPAdapter
@@ -87,10 +87,12 @@ class FetchPolicy:
         parts = urlsplit(url)
         if parts.scheme not in ("http", "https") or not parts.hostname:
             raise RefusedURL(f"refused {redact(url)}: not an absolute http(s) URL", url=redact(url))
+        if _port(parts) == -1:
+            raise RefusedURL(f"refused {redact(url)}: invalid port", url=redact(url))
         if self.is_upstream(url):
             return
         host = parts.hostname.lower()
-        if parts.scheme != "https" or host not in self.dist_hosts:
+        if parts.scheme != "https" or host not in {allowed.lower() for allowed in self.dist_hosts}:
             raise RefusedURL(
                 f"refused {redact(url)}: only the upstream origin or https on composer_mirror_dist_hosts "
                 f"({', '.join(self.dist_hosts) or 'none'}) may be fetched",
@@ -118,9 +120,20 @@ def redact(url: str) -> str:
     """Drop user info and query strings (tokens hide there) before a URL is logged or reported."""
     parts = urlsplit(url)
     netloc = parts.hostname or ""
-    if parts.port:
-        netloc += f":{parts.port}"
+    if ":" in netloc:  # an IPv6 literal keeps its brackets
+        netloc = f"[{netloc}]"
+    port = _port(parts)
+    if port and port > 0:
+        netloc += f":{port}"
     return urlunsplit((parts.scheme, netloc, parts.path, "", ""))
+
+
+def _port(parts: SplitResult) -> int | None:
+    """The URL's explicit port, None without one, -1 when it is not a valid port (untrusted input)."""
+    try:
+        return parts.port
+    except ValueError:
+        return -1
 
 
 @dataclass
@@ -245,13 +258,20 @@ class UpstreamClient:
             sha1, sha256, size = hashlib.sha1(), hashlib.sha256(), 0
             with self._request(url, {}) as response:
                 _raise_for_status(response, url)
-                declared = int(response.headers.get("Content-Length") or 0)
+                try:
+                    declared = int(response.headers.get("Content-Length") or 0)
+                except ValueError:
+                    declared = 0  # a malformed header from an untrusted server: the streamed size is still capped
                 if declared > max_bytes:
-                    raise UpstreamError(f"{redact(url)} is {declared} bytes, over the {max_bytes} limit", url=url)
+                    raise UpstreamError(
+                        f"{redact(url)} is {declared} bytes, over the {max_bytes} limit", url=redact(url)
+                    )
                 for chunk in response.iter_content(CHUNK):
                     size += len(chunk)
                     if size > max_bytes:
-                        raise UpstreamError(f"{redact(url)} exceeds the {max_bytes} byte archive limit", url=url)
+                        raise UpstreamError(
+                            f"{redact(url)} exceeds the {max_bytes} byte archive limit", url=redact(url)
+                        )
                     sha1.update(chunk)
                     sha256.update(chunk)
                     out.write(chunk)
@@ -309,7 +329,9 @@ class UpstreamClient:
 
     def _with_retries(self, url: str, attempt_fn):  # type: ignore[no-untyped-def]
         last: Exception | None = None
+        made = 0
         for attempt in range(self.retry.attempts):
+            made = attempt + 1
             try:
                 return attempt_fn()
             except _Transient as exc:
@@ -320,16 +342,18 @@ class UpstreamClient:
             except (requests.ConnectionError, requests.Timeout, requests.exceptions.ChunkedEncodingError) as exc:
                 last = exc
                 wait = self.retry.delay(attempt)
-            self.stats.add("retries")
-            if attempt + 1 < self.retry.attempts:
+            if made < self.retry.attempts:
+                # Counted only when another attempt follows, so "retries" is what was really retried.
+                self.stats.add("retries")
                 logger.info("retrying %s in %.2fs after %s", redact(url), wait, _describe(last))
                 time.sleep(wait)
         status = last.status if isinstance(last, _Transient) else None
+        # ``made`` is below the configured attempts when a Retry-After too long ended the loop.
         raise UpstreamError(
-            f"{redact(url)} failed after {self.retry.attempts} attempts: {_describe(last)}",
+            f"{redact(url)} failed after {made} attempt(s): {_describe(last)}",
             url=redact(url),
             status=status,
-            attempts=self.retry.attempts,
+            attempts=made,
         )
 
 

@@ -23,7 +23,7 @@ from typing import Any
 import pendulum
 from airflow.sdk import dag, task
 
-from composer_mirror.airflow_adapter import build_context, load_settings, mirror_tasks
+from composer_mirror.airflow_adapter import build_context, mirror_tasks, read_upstream_task
 
 
 @dag(
@@ -36,17 +36,6 @@ from composer_mirror.airflow_adapter import build_context, load_settings, mirror
 )
 def composer_mirror_sync() -> None:
     @task
-    def read_upstream() -> dict[str, Any]:
-        """Read the settings and discover the upstream's endpoints from its packages.json."""
-        from composer_mirror import pipeline
-
-        settings = load_settings()
-        return pipeline.run_with_context(
-            lambda: build_context(settings=settings),
-            lambda ctx: pipeline.read_upstream(ctx.client, settings.upstream_url),
-        )
-
-    @task
     def enumerate_targets(upstream: dict[str, Any]) -> dict[str, list[str]]:
         """The selection plus everything already mirrored, as package -> version selectors."""
         from composer_mirror import pipeline
@@ -58,7 +47,7 @@ def composer_mirror_sync() -> None:
 
         return pipeline.run_with_context(lambda: build_context(upstream), enumerate_all)
 
-    upstream = read_upstream()
+    upstream = read_upstream_task()
     mirror_tasks(enumerate_targets(upstream), upstream)
 
 

@@ -86,7 +86,25 @@ def repository_asset() -> Any:
     return Asset(name="composer_mirror_repository", uri="s3://composer-mirror/packages.json")
 
 
-def mirror_tasks(targets: Any, upstream: Any) -> Any:
+def read_upstream_task() -> Any:
+    """The first task of every mirroring DAG: settings checked, the upstream's endpoints discovered."""
+    from airflow.sdk import task
+
+    from composer_mirror import pipeline
+
+    @task
+    def read_upstream() -> dict[str, Any]:
+        """Read the settings and discover the upstream's endpoints from its packages.json."""
+        settings = load_settings()
+        return pipeline.run_with_context(
+            lambda: build_context(settings=settings),
+            lambda ctx: pipeline.read_upstream(ctx.client, settings.upstream_url),
+        )
+
+    return read_upstream()
+
+
+def mirror_tasks(targets: Any, upstream: Any, after: Any = None) -> Any:
     """Wire plan_batches -> sync_metadata[] -> fetch_archives[] -> publish_index -> report.
 
     Shared by every DAG that mirrors something, so there is one pipeline and one mirrored set.
@@ -137,6 +155,8 @@ def mirror_tasks(targets: Any, upstream: Any) -> Any:
             raise AirflowException(f"{len(summary['failures'])} failures; the index was published without them")
 
     batches = plan_batches(targets)
+    if after is not None:
+        after >> batches
     manifests = sync_metadata.partial(upstream=upstream).expand(batch=batches)
     results = fetch_archives.partial(upstream=upstream).expand(manifest=manifests)
     return report(publish_index(results, targets))

@@ -23,7 +23,7 @@ from composer_mirror.composer_format import (
     parse_p2,
     resolve_url,
 )
-from composer_mirror.errors import MirrorError, UpstreamError
+from composer_mirror.errors import MirrorError, TargetError, UpstreamError
 from composer_mirror.publisher import mirror_entry, publish_package, publish_root, read_published
 from composer_mirror.settings import Settings
 from composer_mirror.state import (
@@ -130,6 +130,47 @@ def plan_batches(targets: Targets, max_batches: int, min_batch_size: int = MIN_B
         }
         for index, names in enumerate(batches)
     ]
+
+
+def resolve_request(ctx: Context, params: Mapping[str, Any]) -> Targets:
+    """The SBOM DAG's targets: parse, check every version upstream, add dependencies, log the plan.
+
+    Raises TargetError (failing the run before anything is written) for bad input or versions
+    the upstream does not have, naming each one.
+    """
+    from composer_mirror.resolve import describe_plan, load_request, resolve, upstream_fetcher
+
+    sbom = params.get("sbom") or None
+    key = str(params.get("sbom_s3_key") or "").strip()
+    if key:
+        sbom = read_sbom_object(ctx.store, key)
+    requested, skipped, formats = load_request(sbom, params.get("purls") or [])
+    logger.info("read %s: %d composer packages requested", "; ".join(formats), len(requested))
+    for reason, count in sorted(skipped.items()):
+        logger.info("skipped %d components: %s", count, reason)
+    resolution = resolve(
+        requested,
+        upstream_fetcher(ctx.client, ctx.upstream["metadata_url"]),
+        with_dependencies=bool(params.get("with_dependencies", True)),
+        concurrency=ctx.settings.concurrency,
+    )
+    resolution.raise_for_missing()
+    shards = load_shards(ctx.store, resolution.targets)
+    mirrored = {name: shards[shard_of(name)].packages.get(name, {}) for name in resolution.targets}
+    prefix = "[DRY RUN] " if params.get("dry_run") else ""
+    for line in describe_plan(resolution, mirrored):
+        logger.info("%splan: %s", prefix, line)
+    return resolution.targets
+
+
+def read_sbom_object(store: S3Store, key: str) -> bytes:
+    """An SBOM uploaded to the bucket; only keys under the mirror's prefix are read."""
+    if not key.startswith(store.prefix) or ".." in key.split("/"):
+        raise TargetError(f"sbom_s3_key {key!r} must be a key under the mirror prefix {store.prefix!r}")
+    stored = store.get(key[len(store.prefix) :])
+    if stored is None:
+        raise TargetError(f"sbom_s3_key {key!r} does not exist in bucket {store.bucket}")
+    return stored.body
 
 
 # --- metadata ---------------------------------------------------------------------------------

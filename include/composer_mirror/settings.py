@@ -31,6 +31,7 @@ VARIABLES = {
     "concurrency": "composer_mirror_concurrency",
     "max_archive_bytes": "composer_mirror_max_archive_bytes",
     "max_metadata_bytes": "composer_mirror_max_metadata_bytes",
+    "prune_grace_hours": "composer_mirror_prune_grace_hours",
 }
 BUCKET_RE = re.compile(r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$")
 
@@ -52,6 +53,9 @@ class Settings:
     concurrency: int = 10
     max_archive_bytes: int = 500 * 1024 * 1024
     max_metadata_bytes: int = 20 * 1024 * 1024
+    # Hours an unreferenced object must have existed before the prune deletes it: must exceed the
+    # CDN TTL, or a client holding a cached p2 file asks for an archive that is gone.
+    prune_grace_hours: int = 48
     upstream_auth: tuple[str, str] | str | None = field(default=None, repr=False)
 
     def __post_init__(self) -> None:
@@ -116,7 +120,7 @@ def _convert(attr: str, variable: str, raw: str) -> object:
         if not isinstance(value, list) or not all(isinstance(item, str) for item in value):
             raise SettingsError(f"{variable} must be a JSON list of strings, got {raw[:80]!r}")
         return tuple(item.strip() for item in value if item.strip())
-    if attr in ("max_batches", "concurrency", "max_archive_bytes", "max_metadata_bytes"):
+    if attr in ("max_batches", "concurrency", "max_archive_bytes", "max_metadata_bytes", "prune_grace_hours"):
         try:
             return int(raw)
         except ValueError as exc:

@@ -9,7 +9,7 @@ import random
 import threading
 import time
 from collections import Counter
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
@@ -28,6 +28,8 @@ THROTTLE_CODES = frozenset({"SlowDown", "Throttling", "ThrottlingException", "Re
 RETRY_CODES = THROTTLE_CODES | {"InternalError", "500", "RequestTimeout", "ServiceUnavailable"}
 MISSING_CODES = frozenset({"404", "NoSuchKey", "NotFound"})
 PRECONDITION_CODES = frozenset({"412", "PreconditionFailed", "ConditionalRequestConflict", "409"})
+# DeleteObjects takes at most this many keys per request.
+DELETE_BATCH = 1000
 
 T = TypeVar("T")
 
@@ -157,6 +159,25 @@ class S3Store:
 
     def delete(self, path: str) -> None:
         self._call("DELETE", lambda: self.client.delete_object(Bucket=self.bucket, Key=self.key(path)))
+
+    def delete_many(self, paths: Iterable[str]) -> list[str]:
+        """Delete objects with one DeleteObjects request per 1000 keys; returns the paths S3 refused.
+
+        S3 reports per-key failures in the response body, not as an error, so they are returned
+        for the caller to report; a failed request as a whole is raised like any other.
+        """
+        paths = list(paths)
+        failed: list[str] = []
+        for start in range(0, len(paths), DELETE_BATCH):
+            objects = [{"Key": self.key(path)} for path in paths[start : start + DELETE_BATCH]]
+            response = self._call(
+                "DELETE",
+                lambda objects=objects: self.client.delete_objects(
+                    Bucket=self.bucket, Delete={"Objects": objects, "Quiet": True}
+                ),
+            )
+            failed.extend(error["Key"][len(self.prefix) :] for error in response.get("Errors", []))
+        return failed
 
     # --- built on the primitives --------------------------------------------------------
     def get_json(self, path: str) -> Any | None:

@@ -11,6 +11,7 @@ import random
 import socket
 import threading
 import time
+import urllib.request
 from collections import Counter
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -180,6 +181,9 @@ class UpstreamClient:
         self._slots: dict[tuple[str, str, int], threading.BoundedSemaphore] = {}
         self._slots_lock = threading.Lock()
         self.session = requests.Session()
+        # No ~/.netrc: its credentials would follow requests to archive hosts. Proxies still apply.
+        self.session.trust_env = False
+        self.session.proxies = urllib.request.getproxies()
         self.session.headers.update({"User-Agent": USER_AGENT, "Accept-Encoding": "gzip"})
         adapter = HTTPAdapter(pool_connections=8, pool_maxsize=max(concurrency * 2, 16), max_retries=0)
         self.session.mount("http://", adapter)

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
-DAG_IDS = {"composer_mirror_sync"}
+DAG_IDS = {"composer_mirror_sync", "composer_mirror_sbom"}
 
 PARSE_SCRIPT = """
 import sys

@@ -1,0 +1,524 @@
+"""Verification: walk the published repository as a client does and check every byte against the state.
+
+The walk reads ``packages.json``, then both p2 files of every package in ``available-packages``,
+then every archive a p2 file points at, all through the S3 store (not the CDN), and compares
+each with what ``mirror-state/shards`` recorded when it was mirrored: the p2 files' ETags, each
+version's dist, each archive's size (from a HEAD) and its sha1 and sha256 (streamed and hashed,
+never held in memory). Problems are plain records that add up across mapped batches.
+
+``repair`` restores what can be restored without inventing anything: an archive is downloaded
+again from the source URL recorded in the state and accepted only if its digests equal the
+recorded ones; a p2 file is rebuilt from the cached upstream metadata and the state records
+only if the result is byte for byte the file that was published.
+
+Problem kinds:
+
+- ``missing_root``, ``bad_root``: ``packages.json`` is absent or is not a usable v2 root.
+- ``missing_p2``, ``bad_json``: a p2 file is absent, or is not a p2 file of its package.
+- ``p2_mismatch``: a p2 file's ETag differs from the one the mirror recorded when publishing it.
+- ``not_in_state``: a published package or version has no record in the mirror's state.
+- ``dist_mismatch``: a version's dist (URL, reference, shasum) is not the recorded archive.
+- ``missing_archive``, ``size_mismatch``, ``sha1_mismatch``, ``sha256_mismatch``: the archive a
+  client would download is absent or differs from the recorded one.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import re
+from collections import Counter
+from collections.abc import Callable, Iterable, Mapping
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import asdict, dataclass, field
+from typing import Any, TypeVar
+from urllib.parse import urlsplit
+
+from composer_mirror.archives import ArchiveRecord, archive_path, mirror_archive
+from composer_mirror.composer_format import dump_p2, is_valid_package_name, p2_path, parse_p2, split_dev
+from composer_mirror.errors import ArchiveError, MirrorError
+from composer_mirror.pipeline import FILE_KINDS, Context, plan_batches
+from composer_mirror.publisher import ROOT, metadata_url, mirror_entry
+from composer_mirror.state import (
+    PackageState,
+    dumps,
+    load_shard,
+    load_shards,
+    run_report_path,
+    shard_of,
+    upstream_cache_path,
+)
+from composer_mirror.store import STATE_CACHE, S3Store, md5_etag
+from composer_mirror.targets import normalized_of, select_versions
+
+logger = logging.getLogger(__name__)
+
+CHUNK = 1024 * 1024
+ARCHIVE_KINDS = frozenset({"missing_archive", "size_mismatch", "sha1_mismatch", "sha256_mismatch"})
+P2_KINDS = frozenset({"missing_p2", "bad_json", "p2_mismatch"})
+# Problems a sync running at the same time can cause for an instant (it writes p2 files before
+# the state that records them): a package showing one is read a second time before it counts.
+RACY_KINDS = frozenset({"p2_mismatch", "not_in_state", "dist_mismatch"})
+# A dist URL on the mirror ends with the archive's key, whatever public URL it was published under.
+ARCHIVE_URL_RE = re.compile(r"/(dists/[0-9a-f]{2}/[0-9a-f]{2}/([0-9a-f]{64})\.zip)$")
+
+COUNTS = ("packages", "p2_files", "versions", "archives", "archive_bytes")
+
+T = TypeVar("T")
+
+
+@dataclass(frozen=True)
+class Problem:
+    """One thing a client would trip over, or that no longer matches the mirror's records.
+
+    ``version`` is the version string, or for a problem with a whole p2 file the file ('' or '~dev').
+    """
+
+    package: str
+    version: str
+    kind: str
+    detail: str
+
+    def to_dict(self) -> dict[str, str]:
+        return asdict(self)
+
+
+@dataclass
+class VerifyResult:
+    """Counts and problems of one batch; results of many batches add up with :meth:`merge`."""
+
+    packages: int = 0
+    p2_files: int = 0
+    versions: int = 0
+    archives: int = 0
+    archive_bytes: int = 0
+    problems: list[Problem] = field(default_factory=list)
+    repaired: list[Problem] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return not self.problems
+
+    def merge(self, other: VerifyResult) -> VerifyResult:
+        return VerifyResult(
+            self.packages + other.packages,
+            self.p2_files + other.p2_files,
+            self.versions + other.versions,
+            self.archives + other.archives,
+            self.archive_bytes + other.archive_bytes,
+            [*self.problems, *other.problems],
+            [*self.repaired, *other.repaired],
+        )
+
+    def counts_by_kind(self) -> dict[str, int]:
+        return dict(sorted(Counter(p.kind for p in self.problems).items()))
+
+    def to_dict(self) -> dict[str, Any]:
+        """A JSON-able form: what a mapped task returns through XCom."""
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> VerifyResult:
+        counts = {
+            key: int(data.get(key, 0)) for key in ("packages", "p2_files", "versions", "archives", "archive_bytes")
+        }
+        return cls(
+            **counts,
+            problems=[Problem(**p) for p in data.get("problems", [])],
+            repaired=[Problem(**p) for p in data.get("repaired", [])],
+        )
+
+
+def merge_all(results: Iterable[VerifyResult]) -> VerifyResult:
+    total = VerifyResult()
+    for result in results:
+        total = total.merge(result)
+    return total
+
+
+# --- the root ---------------------------------------------------------------------------------
+def read_root(store: S3Store, repository_url: str) -> tuple[list[str], VerifyResult]:
+    """The packages the root declares, and what is wrong with the root itself.
+
+    Stricter than the publisher's reader, which forgives a corrupt root because the next publish
+    replaces it: here a root a client cannot use is the first problem to report.
+    """
+    result = VerifyResult()
+    stored = store.get(ROOT)
+    if stored is None:
+        result.problems.append(Problem("", "", "missing_root", f"{store.key(ROOT)} does not exist"))
+        return [], result
+    try:
+        document = json.loads(stored.body)
+    except ValueError as exc:
+        result.problems.append(Problem("", "", "bad_root", f"{store.key(ROOT)} is not valid JSON: {exc}"))
+        return [], result
+    if not isinstance(document, dict):
+        result.problems.append(Problem("", "", "bad_root", f"{store.key(ROOT)} is not a JSON object"))
+        return [], result
+    expected = metadata_url(repository_url)
+    if document.get("metadata-url") != expected:
+        result.problems.append(
+            Problem("", "", "bad_root", f"metadata-url is {document.get('metadata-url')!r}, expected {expected!r}")
+        )
+    available = document.get("available-packages")
+    if not isinstance(available, list):
+        result.problems.append(Problem("", "", "bad_root", "available-packages is missing or not a list"))
+        return [], result
+    names = []
+    for name in available:
+        if isinstance(name, str) and is_valid_package_name(name):
+            names.append(name)
+        else:
+            result.problems.append(Problem(str(name), "", "bad_root", "not a valid package name"))
+    return sorted(set(names)), result
+
+
+def plan_verify_batches(names: Iterable[str], max_batches: int) -> list[dict[str, Any]]:
+    """The sync's batching (whole state shards per batch), so each batch reads each shard once."""
+    return plan_batches({name: [] for name in names}, max_batches)
+
+
+def list_packages(ctx: Context) -> dict[str, Any]:
+    """The first task: the root's problems and its packages in batches (names only, for XCom)."""
+    names, root = read_root(ctx.store, ctx.settings.repository_url)
+    batches = plan_verify_batches(names, ctx.settings.max_batches)
+    logger.info(
+        "%d packages available in %d batches; %d problems with the root", len(names), len(batches), len(root.problems)
+    )
+    return {"root": root.to_dict(), "batches": batches}
+
+
+# --- one batch --------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class ArchiveRef:
+    """A version's archive as a p2 file promises it, with the state's record when there is one."""
+
+    package: str
+    version: str
+    normalized: str
+    path: str
+    sha1: str
+    sha256: str
+    size: int | None
+    record: ArchiveRecord | None
+
+
+@dataclass
+class PackageCheck:
+    name: str
+    state: PackageState
+    p2_files: int = 0
+    refs: list[ArchiveRef] = field(default_factory=list)
+    problems: list[Problem] = field(default_factory=list)
+
+
+def verify_batch(ctx: Context, batch: Mapping[str, Any], *, repair: bool = False) -> VerifyResult:
+    """Verify (and with ``repair``, restore) the packages of one batch."""
+    names = sorted(batch["packages"])
+    shards = load_shards(ctx.store, names)
+    workers = ctx.settings.concurrency
+    checks = map_bounded(
+        lambda name: _check_package_settled(ctx, name, shards[shard_of(name)].packages.get(name, {})), names, workers
+    )
+    by_path: dict[str, list[ArchiveRef]] = {}
+    for check in checks:
+        for ref in check.refs:
+            by_path.setdefault(ref.path, []).append(ref)
+    archive_checks = map_bounded(lambda path: (path, _check_archive(ctx.store, by_path[path][0])), by_path, workers)
+
+    result = VerifyResult(packages=len(names), p2_files=sum(c.p2_files for c in checks))
+    result.versions = sum(len(c.refs) for c in checks)
+    result.problems = [p for c in checks for p in c.problems]
+    broken: dict[str, tuple[str, str]] = {}
+    for path, (size, problem) in archive_checks:
+        result.archives += 1
+        result.archive_bytes += size
+        if problem is not None:
+            broken[path] = problem
+            result.problems.extend(Problem(r.package, r.version, *problem) for r in by_path[path])
+    if repair and result.problems:
+        _repair(ctx, result, checks, {path: by_path[path] for path in broken})
+    logger.info(
+        "batch %s: %d packages, %d p2 files, %d versions, %d archives (%d bytes), %d problems, %d repaired",
+        batch.get("index"),
+        result.packages,
+        result.p2_files,
+        result.versions,
+        result.archives,
+        result.archive_bytes,
+        len(result.problems),
+        len(result.repaired),
+    )
+    return result
+
+
+def _check_package_settled(ctx: Context, name: str, state: PackageState) -> PackageCheck:
+    """Check a package; if it looks inconsistent with the state, read both again once.
+
+    A sync publishing meanwhile writes the p2 file before the shard: the second read sees both.
+    """
+    check = _check_package(ctx, name, state)
+    if any(p.kind in RACY_KINDS for p in check.problems):
+        fresh = load_shard(ctx.store, shard_of(name)).packages.get(name, {})
+        check = _check_package(ctx, name, fresh)
+    return check
+
+
+def _check_package(ctx: Context, name: str, state: PackageState) -> PackageCheck:
+    """Read both p2 files of a package and compare every version's dist with the state's record."""
+    check = PackageCheck(name, state)
+    if not state:
+        check.problems.append(Problem(name, "", "not_in_state", "published but not recorded in mirror-state"))
+    published = state.get("published", {})
+    for suffix, dev in FILE_KINDS.items():
+        path = p2_path(name, dev)
+        stored = ctx.store.get(path)
+        if stored is None:
+            if not dev or suffix in published:
+                check.problems.append(Problem(name, suffix, "missing_p2", f"{ctx.store.key(path)} does not exist"))
+            continue
+        check.p2_files += 1
+        if suffix in published and stored.etag != published[suffix]:
+            detail = f"{ctx.store.key(path)} has ETag {stored.etag}, the mirror published {published[suffix]}"
+            check.problems.append(Problem(name, suffix, "p2_mismatch", detail))
+        try:
+            entries = parse_p2(stored.body, name)
+        except MirrorError as exc:
+            check.problems.append(Problem(name, suffix, "bad_json", str(exc)))
+            continue
+        for entry in entries:
+            _check_entry(ctx, check, entry)
+    return check
+
+
+def _check_entry(ctx: Context, check: PackageCheck, entry: Mapping[str, Any]) -> None:
+    version = str(entry["version"])
+    normalized = normalized_of(entry) or ""
+    dist = entry.get("dist") if isinstance(entry.get("dist"), dict) else {}
+    recorded = check.state.get("versions", {}).get(normalized)
+    if recorded is None:
+        if check.state:
+            check.problems.append(Problem(check.name, version, "not_in_state", "version not recorded in the state"))
+        ref = _ref_from_dist(check.name, version, normalized, dist)
+        if ref is None:
+            check.problems.append(Problem(check.name, version, "dist_mismatch", f"dist is not on the mirror: {dist}"))
+        else:
+            check.refs.append(ref)
+        return
+    record = ArchiveRecord.from_dict(recorded)
+    expected = mirror_entry({}, record, ctx.settings.repository_url)["dist"]
+    if dist != expected:
+        detail = f"dist is {dist}, the state records {expected}"
+        check.problems.append(Problem(check.name, version, "dist_mismatch", detail))
+    check.refs.append(
+        ArchiveRef(check.name, version, normalized, record.path, record.sha1, record.sha256, record.size, record)
+    )
+
+
+def _ref_from_dist(name: str, version: str, normalized: str, dist: Mapping[str, Any]) -> ArchiveRef | None:
+    """Without a state record, the dist itself says what to expect: the key names the sha256."""
+    path = archive_path_of_url(str(dist.get("url") or ""))
+    if path is None:
+        return None
+    sha256 = path.rsplit("/", 1)[-1].removesuffix(".zip")
+    return ArchiveRef(name, version, normalized, path, str(dist.get("shasum") or ""), sha256, None, None)
+
+
+def archive_path_of_url(url: str) -> str | None:
+    """The store path (``dists/ab/cd/<sha256>.zip``) a mirrored dist URL points at, or None."""
+    match = ARCHIVE_URL_RE.search(urlsplit(url).path)
+    return archive_path(match.group(2)) if match else None
+
+
+def _check_archive(store: S3Store, ref: ArchiveRef) -> tuple[int, tuple[str, str] | None]:
+    """(stored size, (kind, detail) or None): HEAD for existence and size, then stream and hash."""
+    head = store.head(ref.path)
+    if head is None:
+        return 0, ("missing_archive", f"{store.key(ref.path)} does not exist")
+    size = int(head.get("ContentLength", 0))
+    if ref.size is not None and size != ref.size:
+        return size, ("size_mismatch", f"{store.key(ref.path)} is {size} bytes, the state records {ref.size}")
+    digests = hash_object(store, ref.path)
+    if digests is None:
+        return 0, ("missing_archive", f"{store.key(ref.path)} disappeared while it was read")
+    sha1, sha256, _read = digests
+    if sha256 != ref.sha256:
+        return size, ("sha256_mismatch", f"{store.key(ref.path)} has sha256 {sha256} (sha1 {sha1})")
+    if ref.sha1 and sha1 != ref.sha1:
+        return size, ("sha1_mismatch", f"{store.key(ref.path)} has sha1 {sha1}, expected {ref.sha1}")
+    return size, None
+
+
+def hash_object(store: S3Store, path: str) -> tuple[str, str, int] | None:
+    """(sha1, sha256, size) of a stored object, streamed in 1 MB chunks; None when it is absent.
+
+    The store's ``get`` reads whole bodies (fine for metadata); archives can be hundreds of MB.
+    """
+    client = store.client
+    try:
+        response = client.get_object(Bucket=store.bucket, Key=store.key(path))
+    except client.exceptions.NoSuchKey:
+        return None
+    sha1, sha256, size = hashlib.sha1(), hashlib.sha256(), 0
+    body = response["Body"]
+    try:
+        for chunk in body.iter_chunks(CHUNK):
+            sha1.update(chunk)
+            sha256.update(chunk)
+            size += len(chunk)
+    finally:
+        body.close()
+    return sha1.hexdigest(), sha256.hexdigest(), size
+
+
+# --- repair -----------------------------------------------------------------------------------
+def _repair(
+    ctx: Context, result: VerifyResult, checks: list[PackageCheck], broken: Mapping[str, list[ArchiveRef]]
+) -> None:
+    """Restore broken archives and p2 files; move what was restored from problems to repaired."""
+    outcomes: dict[tuple[str, str, str], str | None] = {}
+    archive_fixes = map_bounded(
+        lambda path: (path, _restore_archive(ctx, broken[path])), broken, ctx.settings.concurrency
+    )
+    for path, failure in archive_fixes:
+        for ref in broken[path]:
+            outcomes[(ref.package, ref.version, "archive")] = failure
+    states = {check.name: check.state for check in checks}
+    for problem in result.problems:
+        if problem.kind in P2_KINDS and (problem.package, problem.version, "p2") not in outcomes:
+            failure = rebuild_p2(ctx, problem.package, problem.version, states.get(problem.package, {}))
+            outcomes[(problem.package, problem.version, "p2")] = failure
+    remaining = []
+    for problem in result.problems:
+        scope = "archive" if problem.kind in ARCHIVE_KINDS else "p2" if problem.kind in P2_KINDS else ""
+        key = (problem.package, problem.version, scope)
+        if key not in outcomes:
+            remaining.append(problem)
+        elif outcomes[key] is None:
+            result.repaired.append(problem)
+        else:
+            remaining.append(
+                Problem(problem.package, problem.version, problem.kind, f"{problem.detail}; {outcomes[key]}")
+            )
+    result.problems = remaining
+
+
+def _restore_archive(ctx: Context, refs: list[ArchiveRef]) -> str | None:
+    """Download the archive again from its recorded source; None when restored, else why not.
+
+    The broken copy is deleted first: ``mirror_archive`` never overwrites a content-addressed key
+    (their bytes are immutable by design), and a corrupt archive is no more use to a client than
+    a missing one. The recorded sha1 is passed as the expected shasum, so bytes that differ from
+    the original are refused before anything is uploaded.
+    """
+    ref = next((r for r in refs if r.record is not None and r.record.source_url), None)
+    if ref is None or ref.record is None:
+        return "not repaired: no source URL recorded in the state for this archive"
+    record = ref.record
+    if ctx.store.head(record.path) is not None:
+        ctx.store.delete(record.path)
+    dist = {"type": "zip", "url": record.source_url, "reference": record.reference, "shasum": record.sha1}
+    try:
+        restored = mirror_archive(
+            ctx.store,
+            ctx.client,
+            name=ref.package,
+            version=ref.version,
+            normalized=ref.normalized,
+            dist=dist,
+            max_bytes=ctx.settings.max_archive_bytes,
+        )
+    except ArchiveError as exc:
+        return f"not repaired: the upstream bytes changed, the mirror cannot restore the original ({exc})"
+    except MirrorError as exc:
+        return f"not repaired: {exc}"
+    if restored.sha256 != record.sha256:
+        return f"not repaired: the upstream now serves sha256 {restored.sha256}, the mirror cannot restore the original"
+    logger.warning(
+        "restored %s from %s; invalidate it on the CDN, which may cache a broken copy as immutable",
+        ctx.store.key(record.path),
+        record.source_url,
+    )
+    return None
+
+
+def rebuild_p2(ctx: Context, name: str, suffix: str, state: PackageState) -> str | None:
+    """Rewrite a p2 file from the cached upstream metadata and the state; None when restored.
+
+    Only a rebuild whose bytes hash to the ETag the mirror recorded when it published is written:
+    anything else would be metadata the mirror never served. Versions kept after they vanished
+    upstream, or tags whose reference changed, are not in the cache, so such files stay reported.
+    """
+    published = state.get("published", {}).get(suffix)
+    if published is None:
+        return "not repaired: the state records no publication of this file to rebuild"
+    try:
+        body = _rebuilt_p2(ctx, name, suffix, state)
+    except MirrorError as exc:
+        return f"not repaired: {exc}"
+    if md5_etag(body) != published:
+        return "not repaired: a rebuild from the cached upstream metadata differs from the published file"
+    ctx.store.put(p2_path(name, FILE_KINDS[suffix]), body)
+    logger.warning("rebuilt %s from the upstream cache and the state", ctx.store.key(p2_path(name, FILE_KINDS[suffix])))
+    return None
+
+
+def _rebuilt_p2(ctx: Context, name: str, suffix: str, state: PackageState) -> bytes:
+    entries: list[dict[str, Any]] = []
+    for dev in FILE_KINDS.values():
+        cached = ctx.store.get(upstream_cache_path(name, dev))
+        if cached is not None:
+            entries.extend(parse_p2(cached.body, name))
+    records = {n: ArchiveRecord.from_dict(r) for n, r in state.get("versions", {}).items()}
+    mirrored = []
+    for entry in select_versions(entries, state.get("selectors", [])):
+        record = records.get(normalized_of(entry) or "")
+        reference = str((entry.get("dist") or {}).get("reference") or "")
+        if record is not None and record.reference == reference:
+            mirrored.append(mirror_entry(entry, record, ctx.settings.repository_url))
+    tagged, dev = split_dev(mirrored)
+    return dump_p2(name, dev if FILE_KINDS[suffix] else tagged)
+
+
+# --- the report -------------------------------------------------------------------------------
+def log_summary(result: VerifyResult, *, repair: bool) -> None:
+    """A summary table in the task log, then one line per problem and per repair."""
+    rows = [
+        ("packages", result.packages),
+        ("p2 files", result.p2_files),
+        ("versions", result.versions),
+        ("archives checked", result.archives),
+        ("archive bytes hashed", result.archive_bytes),
+        ("repair", "on" if repair else "off"),
+        ("repaired", len(result.repaired)),
+        ("problems", len(result.problems)),
+        *((f"  {kind}", count) for kind, count in result.counts_by_kind().items()),
+    ]
+    width = max(len(label) for label, _ in rows)
+    logger.info("verify report\n%s", "\n".join(f"  {label.ljust(width)}  {value}" for label, value in rows))
+    for problem in result.repaired:
+        logger.warning("repaired: %s %s %s: %s", problem.kind, problem.package, problem.version, problem.detail)
+    for problem in result.problems:
+        logger.error("problem: %s %s %s: %s", problem.kind, problem.package, problem.version, problem.detail)
+
+
+def finish(
+    ctx: Context, root: Mapping[str, Any], results: Iterable[Mapping[str, Any]], *, run_id: str, repair: bool
+) -> VerifyResult:
+    """Add up the batches, log the summary and keep the report next to the sync's run reports."""
+    total = merge_all(VerifyResult.from_dict(r) for r in [root, *results])
+    log_summary(total, repair=repair)
+    report = {**total.to_dict(), "counts_by_kind": total.counts_by_kind(), "repair": repair, "run_id": run_id}
+    ctx.store.put(run_report_path(f"verify-{run_id}"), dumps(report), cache_control=STATE_CACHE)
+    return total
+
+
+def map_bounded(function: Callable[[Any], T], items: Iterable[Any], workers: int) -> list[T]:
+    """``map`` on a bounded thread pool: S3 and upstream calls are I/O bound."""
+    items = list(items)
+    if not items:
+        return []
+    with ThreadPoolExecutor(max_workers=max(1, min(workers, len(items)))) as pool:
+        return list(pool.map(function, items))

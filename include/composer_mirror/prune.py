@@ -49,6 +49,7 @@ SHARD_KEY_RE = re.compile(rf"^{SHARDS}([0-9a-f]{{2}})\.json$")
 MARKER_KEY_RE = re.compile(rf"^{MARKERS}(.+)/([0-9a-f]{{40}})\.json$")
 # Deletion order: a marker never outlives its archive (see the module docstring).
 KINDS = ("marker", "archive", "p2")
+LABELS = {"marker": "journal markers", "archive": "archives", "p2": "p2 files"}
 SHOWN_PER_KIND = 20
 
 
@@ -79,8 +80,22 @@ class PruneResult:
         counted = Counter(orphan.kind for orphan in self.orphans)
         return {kind: counted.get(kind, 0) for kind in KINDS}
 
+    def summary(self) -> dict[str, Any]:
+        """Counts only: small enough for XCom however many objects were pruned."""
+        return {
+            "dry_run": self.dry_run,
+            "grace_hours": self.grace_hours,
+            "scanned": self.scanned,
+            "orphans": self.counts(),
+            "orphan_bytes": self.orphan_bytes,
+            "too_young": self.too_young,
+            "deleted": self.deleted,
+            "failed": len(self.failed),
+        }
+
     def to_dict(self) -> dict[str, Any]:
-        return {**asdict(self), "orphan_bytes": self.orphan_bytes, "counts": self.counts()}
+        """Everything, every path included: the report kept in the bucket."""
+        return {**asdict(self), **self.summary(), "orphans": [asdict(orphan) for orphan in self.orphans]}
 
 
 @dataclass
@@ -245,7 +260,7 @@ def _log_orphans(action: str, result: PruneResult) -> None:
         counts["p2"],
         result.too_young,
         result.grace_hours,
-        ", ".join(f"{count} {kind}s" for kind, count in result.scanned.items()),
+        ", ".join(f"{count} {LABELS[kind]}" for kind, count in result.scanned.items()),
     )
     for kind in KINDS:
         of_kind = [orphan for orphan in result.orphans if orphan.kind == kind]

@@ -212,34 +212,43 @@ class PackageCheck:
     p2_files: int = 0
     refs: list[ArchiveRef] = field(default_factory=list)
     problems: list[Problem] = field(default_factory=list)
+    repaired: list[Problem] = field(default_factory=list)
 
 
 def verify_batch(ctx: Context, batch: Mapping[str, Any], *, repair: bool = False) -> VerifyResult:
-    """Verify (and with ``repair``, restore) the packages of one batch."""
+    """Verify (and with ``repair``, restore) the packages of one batch: p2 files first, then archives."""
     names = sorted(batch["packages"])
     shards = load_shards(ctx.store, names)
     workers = ctx.settings.concurrency
-    checks = map_bounded(
-        lambda name: _check_package_settled(ctx, name, shards[shard_of(name)].packages.get(name, {})), names, workers
-    )
+
+    def check(name: str) -> PackageCheck:
+        return _check_package_settled(ctx, name, shards[shard_of(name)].packages.get(name, {}), repair=repair)
+
+    checks = map_bounded(check, names, workers)
     by_path: dict[str, list[ArchiveRef]] = {}
-    for check in checks:
-        for ref in check.refs:
+    for package in checks:
+        for ref in package.refs:
             by_path.setdefault(ref.path, []).append(ref)
     archive_checks = map_bounded(lambda path: (path, _check_archive(ctx.store, by_path[path][0])), by_path, workers)
 
     result = VerifyResult(packages=len(names), p2_files=sum(c.p2_files for c in checks))
     result.versions = sum(len(c.refs) for c in checks)
     result.problems = [p for c in checks for p in c.problems]
-    broken: dict[str, tuple[str, str]] = {}
-    for path, (size, problem) in archive_checks:
+    result.repaired = [p for c in checks for p in c.repaired]
+    broken: dict[str, list[Problem]] = {}
+    for path, (size, found) in archive_checks:
         result.archives += 1
         result.archive_bytes += size
-        if problem is not None:
-            broken[path] = problem
-            result.problems.extend(Problem(r.package, r.version, *problem) for r in by_path[path])
-    if repair and result.problems:
-        _repair(ctx, result, checks, {path: by_path[path] for path in broken})
+        if found is not None:
+            broken[path] = [Problem(ref.package, ref.version, *found) for ref in by_path[path]]
+    if repair and broken:
+        restored = map_bounded(lambda path: (path, _restore_archive(ctx, by_path[path])), broken, workers)
+        for path, failure in restored:
+            if failure is None:
+                result.repaired.extend(broken.pop(path))
+            else:
+                broken[path] = [_annotated(problem, failure) for problem in broken[path]]
+    result.problems.extend(problem for problems in broken.values() for problem in problems)
     logger.info(
         "batch %s: %d packages, %d p2 files, %d versions, %d archives (%d bytes), %d problems, %d repaired",
         batch.get("index"),
@@ -254,16 +263,33 @@ def verify_batch(ctx: Context, batch: Mapping[str, Any], *, repair: bool = False
     return result
 
 
-def _check_package_settled(ctx: Context, name: str, state: PackageState) -> PackageCheck:
-    """Check a package; if it looks inconsistent with the state, read both again once.
+def _check_package_settled(ctx: Context, name: str, state: PackageState, *, repair: bool) -> PackageCheck:
+    """Check a package; read it again once if it looks inconsistent; with ``repair``, rebuild its p2 files.
 
     A sync publishing meanwhile writes the p2 file before the shard: the second read sees both.
+    After a rebuild the package is read again, so the walk reaches the archives the file names.
     """
     check = _check_package(ctx, name, state)
     if any(p.kind in RACY_KINDS for p in check.problems):
-        fresh = load_shard(ctx.store, shard_of(name)).packages.get(name, {})
-        check = _check_package(ctx, name, fresh)
+        check = _check_package(ctx, name, load_shard(ctx.store, shard_of(name)).packages.get(name, {}))
+    if not repair or not any(p.kind in P2_KINDS for p in check.problems):
+        return check
+    files = sorted({p.version for p in check.problems if p.kind in P2_KINDS})
+    failures = {suffix: rebuild_p2(ctx, name, suffix, check.state) for suffix in files}
+    repaired = [p for p in check.problems if p.kind in P2_KINDS and failures[p.version] is None]
+    if repaired:
+        check = _check_package(ctx, name, check.state)
+        check.repaired = repaired
+    check.problems = [
+        _annotated(p, failures[p.version]) if p.kind in P2_KINDS and failures.get(p.version) else p
+        for p in check.problems
+    ]
     return check
+
+
+def _annotated(problem: Problem, failure: str) -> Problem:
+    """The problem, with why repairing it failed."""
+    return Problem(problem.package, problem.version, problem.kind, f"{problem.detail}; {failure}")
 
 
 def _check_package(ctx: Context, name: str, state: PackageState) -> PackageCheck:
@@ -374,37 +400,6 @@ def hash_object(store: S3Store, path: str) -> tuple[str, str, int] | None:
 
 
 # --- repair -----------------------------------------------------------------------------------
-def _repair(
-    ctx: Context, result: VerifyResult, checks: list[PackageCheck], broken: Mapping[str, list[ArchiveRef]]
-) -> None:
-    """Restore broken archives and p2 files; move what was restored from problems to repaired."""
-    outcomes: dict[tuple[str, str, str], str | None] = {}
-    archive_fixes = map_bounded(
-        lambda path: (path, _restore_archive(ctx, broken[path])), broken, ctx.settings.concurrency
-    )
-    for path, failure in archive_fixes:
-        for ref in broken[path]:
-            outcomes[(ref.package, ref.version, "archive")] = failure
-    states = {check.name: check.state for check in checks}
-    for problem in result.problems:
-        if problem.kind in P2_KINDS and (problem.package, problem.version, "p2") not in outcomes:
-            failure = rebuild_p2(ctx, problem.package, problem.version, states.get(problem.package, {}))
-            outcomes[(problem.package, problem.version, "p2")] = failure
-    remaining = []
-    for problem in result.problems:
-        scope = "archive" if problem.kind in ARCHIVE_KINDS else "p2" if problem.kind in P2_KINDS else ""
-        key = (problem.package, problem.version, scope)
-        if key not in outcomes:
-            remaining.append(problem)
-        elif outcomes[key] is None:
-            result.repaired.append(problem)
-        else:
-            remaining.append(
-                Problem(problem.package, problem.version, problem.kind, f"{problem.detail}; {outcomes[key]}")
-            )
-    result.problems = remaining
-
-
 def _restore_archive(ctx: Context, refs: list[ArchiveRef]) -> str | None:
     """Download the archive again from its recorded source; None when restored, else why not.
 

@@ -1,0 +1,210 @@
+"""Tests for verification and repair, on small mirrors built by the library itself in moto's mocked S3."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+
+import boto3
+import pytest
+
+from composer_mirror import verify
+from composer_mirror.archives import ArchiveRecord
+from composer_mirror.composer_format import p2_path
+from composer_mirror.publisher import ROOT
+from composer_mirror.state import dumps, load_shard, shard_of, shard_path, upstream_cache_path
+from composer_mirror.verify import Problem, VerifyResult
+from tests.composer_mirror.mirror_builder import PUBLIC_URL, Mirror, built_mirror
+
+
+@pytest.fixture(scope="module")
+def session() -> boto3.session.Session:
+    return boto3.session.Session(aws_access_key_id="testing", aws_secret_access_key="testing")
+
+
+@pytest.fixture
+def mirror(session: boto3.session.Session) -> Iterator[Mirror]:
+    with built_mirror(session) as built:
+        built.add_package("psr/log", ["1.0.0", "1.1.0", "2.0.0"])
+        built.add_package("acme/tool", ["0.1.0"])
+        yield built
+
+
+def run(mirror: Mirror, *, repair: bool = False) -> VerifyResult:
+    """Verify the whole mirror as the DAG does: the root, then every batch."""
+    names, root = verify.read_root(mirror.store, PUBLIC_URL)
+    results = [verify.verify_batch(mirror.ctx, batch, repair=repair) for batch in verify.plan_verify_batches(names, 4)]
+    return verify.merge_all([root, *results])
+
+
+def kinds(result: VerifyResult) -> set[tuple[str, str, str]]:
+    return {(p.package, p.version, p.kind) for p in result.problems}
+
+
+def record(mirror: Mirror, name: str, normalized: str) -> ArchiveRecord:
+    return mirror.records[name][normalized]
+
+
+def edit_state(mirror: Mirror, name: str, change) -> None:  # type: ignore[no-untyped-def]
+    shard = load_shard(mirror.store, shard_of(name))
+    change(shard.packages[name])
+    mirror.put_raw(shard_path(shard_of(name)), dumps(shard.packages))
+
+
+# --- verification -----------------------------------------------------------------------------
+def test_a_freshly_mirrored_repository_verifies_clean_and_counts_what_it_walked(mirror: Mirror) -> None:
+    result = run(mirror)
+    assert result.problems == []
+    assert (result.packages, result.p2_files, result.versions, result.archives) == (2, 4, 4, 4)
+    assert result.archive_bytes == sum(r.size for records in mirror.records.values() for r in records.values())
+
+
+def test_an_archive_overwritten_with_bytes_of_the_same_size_is_a_sha256_mismatch(mirror: Mirror) -> None:
+    broken = record(mirror, "psr/log", "1.1.0.0")
+    mirror.put_raw(broken.path, b"x" * broken.size)
+    assert kinds(run(mirror)) == {("psr/log", "1.1.0", "sha256_mismatch")}
+
+
+def test_an_archive_of_another_size_is_a_size_mismatch(mirror: Mirror) -> None:
+    mirror.put_raw(record(mirror, "psr/log", "2.0.0.0").path, b"truncated")
+    result = run(mirror)
+    assert kinds(result) == {("psr/log", "2.0.0", "size_mismatch")}
+    assert "is 9 bytes" in result.problems[0].detail
+
+
+def test_a_missing_archive_is_reported_with_its_package_and_version(mirror: Mirror) -> None:
+    mirror.delete_raw(record(mirror, "acme/tool", "0.1.0.0").path)
+    result = run(mirror)
+    assert kinds(result) == {("acme/tool", "0.1.0", "missing_archive")}
+    assert result.counts_by_kind() == {"missing_archive": 1}
+
+
+def test_a_state_record_whose_sha1_differs_from_the_bytes_is_a_sha1_mismatch(mirror: Mirror) -> None:
+    edit_state(mirror, "acme/tool", lambda state: state["versions"]["0.1.0.0"].update(sha1="0" * 40))
+    # The published dist's shasum no longer matches the record either: both are reported.
+    assert kinds(run(mirror)) == {("acme/tool", "0.1.0", "sha1_mismatch"), ("acme/tool", "0.1.0", "dist_mismatch")}
+
+
+def test_archives_are_streamed_and_hashed_in_chunks(mirror: Mirror, monkeypatch: pytest.MonkeyPatch) -> None:
+    import hashlib
+
+    data = bytes(range(256)) * 40
+    mirror.put_raw("dists/big.bin", data)
+    monkeypatch.setattr(verify, "CHUNK", 1000)
+    assert verify.hash_object(mirror.store, "dists/big.bin") == (
+        hashlib.sha1(data).hexdigest(),
+        hashlib.sha256(data).hexdigest(),
+        len(data),
+    )
+    assert verify.hash_object(mirror.store, "dists/absent.bin") is None
+
+
+def test_a_missing_p2_file_is_reported(mirror: Mirror) -> None:
+    mirror.delete_raw(p2_path("psr/log"))
+    result = run(mirror)
+    assert kinds(result) == {("psr/log", "", "missing_p2")}
+    assert result.versions == 1, "only acme/tool's version is reachable by a client"
+
+
+def test_a_p2_file_changed_behind_the_mirror_is_a_p2_mismatch_and_bad_json_when_unparseable(mirror: Mirror) -> None:
+    mirror.put_raw(p2_path("acme/tool", dev=True), b"{not json")
+    assert kinds(run(mirror)) == {("acme/tool", "~dev", "p2_mismatch"), ("acme/tool", "~dev", "bad_json")}
+
+
+def test_a_dist_that_points_elsewhere_is_a_dist_mismatch(mirror: Mirror) -> None:
+    document = json.loads(mirror.store.get(p2_path("acme/tool")).body)
+    document["packages"]["acme/tool"][0]["dist"]["url"] = "https://elsewhere.example/x.zip"
+    mirror.put_raw(p2_path("acme/tool"), json.dumps(document).encode())
+    assert ("acme/tool", "0.1.0", "dist_mismatch") in kinds(run(mirror))
+
+
+def test_a_published_package_the_state_does_not_know_is_not_in_state_but_its_archives_are_checked(
+    mirror: Mirror,
+) -> None:
+    shard = load_shard(mirror.store, shard_of("acme/tool"))
+    del shard.packages["acme/tool"]
+    mirror.put_raw(shard_path(shard_of("acme/tool")), dumps(shard.packages))
+    mirror.delete_raw(record(mirror, "acme/tool", "0.1.0.0").path)
+    assert kinds(run(mirror)) == {("acme/tool", "", "not_in_state"), ("acme/tool", "0.1.0", "missing_archive")}
+
+
+@pytest.mark.parametrize(
+    ("body", "detail"),
+    [
+        (None, "does not exist"),
+        (b"{", "not valid JSON"),
+        (b'{"metadata-url": "/p2/%package%.json", "available-packages": []}', "metadata-url"),
+        (b'{"metadata-url": "/repo/p2/%package%.json"}', "available-packages"),
+    ],
+)
+def test_a_root_a_client_cannot_use_is_the_first_problem(mirror: Mirror, body: bytes | None, detail: str) -> None:
+    if body is None:
+        mirror.delete_raw(ROOT)
+    else:
+        mirror.put_raw(ROOT, body)
+    names, root = verify.read_root(mirror.store, PUBLIC_URL)
+    assert names == []
+    assert [p.kind for p in root.problems] in (["missing_root"], ["bad_root"])
+    assert detail in root.problems[0].detail
+
+
+def test_a_sync_publishing_during_the_walk_is_read_again_before_it_counts(mirror: Mirror) -> None:
+    stale = load_shard(mirror.store, shard_of("psr/log")).packages["psr/log"]
+    stale = {**stale, "versions": {n: r for n, r in stale["versions"].items() if n != "2.0.0.0"}}
+    check = verify._check_package_settled(mirror.ctx, "psr/log", stale, repair=False)
+    assert check.problems == []
+    assert len(check.refs) == 3
+
+
+def test_batch_results_add_up_and_survive_xcom() -> None:
+    one = VerifyResult(packages=2, archives=3, problems=[Problem("a/b", "1.0", "missing_archive", "gone")])
+    two = VerifyResult(packages=1, archive_bytes=10, repaired=[Problem("c/d", "", "missing_p2", "gone")])
+    total = verify.merge_all([one, two])
+    assert (total.packages, total.archives, total.archive_bytes) == (3, 3, 10)
+    assert total.counts_by_kind() == {"missing_archive": 1}
+    assert not total.ok
+    assert VerifyResult.from_dict(json.loads(json.dumps(total.to_dict()))) == total
+
+
+# --- repair -----------------------------------------------------------------------------------
+def test_repair_restores_corrupt_and_missing_archives_from_the_recorded_source(mirror: Mirror) -> None:
+    corrupt, missing = record(mirror, "psr/log", "1.0.0.0"), record(mirror, "acme/tool", "0.1.0.0")
+    mirror.put_raw(corrupt.path, b"y" * corrupt.size)
+    mirror.delete_raw(missing.path)
+    repaired = run(mirror, repair=True)
+    assert repaired.problems == []
+    assert {(p.package, p.version, p.kind) for p in repaired.repaired} == {
+        ("psr/log", "1.0.0", "sha256_mismatch"),
+        ("acme/tool", "0.1.0", "missing_archive"),
+    }
+    assert run(mirror).problems == []
+
+
+def test_repair_refuses_upstream_bytes_that_differ_from_the_recorded_ones(mirror: Mirror) -> None:
+    broken = record(mirror, "psr/log", "1.1.0.0")
+    mirror.put_raw(broken.path, b"z" * broken.size)
+    mirror.upstream.files["/dist/psr/log/1.1.0.zip"] = b"PK other bytes now"
+    result = run(mirror, repair=True)
+    assert kinds(result) == {("psr/log", "1.1.0", "sha256_mismatch")}
+    assert "cannot restore the original" in result.problems[0].detail
+    assert result.repaired == []
+
+
+def test_repair_rebuilds_a_missing_p2_file_byte_for_byte_and_walks_on_to_its_archives(mirror: Mirror) -> None:
+    published = mirror.store.get(p2_path("psr/log")).body
+    mirror.delete_raw(p2_path("psr/log"))
+    mirror.delete_raw(record(mirror, "psr/log", "2.0.0.0").path)
+    result = run(mirror, repair=True)
+    assert result.problems == []
+    assert {(p.package, p.kind) for p in result.repaired} == {("psr/log", "missing_p2"), ("psr/log", "missing_archive")}
+    assert mirror.store.get(p2_path("psr/log")).body == published
+    assert run(mirror).problems == []
+
+
+def test_repair_does_not_invent_a_p2_file_the_cached_metadata_cannot_rebuild_exactly(mirror: Mirror) -> None:
+    mirror.delete_raw(p2_path("psr/log"))
+    mirror.delete_raw(upstream_cache_path("psr/log", dev=False))
+    result = run(mirror, repair=True)
+    assert kinds(result) == {("psr/log", "", "missing_p2")}
+    assert "differs from the published file" in result.problems[0].detail
+    assert mirror.store.get(p2_path("psr/log")) is None

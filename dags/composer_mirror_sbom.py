@@ -82,12 +82,12 @@ from composer_mirror.airflow_adapter import build_context, mirror_tasks, read_up
 )
 def composer_mirror_sbom() -> None:
     @task
-    def resolve_targets(upstream: dict[str, Any], params: dict[str, Any] | None = None) -> dict[str, list[str]]:
+    def resolve_targets(upstream: dict[str, Any], params: dict[str, Any] | None = None) -> dict[str, Any]:
         """Parse the SBOM/PURLs, check every version upstream, add dependencies, log the plan."""
         from composer_mirror import pipeline
 
         return pipeline.run_with_context(
-            lambda: build_context(upstream), lambda ctx: pipeline.resolve_request(ctx, dict(params or {}))
+            lambda: build_context(upstream), lambda ctx: {"targets": pipeline.resolve_request(ctx, dict(params or {}))}
         )
 
     @task.short_circuit

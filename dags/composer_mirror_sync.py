@@ -36,16 +36,11 @@ from composer_mirror.airflow_adapter import build_context, mirror_tasks, read_up
 )
 def composer_mirror_sync() -> None:
     @task
-    def enumerate_targets(upstream: dict[str, Any]) -> dict[str, list[str]]:
-        """The selection plus everything already mirrored, as package -> version selectors."""
+    def enumerate_targets(upstream: dict[str, Any]) -> dict[str, Any]:
+        """The selection plus everything already mirrored, or only what the changes feed names."""
         from composer_mirror import pipeline
-        from composer_mirror.state import load_catalog
 
-        def enumerate_all(ctx: pipeline.Context) -> dict[str, list[str]]:
-            catalog = load_catalog(ctx.store)
-            return pipeline.enumerate_targets(ctx, ctx.settings.packages, catalog=catalog.packages)
-
-        return pipeline.run_with_context(lambda: build_context(upstream), enumerate_all)
+        return pipeline.run_with_context(lambda: build_context(upstream), pipeline.plan_sync)
 
     upstream = read_upstream_task()
     mirror_tasks(enumerate_targets(upstream), upstream)

@@ -104,7 +104,7 @@ def read_upstream_task() -> Any:
     return read_upstream()
 
 
-def mirror_tasks(targets: Any, upstream: Any, after: Any = None) -> Any:
+def mirror_tasks(plan: Any, upstream: Any, after: Any = None) -> Any:
     """Wire plan_batches -> sync_metadata[] -> fetch_archives[] -> publish_index -> report.
 
     Shared by every DAG that mirrors something, so there is one pipeline and one mirrored set.
@@ -115,9 +115,10 @@ def mirror_tasks(targets: Any, upstream: Any, after: Any = None) -> Any:
     from composer_mirror import pipeline
 
     @task
-    def plan_batches(targets: dict[str, list[str]]) -> list[dict[str, Any]]:
+    def plan_batches(plan: dict[str, Any]) -> list[dict[str, Any]]:
         """Group the targets into batches (at most composer_mirror_max_batches)."""
-        batches = pipeline.plan_batches(targets, load_settings().max_batches)
+        targets = plan["targets"]
+        batches = pipeline.plan_batches(targets, load_settings().max_batches, min_times=plan.get("min_times"))
         logger.info("%d targets in %d batches", len(targets), len(batches))
         return batches
 
@@ -138,11 +139,11 @@ def mirror_tasks(targets: Any, upstream: Any, after: Any = None) -> Any:
         )
 
     @task(trigger_rule="none_failed", outlets=[repository_asset()])
-    def publish_index(results: list[dict[str, Any]], targets: dict[str, list[str]]) -> dict[str, Any]:
-        """Publish packages.json last, then the run report."""
+    def publish_index(results: list[dict[str, Any]], plan: dict[str, Any]) -> dict[str, Any]:
+        """Publish packages.json last, then the run report (and advance the changes-feed cursor)."""
         run_id = current_run_id()
         return pipeline.run_with_context(
-            build_context, lambda ctx: pipeline.publish_index(ctx, results or [], targets, run_id)
+            build_context, lambda ctx: pipeline.publish_index(ctx, results or [], plan, run_id)
         )
 
     @task
@@ -154,9 +155,9 @@ def mirror_tasks(targets: Any, upstream: Any, after: Any = None) -> Any:
 
             raise AirflowException(f"{len(summary['failures'])} failures; the index was published without them")
 
-    batches = plan_batches(targets)
+    batches = plan_batches(plan)
     if after is not None:
         after >> batches
     manifests = sync_metadata.partial(upstream=upstream).expand(batch=batches)
     results = fetch_archives.partial(upstream=upstream).expand(manifest=manifests)
-    return report(publish_index(results, targets))
+    return report(publish_index(results, plan))

@@ -7,6 +7,8 @@ go through the bucket.
 
 from __future__ import annotations
 
+import email.utils
+import fnmatch
 import logging
 import math
 import time
@@ -17,6 +19,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from composer_mirror.archives import ArchiveRecord, load_markers, mirror_archive
+from composer_mirror.changes import read_changes
 from composer_mirror.composer_format import (
     is_dev_version,
     metadata_url_for,
@@ -27,8 +30,10 @@ from composer_mirror.errors import MirrorError, TargetError, UpstreamError
 from composer_mirror.publisher import mirror_entry, publish_package, publish_root, read_published
 from composer_mirror.settings import Settings
 from composer_mirror.state import (
+    Catalog,
     archive_id,
     dumps,
+    load_catalog,
     load_shards,
     run_report_path,
     save_package_states,
@@ -39,7 +44,9 @@ from composer_mirror.state import (
 from composer_mirror.store import STATE_CACHE, S3Store, md5_etag
 from composer_mirror.targets import (
     Targets,
+    add_selector,
     expand_patterns,
+    is_pin,
     list_url,
     normalized_of,
     parse_selection,
@@ -104,7 +111,52 @@ def enumerate_targets(
     return dict(sorted(targets.items()))
 
 
-def plan_batches(targets: Targets, max_batches: int, min_batch_size: int = MIN_BATCH_SIZE) -> list[dict[str, Any]]:
+def plan_sync(ctx: Context) -> dict[str, Any]:
+    """The scheduled sync's plan: incremental from the changes feed when it can be, full otherwise.
+
+    Incremental needs a feed, a cursor from an earlier published run, no resync action, and the
+    same selection as the last full run (a new pattern must list the upstream once). Then only
+    packages named by update actions (and earlier stale ones) are revalidated.
+    """
+    catalog = load_catalog(ctx.store)
+    selection = list(ctx.settings.packages)
+    feed_url = ctx.upstream.get("changes_url")
+    plan: dict[str, Any] = {"selection": selection, "feed": None}
+    if feed_url:
+        changes = read_changes(ctx.client, feed_url, catalog.changes_since)
+        plan["feed"] = {"since": changes.timestamp, "deletes": changes.deletes, "updates": sorted(changes.updates)}
+        if not changes.resync and catalog.selection == selection:
+            plan["targets"] = incremental_targets(selection, catalog, changes.updates)
+            plan["min_times"] = {n: t for n, t in changes.updates.items() if n in plan["targets"]}
+            plan["mode"] = "incremental"
+            logger.info("incremental run: %d packages named by the changes feed", len(plan["targets"]))
+            return plan
+    plan["targets"] = enumerate_targets(ctx, selection, catalog=catalog.packages)
+    plan["mode"] = "full"
+    logger.info("full run: %d packages to revalidate", len(plan["targets"]))
+    return plan
+
+
+def incremental_targets(selection: list[str], catalog: Catalog, updates: Mapping[str, int]) -> Targets:
+    """Mirrored packages the feed names, new upstream packages the selection's patterns match,
+    and packages whose last fetch was stale."""
+    entries = parse_selection(selection).entries
+    targets: Targets = {}
+    for name in sorted(set(updates) | set(catalog.pending)):
+        for selector in catalog.packages.get(name, []):
+            add_selector(targets, name, selector)
+        for entry in entries:
+            if fnmatch.fnmatchcase(name, entry.pattern):
+                add_selector(targets, name, entry.selector)
+    return targets
+
+
+def plan_batches(
+    targets: Targets,
+    max_batches: int,
+    min_batch_size: int = MIN_BATCH_SIZE,
+    min_times: Mapping[str, int] | None = None,
+) -> list[dict[str, Any]]:
     """Group targets into at most ``max_batches`` batches, never splitting a state shard.
 
     A shard belongs to one batch so that mapped tasks of one run never write the same state
@@ -127,6 +179,7 @@ def plan_batches(targets: Targets, max_batches: int, min_batch_size: int = MIN_B
             "index": index,
             "label": f"{names[0]} .. {names[-1]} ({len(names)})",
             "packages": {name: targets[name] for name in names},
+            "min_times": {name: min_times[name] for name in names if name in (min_times or {})},
         }
         for index, names in enumerate(batches)
     ]
@@ -184,10 +237,17 @@ def sync_metadata(ctx: Context, batch: Mapping[str, Any]) -> dict[str, Any]:
     shards = load_shards(ctx.store, packages)
     manifest: dict[str, Any] = {"index": batch["index"], "work": [], "unchanged": [], "failures": []}
 
+    min_times: Mapping[str, int] = batch.get("min_times", {})
+    manifest["stale"] = {}
+
     def one(name: str) -> tuple[str, dict[str, Any] | None, str | None]:
         state = shards[shard_of(name)].packages.get(name, {})
         try:
-            return name, _revalidate(ctx, name, packages[name], state), None
+            return name, _revalidate(ctx, name, packages[name], state, min_times.get(name)), None
+        except StaleMetadata as exc:
+            logger.warning("%s", exc)
+            manifest["stale"][name] = min_times[name]
+            return name, None, None
         except MirrorError as exc:
             return name, None, str(exc)
 
@@ -217,7 +277,18 @@ def sync_metadata(ctx: Context, batch: Mapping[str, Any]) -> dict[str, Any]:
     return manifest
 
 
-def _revalidate(ctx: Context, name: str, selectors: list[str], state: Mapping[str, Any]) -> dict[str, Any] | None:
+class StaleMetadata(MirrorError):
+    """The upstream served a copy older than the change the feed announced (a stale CDN copy)."""
+
+
+def _revalidate(
+    ctx: Context, name: str, selectors: list[str], state: Mapping[str, Any], min_time: int | None = None
+) -> dict[str, Any] | None:
+    """Fetch a package's p2 files (conditionally when its last sync was complete).
+
+    ``min_time`` comes from the changes feed: the file must be at least that new, or it is a
+    stale CDN copy; the package is then retried on the next run instead of synced from it.
+    """
     conditional = bool(state.get("complete")) and state.get("selectors") == selectors
     files: dict[str, dict[str, Any]] = {}
     for suffix, dev in FILE_KINDS.items():
@@ -249,11 +320,22 @@ def _revalidate(ctx: Context, name: str, selectors: list[str], state: Mapping[st
                 "last_modified": fetched.last_modified,
                 "cache_etag": cache_etag,
             }
+    if min_time is not None and _older_than(files[""].get("last_modified"), min_time):
+        raise StaleMetadata(f"{name}: upstream copy is older than the change announced at {min_time}; retry later")
     if all(f["status"] == 304 for f in files.values()):
         return None
     if files[""]["status"] == 404 and not state.get("versions"):
         raise UpstreamError(f"{name} does not exist upstream (404)", status=404)
     return {"name": name, "selectors": selectors, "files": files}
+
+
+def _older_than(last_modified: str | None, min_time: int) -> bool:
+    if not last_modified:
+        return False
+    try:
+        return email.utils.parsedate_to_datetime(last_modified).timestamp() < min_time
+    except (TypeError, ValueError):
+        return False
 
 
 def _validate_p2(body: bytes, name: str) -> None:
@@ -345,6 +427,7 @@ def fetch_archives(ctx: Context, manifest: Mapping[str, Any]) -> dict[str, Any]:
     )
     return {
         "index": manifest["index"],
+        "stale": manifest.get("stale", {}),
         "published": sorted(published),
         "failures": failures,
         "anomalies": anomalies,
@@ -465,21 +548,41 @@ def _mirrored_entries(ctx: Context, plan: PackagePlan) -> list[dict[str, Any]]:
 
 
 # --- the root and the report ------------------------------------------------------------------
-def publish_index(ctx: Context, results: Iterable[Mapping[str, Any]], targets: Targets, run_id: str) -> dict[str, Any]:
+def publish_index(
+    ctx: Context, results: Iterable[Mapping[str, Any]], plan: Mapping[str, Any], run_id: str
+) -> dict[str, Any]:
     """Record the mirrored set, publish the root last, and write the run report.
 
     The root keeps every package already published and adds this run's: a run that touched a
-    few packages (an SBOM run) never shrinks the index.
+    few packages (an SBOM run) never shrinks the index. Only packages deleted upstream longer
+    ago than the grace period, and neither pinned nor named in the selection, leave it.
     """
     results = list(results)
     published = {name for result in results for name in result["published"]}
-    joined = {name: selectors for name, selectors in targets.items() if name in published}
-    update_catalog(ctx.store, lambda catalog: setattr(catalog, "packages", catalog.merged_with(joined)))
-    written, available = publish_root(ctx.store, ctx.settings.repository_url, published)
+    stale = {name: when for result in results for name, when in result.get("stale", {}).items()}
+    removed: list[str] = []
+
+    def change(catalog: Catalog) -> None:
+        joined = {name: selectors for name, selectors in plan["targets"].items() if name in published}
+        catalog.packages = catalog.merged_with(joined)
+        catalog.pending = {n: t for n, t in catalog.pending.items() if n not in plan["targets"]} | stale
+        if plan.get("selection") is not None and plan.get("mode") == "full":
+            catalog.selection = list(plan["selection"])
+        feed = plan.get("feed")
+        if feed:
+            catalog.changes_since = feed["since"]
+            record_deletions(catalog, feed)
+        removed[:] = expire_deletions(catalog, ctx.settings.delete_grace_hours, plan.get("selection") or [])
+
+    update_catalog(ctx.store, change)
+    written, available = publish_root(ctx.store, ctx.settings.repository_url, published, removed=removed)
     logger.info("packages.json %s: %d packages available", "written" if written else "unchanged", len(available))
     report = summarise(results)
     report.update(
         run_id=run_id,
+        mode=plan.get("mode", "targets"),
+        stale=sorted(stale),
+        removed=removed,
         finished_at=time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
         root_written=written,
         packages_available=len(available),
@@ -487,6 +590,33 @@ def publish_index(ctx: Context, results: Iterable[Mapping[str, Any]], targets: T
     )
     ctx.store.put(run_report_path(run_id), dumps(report), cache_control=STATE_CACHE)
     return report
+
+
+def record_deletions(catalog: Catalog, feed: Mapping[str, Any]) -> None:
+    """Remember when mirrored packages were deleted upstream; an update clears the mark."""
+    for name in feed.get("updates", []):
+        catalog.deleted.pop(name, None)
+    for name, when in feed.get("deletes", {}).items():
+        if name in catalog.packages:
+            catalog.deleted.setdefault(name, int(when))
+
+
+def expire_deletions(catalog: Catalog, grace_hours: int, selection: list[str]) -> list[str]:
+    """Drop packages deleted upstream more than the grace period ago, unless pinned or named.
+
+    A package named in the selection, or pinned to exact versions by an SBOM, stays mirrored
+    whatever the upstream does. Returns the names to remove from the root.
+    """
+    named = {entry.pattern for entry in parse_selection(selection).entries if not entry.is_pattern}
+    cutoff = time.time() - grace_hours * 3600
+    expired = []
+    for name, when in sorted(catalog.deleted.items()):
+        if when > cutoff or name in named or any(is_pin(s) for s in catalog.packages.get(name, [])):
+            continue
+        expired.append(name)
+        catalog.packages.pop(name, None)
+        del catalog.deleted[name]
+    return expired
 
 
 def summarise(results: Iterable[Mapping[str, Any]]) -> dict[str, Any]:

@@ -103,16 +103,19 @@ def read_available(store: S3Store) -> tuple[list[str], str | None]:
     return list(document.get("available-packages", [])), stored.etag
 
 
-def publish_root(store: S3Store, repository_url: str, published: Iterable[str]) -> tuple[bool, list[str]]:
+def publish_root(
+    store: S3Store, repository_url: str, published: Iterable[str], removed: Iterable[str] = ()
+) -> tuple[bool, list[str]]:
     """Add this run's packages to the root, keeping every package already published.
 
     Compare-and-swap on the root's ETag: two runs publishing at once both land, neither undoes
     the other. Returns (written, available packages).
     """
     published = set(published)
+    removed = set(removed) - published
     for _attempt in range(CAS_ATTEMPTS):
         current, etag = read_available(store)
-        available = sorted(set(current) | published)
+        available = sorted((set(current) | published) - removed)
         body = build_root(repository_url, available)
         if etag is not None and etag == md5_etag(body):
             return False, available

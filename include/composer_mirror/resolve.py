@@ -207,9 +207,7 @@ def upstream_fetcher(client: Any, metadata_url: str) -> FetchVersions:
     return fetch
 
 
-def load_request(
-    sbom: str | bytes | None, purls: Iterable[str] | None
-) -> tuple[list[Requested], Counter, list[str]]:
+def load_request(sbom: str | bytes | None, purls: Iterable[str] | None) -> tuple[list[Requested], Counter, list[str]]:
     """Parse the SBOM and/or PURLs of a run: (requested packages, skipped reasons, formats)."""
     from composer_mirror.sbom import parse_purls, parse_sbom
 

@@ -32,7 +32,11 @@ VARIABLES = {
     "max_archive_bytes": "composer_mirror_max_archive_bytes",
     "max_metadata_bytes": "composer_mirror_max_metadata_bytes",
     "prune_grace_hours": "composer_mirror_prune_grace_hours",
+    "delete_grace_hours": "composer_mirror_delete_grace_hours",
 }
+INTEGER_SETTINGS = frozenset(
+    {"max_batches", "concurrency", "max_archive_bytes", "max_metadata_bytes", "prune_grace_hours", "delete_grace_hours"}
+)
 BUCKET_RE = re.compile(r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$")
 
 
@@ -56,6 +60,8 @@ class Settings:
     # Hours an unreferenced object must have existed before the prune deletes it: must exceed the
     # CDN TTL, or a client holding a cached p2 file asks for an archive that is gone.
     prune_grace_hours: int = 48
+    # Packages deleted upstream leave the index this long after the delete action (pattern selections only).
+    delete_grace_hours: int = 168
     upstream_auth: tuple[str, str] | str | None = field(default=None, repr=False)
 
     def __post_init__(self) -> None:
@@ -120,7 +126,7 @@ def _convert(attr: str, variable: str, raw: str) -> object:
         if not isinstance(value, list) or not all(isinstance(item, str) for item in value):
             raise SettingsError(f"{variable} must be a JSON list of strings, got {raw[:80]!r}")
         return tuple(item.strip() for item in value if item.strip())
-    if attr in ("max_batches", "concurrency", "max_archive_bytes", "max_metadata_bytes", "prune_grace_hours"):
+    if attr in INTEGER_SETTINGS:
         try:
             return int(raw)
         except ValueError as exc:

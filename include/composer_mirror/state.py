@@ -75,6 +75,12 @@ class Catalog:
 
     packages: dict[str, list[str]] = field(default_factory=dict)
     changes_since: int | None = None
+    # Packages whose upstream copy was older than the feed's change: retried next run.
+    pending: dict[str, int] = field(default_factory=dict)
+    # Packages deleted upstream, with the time of the delete action.
+    deleted: dict[str, int] = field(default_factory=dict)
+    # The sync selection of the last full run: a different one forces a full run.
+    selection: list[str] | None = None
     etag: str | None = None
 
     def merged_with(self, additions: dict[str, list[str]]) -> dict[str, list[str]]:
@@ -84,7 +90,14 @@ class Catalog:
         return merged
 
     def to_document(self) -> dict[str, Any]:
-        return {"format": 1, "packages": dict(sorted(self.packages.items())), "changes_since": self.changes_since}
+        return {
+            "format": 1,
+            "packages": dict(sorted(self.packages.items())),
+            "changes_since": self.changes_since,
+            "pending": dict(sorted(self.pending.items())),
+            "deleted": dict(sorted(self.deleted.items())),
+            "selection": self.selection,
+        }
 
 
 def load_catalog(store: S3Store) -> Catalog:
@@ -95,8 +108,14 @@ def load_catalog(store: S3Store) -> Catalog:
         document = json.loads(stored.body)
     except ValueError as exc:
         raise StoreError(f"{store.key(CATALOG)} is corrupt: {exc}") from exc
-    packages = {name: list(sel) for name, sel in document.get("packages", {}).items()}
-    return Catalog(packages, document.get("changes_since"), stored.etag)
+    return Catalog(
+        packages={name: list(sel) for name, sel in document.get("packages", {}).items()},
+        changes_since=document.get("changes_since"),
+        pending=dict(document.get("pending") or {}),
+        deleted=dict(document.get("deleted") or {}),
+        selection=document.get("selection"),
+        etag=stored.etag,
+    )
 
 
 def update_catalog(store: S3Store, change: Callable[[Catalog], None]) -> Catalog:

@@ -130,6 +130,15 @@ def selector_allows(selector: str, version: str, normalized: str) -> bool:
     return _is_exact_pin(selector, normalized)
 
 
+def is_pin(selector: str) -> bool:
+    """An exact version (from an SBOM or PURL) rather than a range: pinned versions are never dropped."""
+    try:
+        versions.normalize(selector.lstrip("=").strip())
+    except InvalidVersion:
+        return False
+    return True
+
+
 def _is_exact_pin(selector: str, normalized: str) -> bool:
     try:
         return versions.normalize(selector.lstrip("=").strip()) == normalized

@@ -183,7 +183,7 @@ class UpstreamClient:
         self.session = requests.Session()
         # No ~/.netrc: its credentials would follow requests to archive hosts. Proxies still apply.
         self.session.trust_env = False
-        self.session.proxies = urllib.request.getproxies()
+        self.session.proxies = {k: v for k, v in urllib.request.getproxies().items() if k != "no"}
         self.session.headers.update({"User-Agent": USER_AGENT, "Accept-Encoding": "gzip"})
         adapter = HTTPAdapter(pool_connections=8, pool_maxsize=max(concurrency * 2, 16), max_retries=0)
         self.session.mount("http://", adapter)
@@ -205,13 +205,15 @@ class UpstreamClient:
         etag: str | None = None,
         last_modified: str | None = None,
         validate: Callable[[bytes], object] | None = None,
+        accept_statuses: tuple[int, ...] = (),
     ) -> Fetched:
         """GET a JSON document, conditionally when validators are known.
 
         304 means unchanged, 404 (and 410) absent; other statuses are retried when transient
         and raised as :class:`UpstreamError` otherwise. The body is capped at max_metadata_bytes.
         ``validate`` checks a 200 body (valid JSON, the right package); when it raises ValueError
-        the body is treated like a truncated transfer and fetched again.
+        the body is treated like a truncated transfer and fetched again. ``accept_statuses`` are
+        returned with their body instead of raised (the changes feed answers 400 with a cursor).
         """
         headers = {}
         if etag:
@@ -225,7 +227,8 @@ class UpstreamClient:
                 if status in (304, 404, 410):
                     self.stats.add(f"metadata_{status}")
                     return Fetched(404 if status == 410 else status)
-                _raise_for_status(response, url)
+                if status not in accept_statuses:
+                    _raise_for_status(response, url)
                 body = _read_capped(response, self.max_metadata_bytes, url)
                 if validate is not None:
                     try:
@@ -233,9 +236,9 @@ class UpstreamClient:
                     except ValueError as exc:
                         self.stats.add("metadata_invalid")
                         raise _Transient(200, None, str(exc)) from exc
-                self.stats.add("metadata_200")
+                self.stats.add(f"metadata_{status}")
                 self.stats.add("metadata_bytes", len(body))
-                return Fetched(200, body, response.headers.get("ETag"), response.headers.get("Last-Modified"))
+                return Fetched(status, body, response.headers.get("ETag"), response.headers.get("Last-Modified"))
 
         return self._with_retries(url, attempt)
 
@@ -297,6 +300,7 @@ class UpstreamClient:
             with self._slot(current):
                 response = self.session.get(
                     current,
+                    proxies=_proxies_for(current, self.session.proxies),
                     headers=headers,
                     auth=self._auth_for(current),
                     timeout=self.timeout,
@@ -386,6 +390,13 @@ def _raise_for_status(response: requests.Response, url: str) -> None:
     if status in RETRY_STATUSES:
         raise _Transient(status, parse_retry_after(response.headers.get("Retry-After")))
     raise UpstreamError(f"{redact(url)} answered HTTP {status}", url=redact(url), status=status)
+
+
+def _proxies_for(url: str, proxies: dict[str, str]) -> dict[str, str | None]:
+    """The session's proxies, unless NO_PROXY exempts the host (trust_env is off, so we check it)."""
+    if proxies and requests.utils.should_bypass_proxies(url, no_proxy=None):
+        return {"http": None, "https": None}
+    return dict(proxies)
 
 
 def parse_retry_after(value: str | None) -> float | None:

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
-DAG_IDS = {"composer_mirror_sync", "composer_mirror_sbom"}
+DAG_IDS = {"composer_mirror_sync", "composer_mirror_sbom", "composer_mirror_verify", "composer_mirror_prune"}
 
 PARSE_SCRIPT = """
 import sys

@@ -1,0 +1,329 @@
+"""`make bench`: run the real composer_mirror_sync DAG against the fixture registry and moto, and compare.
+
+Per registry size (``--sizes``), each scenario is one `airflow dags test composer_mirror_sync`:
+
+  a  fixed cost: an empty selection and an empty bucket
+  b  cold mirror: selection ["*"] into an empty bucket (a scenario at --cold-sizes, setup elsewhere)
+  c  unchanged re-run, revalidation (the registry publishes no changes feed: conditional requests)
+  d  incremental: 1% of the packages get a new release, then a re-run (no changes feed either)
+  e  unchanged re-run with the changes feed published (reported as "feed not consumed" until the
+     pipeline keeps a cursor in its catalog; then a first run sets the cursor and a second is measured)
+  f  one 1 GB archive (streamed by the registry) in a fresh bucket: peak RSS (first size only)
+
+Each run is measured (wall, requests by kind at the registry and at moto, bytes, peak RSS of the
+airflow process tree, mapped task instances from the SQLite DB, the DAG's own run report) and
+compared with a raw floor: the same I/O done by a plain threaded client (bench/raw_floor.py).
+Results go to --output (JSON) and the same path with .md (the table).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from contextlib import ExitStack
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path[:0] = [str(ROOT / "include"), str(ROOT)]
+
+import psutil  # noqa: E402
+
+from bench import report  # noqa: E402
+from bench.raw_floor import run_floor, workload_from  # noqa: E402
+from bench.scenarios import Bench, catalog_cursor  # noqa: E402
+from bench.services import CountingMoto, RegistryProcess  # noqa: E402
+from tests.harness import VENV_BIN, AirflowEnv, free_port  # noqa: E402
+
+ALL_SCENARIOS = "abcdef"
+SCRATCH_BUCKET = "bench-floor-scratch"
+GIB = 1024**3
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--sizes", default="2000,10000", help="registry sizes (packages), comma-separated")
+    parser.add_argument("--versions", type=int, default=9, help="versions per synthetic package")
+    parser.add_argument("--scenarios", default=ALL_SCENARIOS, help="letters of the scenarios to run (default abcdef)")
+    parser.add_argument(
+        "--cold-sizes",
+        default="2000",
+        help="sizes at which the cold mirror is a scenario with a target; elsewhere it runs only as setup "
+        "for c/d/e ('all' for every size)",
+    )
+    parser.add_argument("--changed-percent", type=float, default=1.0, help="packages changed in scenario d")
+    parser.add_argument("--big-archive-mb", type=int, default=1024, help="archive size of scenario f")
+    parser.add_argument("--concurrency", type=int, default=10, help="per-host concurrency (DAG and raw floor)")
+    parser.add_argument(
+        "--use-executor",
+        action="store_true",
+        help="run tasks with LocalExecutor (`dags test --use-executor` plus an execution API server)",
+    )
+    parser.add_argument("--parallelism", type=int, default=4, help="LocalExecutor parallelism with --use-executor")
+    parser.add_argument("--output", default=str(ROOT / "bench/results/latest.json"))
+    parser.add_argument("--keep-home", action="store_true", help="keep the AIRFLOW_HOME (SQLite DB) afterwards")
+    return parser.parse_args(argv)
+
+
+def machine() -> dict[str, Any]:
+    cpu = next(
+        (
+            line.split(":", 1)[1].strip()
+            for line in Path("/proc/cpuinfo").read_text().splitlines()
+            if "model name" in line
+        ),
+        platform.processor(),
+    )
+    from importlib.metadata import version
+
+    return {
+        "nproc": os.cpu_count(),
+        "cpu": cpu,
+        "ram_gb": round(psutil.virtual_memory().total / GIB, 1),
+        "python": platform.python_version(),
+        "platform": platform.platform(),
+        "airflow": version("apache-airflow"),
+        "moto": version("moto"),
+    }
+
+
+def code_version() -> dict[str, Any]:
+    """Which pipeline was measured: HEAD, files changed since, and a digest of include/ and dags/ as run."""
+    import hashlib
+
+    def git(*command: str) -> str:
+        return subprocess.run(["git", *command], cwd=ROOT, capture_output=True, text=True).stdout.strip()
+
+    digest = hashlib.sha1()
+    for path in sorted([*ROOT.glob("include/composer_mirror/*.py"), *ROOT.glob("dags/*.py")]):
+        digest.update(path.name.encode() + path.read_bytes())
+    return {
+        "head": git("rev-parse", "--short", "HEAD"),
+        "dirty": git("status", "--porcelain", "--", "include", "dags").splitlines(),
+        "code_sha1": digest.hexdigest()[:12],
+    }
+
+
+class Runner:
+    """Runs the scenarios of one size and turns each measured DAG run into a row."""
+
+    def __init__(self, bench: Bench, args: argparse.Namespace, floor_s3: Any) -> None:
+        self.bench = bench
+        self.args = args
+        self.floor_s3 = floor_s3
+        self.rows: list[dict[str, Any]] = []
+        self.buckets = 0
+
+    def bucket(self, name: str) -> str:
+        self.buckets += 1
+        bucket = f"bench-{self.buckets}-{name}"
+        self.bench.moto.create_public_bucket(bucket)
+        return bucket
+
+    def measure(
+        self,
+        size: int,
+        scenario: str,
+        title: str,
+        registry: RegistryProcess,
+        bucket: str,
+        packages: list[str],
+        *,
+        validators: dict[str, list[str]] | None = None,
+        floor: bool = True,
+        note: str = "",
+        setup: bool = False,
+        **variables: str,
+    ) -> dict[str, Any]:
+        label = f"{size}-{scenario}{'-setup' if setup else ''}"
+        print(f"[{time.strftime('%H:%M:%S')}] {label}: {title} ...", flush=True)
+        run = self.bench.run_dag(label, registry, bucket, packages, **variables)
+        records, puts = run.pop("_records"), run.pop("_puts")
+        floor_result = None
+        if floor and run["returncode"] == 0:
+            work = workload_from(records, puts, validators)
+            floor_result = run_floor(work, registry.url, self.floor_s3, SCRATCH_BUCKET, self.args.concurrency)
+        row = {
+            "size": size,
+            "scenario": scenario,
+            "title": title,
+            "setup": setup,
+            "note": note,
+            "packages": size if packages == ["*"] else len(packages),
+            "dag": run,
+            "floor": floor_result,
+        }
+        self.rows.append(row)
+        print(report.one_line(row), flush=True)
+        return row
+
+    def run_size(self, size: int, first: bool) -> None:
+        args, wanted = self.args, set(self.args.scenarios)
+        cold_is_scenario = args.cold_sizes == "all" or str(size) in args.cold_sizes.split(",")
+        registry = RegistryProcess(size, args.versions).start()
+        try:
+            registry.feed(False)
+            names = registry.names()
+            candidates = [f"/p2/{name}{suffix}.json" for name in names for suffix in ("", "~dev")]
+            if "a" in wanted:
+                self.measure(size, "a", "fixed cost: empty selection, empty bucket", registry, self.bucket("empty"), [])
+            if wanted & set("bcde"):
+                bucket = self.bucket(f"mirror-{size}")
+                self.measure(
+                    size,
+                    "b",
+                    "cold mirror, everything new",
+                    registry,
+                    bucket,
+                    ["*"],
+                    setup=not (cold_is_scenario and "b" in wanted),
+                )
+                if "c" in wanted:
+                    validators = registry.validators(candidates)
+                    self.measure(
+                        size, "c", "unchanged re-run, revalidation", registry, bucket, ["*"], validators=validators
+                    )
+                if "d" in wanted:
+                    validators = registry.validators(candidates)
+                    changed = names[:: max(1, round(100 / args.changed_percent))]
+                    for name in changed:
+                        registry.mutate("add_version", name, version="50.0.0")
+                    self.measure(
+                        size,
+                        "d",
+                        f"incremental: {len(changed)} packages with a new release",
+                        registry,
+                        bucket,
+                        ["*"],
+                        validators=validators,
+                        note=f"{len(changed)} new releases",
+                    )
+                if "e" in wanted:
+                    self.changes_feed(size, registry, bucket, candidates)
+            if "f" in wanted and first:
+                self.big_archive(size, registry, names[1])
+        finally:
+            registry.stop()
+
+    def changes_feed(self, size: int, registry: RegistryProcess, bucket: str, candidates: list[str]) -> None:
+        registry.feed(True)
+        try:
+            validators = registry.validators(candidates)
+            title = "unchanged re-run, changes feed published"
+            row = self.measure(size, "e", title, registry, bucket, ["*"], validators=validators)
+            if catalog_cursor(self.bench.moto, bucket) is None:
+                requests = row["dag"]["upstream"].get("changes_feed", 0)
+                row["note"] = (
+                    f"FEED NOT CONSUMED by the pipeline yet ({requests} changes-feed requests, no cursor in the "
+                    "catalog): this is a full revalidation"
+                )
+                return
+            # The pipeline keeps a cursor: that run was the setup, the next one is the measurement.
+            row["setup"] = True
+            validators = registry.validators(candidates)
+            self.measure(size, "e", title, registry, bucket, ["*"], validators=validators)
+        finally:
+            registry.feed(False)
+
+    def big_archive(self, size: int, registry: RegistryProcess, name: str) -> None:
+        nbytes = self.args.big_archive_mb * 1024**2
+        registry.mutate("add_version", name, version="60.0.0")
+        registry.mutate("set_archive_size", name, version="60.0.0", nbytes=nbytes)
+        self.measure(
+            size,
+            "f",
+            f"one {self.args.big_archive_mb} MB archive ({name}, fresh bucket)",
+            registry,
+            self.bucket("big"),
+            [name],
+            note=f"composer_mirror_max_archive_bytes raised to {2 * nbytes} (the default 500 MB refuses it)",
+            composer_mirror_max_archive_bytes=str(2 * nbytes),
+        )
+
+
+def start_execution_api(env: AirflowEnv, logs: Path) -> tuple[subprocess.Popen, dict[str, str]]:
+    """An `airflow api-server --apps execution`: LocalExecutor's task supervisors talk to it."""
+    import requests
+
+    port = free_port()
+    executor_env = {
+        "AIRFLOW__CORE__EXECUTOR": "LocalExecutor",
+        "AIRFLOW__CORE__EXECUTION_API_SERVER_URL": f"http://127.0.0.1:{port}/execution/",
+        "AIRFLOW__API_AUTH__JWT_SECRET": "composer-mirror-bench",
+    }
+    command = [str(VENV_BIN / "airflow"), "api-server", "--apps", "execution", "-H", "127.0.0.1", "-p", str(port)]
+    with (logs / "api-server.log").open("w") as log:
+        process = subprocess.Popen(
+            [*command, "-w", "1"], env=env.env(**executor_env), stdout=log, stderr=subprocess.STDOUT
+        )
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline:
+        try:
+            requests.get(f"http://127.0.0.1:{port}/execution/health", timeout=10)
+            return process, executor_env
+        except requests.ConnectionError:
+            time.sleep(0.5)
+    process.terminate()
+    raise RuntimeError("the execution API server did not start")
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    sizes = [int(size) for size in args.sizes.split(",") if size]
+    output = Path(args.output)
+    logs = output.parent / "logs"
+    shutil.rmtree(logs, ignore_errors=True)
+    logs.mkdir(parents=True)
+    info = machine()
+    info["code"] = code_version()
+    print("machine:", json.dumps(info), flush=True)
+    started = time.monotonic()
+    with ExitStack() as stack:
+        moto = CountingMoto().start()
+        stack.callback(moto.stop)
+        home = Path(tempfile.mkdtemp(prefix="composer-mirror-bench-"))
+        if not args.keep_home:
+            stack.callback(shutil.rmtree, home, True)
+        airflow = AirflowEnv(home)
+        airflow.migrate()
+        bench = Bench(moto, home, logs, concurrency=args.concurrency)
+        if args.use_executor:
+            api, executor_env = start_execution_api(airflow, logs)
+            stack.callback(lambda: (api.terminate(), api.wait(30)))
+            bench.use_executor = True
+            bench.executor_env = {**executor_env, "AIRFLOW__CORE__PARALLELISM": str(args.parallelism)}
+        moto.create_public_bucket(SCRATCH_BUCKET)
+        import boto3
+        from botocore.config import Config
+
+        floor_s3 = boto3.client(
+            "s3",
+            endpoint_url=moto.endpoint,
+            region_name="us-east-1",
+            aws_access_key_id="testing",
+            aws_secret_access_key="testing",
+            config=Config(max_pool_connections=args.concurrency * 2),
+        )
+        runner = Runner(bench, args, floor_s3)
+        for index, size in enumerate(sizes):
+            runner.run_size(size, first=index == 0)
+            # Written after every size, so a long run that is stopped still leaves its numbers.
+            report.write(output, runner.rows, info, vars(args), time.monotonic() - started)
+    table = report.write(output, runner.rows, info, vars(args), time.monotonic() - started)
+    print()
+    print(table)
+    print(f"written: {output} and {output.with_suffix('.md')}; DAG logs in {logs}")
+    if args.keep_home:
+        print(f"AIRFLOW_HOME kept: {home}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

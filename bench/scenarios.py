@@ -1,0 +1,230 @@
+"""One measured DAG run: `airflow dags test composer_mirror_sync` plus everything counted around it.
+
+Per run: wall time, peak RSS of the airflow process tree (psutil every 50 ms), the registry's and
+moto's request logs, the run report the DAG wrote, and the task instances from the SQLite database.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import sqlite3
+import subprocess
+import threading
+import time
+from collections import Counter
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import psutil
+
+from bench.services import CountingMoto, RegistryProcess, upstream_kinds
+from composer_mirror.state import CATALOG, run_report_path
+from tests.harness import VENV_BIN, AirflowEnv, aws_connection
+
+DAG_ID = "composer_mirror_sync"
+PREFIX = "repo"
+WRITE_KINDS = ("PUT", "POST", "DELETE")
+
+
+class PeakRSS(threading.Thread):
+    """Samples the RSS of a process and all its descendants every ``interval`` seconds."""
+
+    def __init__(self, pid: int, interval: float = 0.05) -> None:
+        super().__init__(daemon=True)
+        self.root = psutil.Process(pid)
+        self.interval = interval
+        self.peak_tree = 0  # sum over the tree at one instant (shared pages counted once per process)
+        self.peak_process = 0  # the largest single process
+        self.peak_process_name = ""
+        self.samples = 0
+        self._stop_event = threading.Event()
+
+    def run(self) -> None:
+        while not self._stop_event.is_set():
+            try:
+                processes = [self.root, *self.root.children(recursive=True)]
+            except psutil.NoSuchProcess:
+                return
+            total = 0
+            for process in processes:
+                try:
+                    rss = process.memory_info().rss
+                except psutil.Error:
+                    continue
+                total += rss
+                if rss > self.peak_process:
+                    self.peak_process = rss
+                    self.peak_process_name = _describe(process)
+            self.peak_tree = max(self.peak_tree, total)
+            self.samples += 1
+            self._stop_event.wait(self.interval)
+
+    def stop(self) -> None:
+        self._stop_event.set()
+        self.join(5)
+
+
+def _describe(process: psutil.Process) -> str:
+    try:
+        return " ".join(process.cmdline()[1:4])[:80]
+    except psutil.Error:
+        return "?"
+
+
+@dataclass
+class Bench:
+    """The shared pieces: moto, one registry at a time, a migrated AIRFLOW_HOME, where logs go."""
+
+    moto: CountingMoto
+    home: Path
+    logs: Path
+    concurrency: int = 10
+    use_executor: bool = False
+    executor_env: dict[str, str] = field(default_factory=dict)
+
+    def airflow(self, registry: RegistryProcess, bucket: str, packages: list[str], **variables: str) -> AirflowEnv:
+        return AirflowEnv(
+            self.home,
+            variables={
+                "composer_mirror_upstream_url": registry.url,
+                "composer_mirror_bucket": bucket,
+                "composer_mirror_prefix": PREFIX,
+                "composer_mirror_public_url": f"{self.moto.endpoint}/{bucket}/{PREFIX}",
+                "composer_mirror_packages": json.dumps(packages),
+                "composer_mirror_concurrency": str(self.concurrency),
+                **variables,
+            },
+            extra_env={"AIRFLOW_CONN_AWS_DEFAULT": aws_connection(self.moto.endpoint), **self.executor_env},
+        )
+
+    def run_dag(
+        self, label: str, registry: RegistryProcess, bucket: str, packages: list[str], **variables: str
+    ) -> dict[str, Any]:
+        """Run the DAG once and return everything measured about that run."""
+        env = self.airflow(registry, bucket, packages, **variables)
+        registry.log(reset=True)
+        self.moto.s3_log(reset=True)
+        command = [str(VENV_BIN / "airflow"), "dags", "test", DAG_ID]
+        if self.use_executor:
+            command.append("--use-executor")
+        log_path = self.logs / f"{label}.log"
+        with log_path.open("w") as log:
+            started, started_at = time.monotonic(), time.time()
+            process = subprocess.Popen(command, env=env.env(), stdout=log, stderr=subprocess.STDOUT)
+            sampler = PeakRSS(process.pid)
+            sampler.start()
+            returncode = process.wait(timeout=6 * 3600)
+            wall = time.monotonic() - started
+            sampler.stop()
+        records = registry.log(reset=True)
+        s3 = self.moto.s3_log(reset=True)
+        tasks = task_instances(self.home)
+        report = read_json(self.moto, bucket, f"{PREFIX}/{run_report_path(tasks['run_id'])}") if tasks else None
+        p2_paths = Counter(path for _m, path, *_ in records if path.startswith("/p2/"))
+        return {
+            "label": label,
+            "returncode": returncode,
+            "log": str(log_path),
+            "wall_s": round(wall, 3),
+            "peak_rss_tree_mb": round(sampler.peak_tree / 2**20, 1),
+            "peak_rss_process_mb": round(sampler.peak_process / 2**20, 1),
+            "peak_rss_process": sampler.peak_process_name,
+            "rss_samples": sampler.samples,
+            "phases_s": phases(log_path, started_at, wall),
+            "upstream": upstream_kinds(records),
+            "p2_files": len(p2_paths),
+            "p2_max_requests_per_file": max(p2_paths.values(), default=0),
+            "s3": {**s3["counts"], "bytes_in": s3["bytes_in"], "bytes_out": s3["bytes_out"]},
+            "s3_put_keys": len(s3["puts"]),
+            "s3_writes": sum(s3["counts"].get(kind, 0) for kind in WRITE_KINDS),
+            "s3_writes_other_than_report": [key for key, _size in s3["puts"] if "/mirror-state/runs/" not in key][:20],
+            "report": {
+                key: report.get(key)
+                for key in ("upstream", "s3_requests", "batches", "packages_published", "packages_available")
+            }
+            if report
+            else None,
+            "report_failures": len(report.get("failures", [])) if report else None,
+            "tasks": tasks,
+            "_records": records,
+            "_puts": s3["puts"],
+        }
+
+
+_STAMP = re.compile(r"^(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d+)Z")
+
+
+def phases(log_path: Path, started_at: float, wall: float) -> dict[str, float | None]:
+    """Where the wall time of `airflow dags test` goes, from the timestamps of its log lines.
+
+    cli_startup: process start to the first log line (imports, config); dag_setup: DagBag, DB, the
+    run; first_task_api: the first task's start to "Task started" (the in-process execution API
+    warming up); tasks: first "Task started" to the last task's end; exit: from there to the exit.
+    """
+    marks: dict[str, float] = {}
+    for line in log_path.read_text(errors="replace").splitlines():
+        match = _STAMP.match(line)
+        if not match:
+            continue
+        stamp = datetime.fromisoformat(match[1]).replace(tzinfo=UTC).timestamp()
+        marks.setdefault("first_log", stamp)
+        if "[DAG TEST] starting task_id=" in line:
+            marks.setdefault("first_task", stamp)
+        elif "Task started" in line:
+            marks.setdefault("first_task_started", stamp)
+        elif "[DAG TEST] end task" in line:
+            marks["last_task_end"] = stamp
+    points = [started_at, *(marks.get(k) for k in ("first_log", "first_task", "first_task_started", "last_task_end"))]
+    points.append(started_at + wall)
+    names = ("cli_startup", "dag_setup", "first_task_api", "tasks", "exit")
+    return {
+        name: round(end - start, 2) if start is not None and end is not None else None
+        for name, start, end in zip(names, points, points[1:], strict=False)
+    }
+
+
+def task_instances(home: Path) -> dict[str, Any]:
+    """The newest run of the DAG: its id, state, mapped instances and summed duration per task."""
+    with sqlite3.connect(home / "airflow.db") as db:
+        row = db.execute(
+            "SELECT run_id, state FROM dag_run WHERE dag_id = ? ORDER BY id DESC LIMIT 1", (DAG_ID,)
+        ).fetchone()
+        if row is None:
+            return {}
+        run_id, state = row
+        rows = db.execute(
+            "SELECT task_id, map_index, state, duration FROM task_instance WHERE dag_id = ? AND run_id = ?",
+            (DAG_ID, run_id),
+        ).fetchall()
+    mapped: Counter = Counter()
+    seconds: Counter = Counter()
+    states: Counter = Counter()
+    for task_id, map_index, task_state, duration in rows:
+        if map_index is not None and map_index >= 0:
+            mapped[task_id] += 1
+        seconds[task_id] += duration or 0.0
+        states[task_state or "none"] += 1
+    return {
+        "run_id": run_id,
+        "state": state,
+        "mapped": dict(mapped),
+        "max_mapped": max(mapped.values(), default=0),
+        "task_seconds": {task: round(value, 2) for task, value in seconds.items()},
+        "states": dict(states),
+    }
+
+
+def read_json(moto: CountingMoto, bucket: str, key: str) -> dict[str, Any] | None:
+    try:
+        return json.loads(moto.client().get_object(Bucket=bucket, Key=key)["Body"].read())
+    except Exception:  # absent when the run failed before publishing
+        return None
+
+
+def catalog_cursor(moto: CountingMoto, bucket: str) -> Any:
+    """The changes-feed cursor the pipeline keeps in its catalog (None until it consumes the feed)."""
+    catalog = read_json(moto, bucket, f"{PREFIX}/{CATALOG}")
+    return catalog.get("changes_since") if catalog else None

@@ -139,11 +139,11 @@ def mirror_tasks(plan: Any, upstream: Any, after: Any = None) -> Any:
         )
 
     @task(trigger_rule="none_failed", outlets=[repository_asset()])
-    def publish_index(results: list[dict[str, Any]], plan: dict[str, Any]) -> dict[str, Any]:
+    def publish_index(results: list[dict[str, Any]], plan: dict[str, Any], upstream: dict[str, Any]) -> dict[str, Any]:
         """Publish packages.json last, then the run report (and advance the changes-feed cursor)."""
         run_id = current_run_id()
         return pipeline.run_with_context(
-            build_context, lambda ctx: pipeline.publish_index(ctx, results or [], plan, run_id)
+            lambda: build_context(upstream), lambda ctx: pipeline.publish_index(ctx, results or [], plan, run_id)
         )
 
     @task
@@ -160,4 +160,4 @@ def mirror_tasks(plan: Any, upstream: Any, after: Any = None) -> Any:
         after >> batches
     manifests = sync_metadata.partial(upstream=upstream).expand(batch=batches)
     results = fetch_archives.partial(upstream=upstream).expand(manifest=manifests)
-    return report(publish_index(results, plan))
+    return report(publish_index(results, plan, upstream))

@@ -31,6 +31,13 @@ class ChangeSet:
     deletes: dict[str, int] = field(default_factory=dict)
     resync: bool = False
     ignored: int = 0
+    actions: int = 0
+
+    def next_cursor(self, current: int | None) -> int:
+        """Advance only when the feed said something: a quiet feed then writes nothing at all."""
+        if current is None or self.resync or self.actions:
+            return self.timestamp
+        return current
 
 
 def current_timestamp(client: UpstreamClient, url: str) -> int:
@@ -52,7 +59,9 @@ def read_changes(client: UpstreamClient, url: str, since: int | None) -> ChangeS
     if fetched.status == 400 or since is None:
         changes.resync = True
         return changes
-    for action in document.get("actions", []):
+    actions = document.get("actions", [])
+    changes.actions = len(actions) if isinstance(actions, list) else 0
+    for action in actions if isinstance(actions, list) else []:
         _apply(changes, action)
     logger.info(
         "changes feed: %d updated, %d deleted%s since %s",

@@ -126,14 +126,27 @@ def parse_p2(raw: bytes | str, expected_name: str) -> list[Version]:
     return versions
 
 
-def dump_p2(name: str, versions: Iterable[Mapping[str, Any]]) -> bytes:
+def dump_p2(name: str, versions: Iterable[Mapping[str, Any]], advisories: list[Any] | None = None) -> bytes:
     """Serialise a package's versions as a minified p2 file, deterministic byte for byte.
 
     Deterministic bytes matter: the store compares them with what is already published and
     never rewrites an unchanged object (its Last-Modified drives Composer's cache).
+    ``advisories`` (full security advisories) go in the file's ``security-advisories`` key.
     """
-    document = {"minified": MINIFIED_MARKER, "packages": {name: minify(versions)}}
+    document: dict[str, Any] = {"minified": MINIFIED_MARKER, "packages": {name: minify(versions)}}
+    if advisories is not None:
+        document["security-advisories"] = advisories
     return json.dumps(document, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()
+
+
+def advisories_in(raw: bytes | str) -> list[Any]:
+    """The (partial) security advisories an upstream p2 file lists, as packagist writes them."""
+    try:
+        data = json.loads(raw)
+    except ValueError:
+        return []
+    listed = data.get("security-advisories") if isinstance(data, dict) else None
+    return [a for a in listed if isinstance(a, dict)] if isinstance(listed, list) else []
 
 
 def split_dev(versions: Iterable[Mapping[str, Any]]) -> tuple[list[Version], list[Version]]:

@@ -18,9 +18,12 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
+from composer_mirror.advisories import fetch_full_advisories
 from composer_mirror.archives import ArchiveRecord, load_markers, mirror_archive
+from composer_mirror.catalogue import publish_catalogue, publish_status
 from composer_mirror.changes import read_changes
 from composer_mirror.composer_format import (
+    advisories_in,
     is_dev_version,
     metadata_url_for,
     parse_p2,
@@ -124,7 +127,11 @@ def plan_sync(ctx: Context) -> dict[str, Any]:
     plan: dict[str, Any] = {"selection": selection, "feed": None}
     if feed_url:
         changes = read_changes(ctx.client, feed_url, catalog.changes_since)
-        plan["feed"] = {"since": changes.timestamp, "deletes": changes.deletes, "updates": sorted(changes.updates)}
+        plan["feed"] = {
+            "since": changes.next_cursor(catalog.changes_since),
+            "deletes": changes.deletes,
+            "updates": sorted(changes.updates),
+        }
         if not changes.resync and catalog.selection == selection:
             plan["targets"] = incremental_targets(selection, catalog, changes.updates)
             plan["min_times"] = {n: t for n, t in changes.updates.items() if n in plan["targets"]}
@@ -358,6 +365,8 @@ class PackagePlan:
     records: dict[str, ArchiveRecord] = field(default_factory=dict)
     fetch: list[dict[str, Any]] = field(default_factory=list)
     keep_published: set[str] = field(default_factory=set)
+    # Partial advisories from the upstream p2 file; replaced by full ones before publishing.
+    advisories: list[dict[str, Any]] | None = None
     anomalies: list[dict[str, str]] = field(default_factory=list)
     failures: list[dict[str, str]] = field(default_factory=list)
 
@@ -386,6 +395,7 @@ def fetch_archives(ctx: Context, manifest: Mapping[str, Any]) -> dict[str, Any]:
             continue
         plans.append(plan)
 
+    _complete_advisories(ctx, plans, failures)
     downloads = [(plan, entry) for plan in plans for entry in plan.fetch]
     with ThreadPoolExecutor(max_workers=ctx.settings.concurrency * 2) as pool:
         for plan, entry, outcome in pool.map(lambda job: (*job, _fetch_one(ctx, *job)), downloads):
@@ -445,6 +455,8 @@ def _plan_package(ctx: Context, plan: PackagePlan) -> None:
         if cached is None:
             raise MirrorError(f"{plan.name}: cached upstream metadata is missing; it will be fetched again")
         entries.extend(parse_p2(cached.body, plan.name))
+        if suffix == "":
+            plan.advisories = advisories_in(cached.body)
     plan.chosen = select_versions(entries, plan.selectors)
     known = {n: ArchiveRecord.from_dict(r) for n, r in plan.state.get("versions", {}).items()}
     upstream_versions = set()
@@ -491,6 +503,29 @@ def _plan_package(ctx: Context, plan: PackagePlan) -> None:
         plan.records.setdefault(n, known[n])
 
 
+def _complete_advisories(ctx: Context, plans: list[PackagePlan], failures: list[dict[str, Any]]) -> None:
+    """Swap the partial advisories of the batch's packages for full ones from the upstream's API.
+
+    Without an advisories API the key is left out (an empty list would claim "no advisories").
+    """
+    api_url = ctx.upstream.get("advisories_url")
+    if not api_url:
+        for plan in plans:
+            plan.advisories = None
+        return
+    wanted = [plan.name for plan in plans if plan.advisories]
+    try:
+        full = fetch_full_advisories(ctx.client, api_url, wanted) if wanted else {}
+    except MirrorError as exc:
+        failures.append({"package": ", ".join(wanted[:5]), "stage": "advisories", "error": str(exc)})
+        full = {}
+    for plan in plans:
+        if plan.advisories:
+            plan.advisories = full.get(plan.name)
+        else:
+            plan.advisories = []
+
+
 def _fetch_one(ctx: Context, plan: PackagePlan, entry: dict[str, Any]) -> ArchiveRecord | str:
     try:
         return mirror_archive(
@@ -522,11 +557,25 @@ def _publish_plan(ctx: Context, plan: PackagePlan) -> int | None:
     }
     state["versions"] = {n: plan.records[n].to_dict() for n in sorted(plan.records)}
     state["complete"] = not plan.failures
+    state.update(_summary_fields(plan))
     if not entries:
         return 0
-    files = publish_package(ctx.store, plan.name, entries, state.get("published", {}))
+    files = publish_package(ctx.store, plan.name, entries, state.get("published", {}), plan.advisories)
     state["published"] = files.etags
     return files.written
+
+
+def _summary_fields(plan: PackagePlan) -> dict[str, Any]:
+    """Description and licence of the newest chosen version, for the browsable catalogue."""
+    if not plan.chosen:
+        return {}
+    newest = plan.chosen[0]
+    license_ = newest.get("license")
+    return {
+        "description": str(newest.get("description") or "")[:500],
+        "license": [str(x) for x in license_] if isinstance(license_, list) else [],
+        "synced_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+    }
 
 
 def _mirrored_entries(ctx: Context, plan: PackagePlan) -> list[dict[str, Any]]:
@@ -575,7 +624,13 @@ def publish_index(
         removed[:] = expire_deletions(catalog, ctx.settings.delete_grace_hours, plan.get("selection") or [])
 
     update_catalog(ctx.store, change)
-    written, available = publish_root(ctx.store, ctx.settings.repository_url, published, removed=removed)
+    written, available = publish_root(
+        ctx.store,
+        ctx.settings.repository_url,
+        published,
+        removed=removed,
+        advisories=bool(ctx.upstream.get("advisories_url")),
+    )
     logger.info("packages.json %s: %d packages available", "written" if written else "unchanged", len(available))
     report = summarise(results)
     report.update(
@@ -588,6 +643,9 @@ def publish_index(
         packages_available=len(available),
         repository_url=ctx.settings.repository_url,
     )
+    changed = written or bool(report["upstream"].get("p2_written")) or bool(removed)
+    publish_catalogue(ctx.store, available, changed=changed)
+    publish_status(ctx.store, report)
     ctx.store.put(run_report_path(run_id), dumps(report), cache_control=STATE_CACHE)
     return report
 

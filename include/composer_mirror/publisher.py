@@ -60,14 +60,21 @@ class PublishedFiles:
 
 
 def publish_package(
-    store: S3Store, name: str, entries: Iterable[Mapping[str, Any]], known_etags: Mapping[str, str]
+    store: S3Store,
+    name: str,
+    entries: Iterable[Mapping[str, Any]],
+    known_etags: Mapping[str, str],
+    advisories: list[Any] | None = None,
 ) -> PublishedFiles:
-    """Write ``name.json`` and ``name~dev.json`` (both, as packagist does), only where bytes changed."""
+    """Write ``name.json`` and ``name~dev.json`` (both, as packagist does), only where bytes changed.
+
+    Full security advisories, when known, go in the stable file as packagist puts its partial ones.
+    """
     tagged, dev = split_dev(entries)
     etags: dict[str, str] = {}
     written = 0
     for suffix, versions in (("", tagged), ("~dev", dev)):
-        body = dump_p2(name, versions)
+        body = dump_p2(name, versions, advisories if not suffix else None)
         path = p2_path(name, dev=bool(suffix))
         if store.put_if_changed(path, body, known_etag=known_etags.get(suffix)):
             written += 1
@@ -81,13 +88,19 @@ def metadata_url(repository_url: str) -> str:
     return f"{path}/p2/%package%.json"
 
 
-def build_root(repository_url: str, available: Iterable[str]) -> bytes:
-    """The root file: v2 metadata-url and the complete package list, nothing pointing upstream."""
-    document = {
+def build_root(repository_url: str, available: Iterable[str], advisories: bool = False) -> bytes:
+    """The root file: v2 metadata-url and the complete package list, nothing pointing upstream.
+
+    With ``advisories`` it tells Composer that full advisories are inside the p2 files (no
+    api-url), so ``composer audit`` works against the mirror alone.
+    """
+    document: dict[str, Any] = {
         "packages": [],
         "metadata-url": metadata_url(repository_url),
         "available-packages": sorted(set(available)),
     }
+    if advisories:
+        document["security-advisories"] = {"metadata": True}
     return json.dumps(document, indent=1, sort_keys=True).encode() + b"\n"
 
 
@@ -104,7 +117,11 @@ def read_available(store: S3Store) -> tuple[list[str], str | None]:
 
 
 def publish_root(
-    store: S3Store, repository_url: str, published: Iterable[str], removed: Iterable[str] = ()
+    store: S3Store,
+    repository_url: str,
+    published: Iterable[str],
+    removed: Iterable[str] = (),
+    advisories: bool = False,
 ) -> tuple[bool, list[str]]:
     """Add this run's packages to the root, keeping every package already published.
 
@@ -116,7 +133,7 @@ def publish_root(
     for _attempt in range(CAS_ATTEMPTS):
         current, etag = read_available(store)
         available = sorted((set(current) | published) - removed)
-        body = build_root(repository_url, available)
+        body = build_root(repository_url, available, advisories)
         if etag is not None and etag == md5_etag(body):
             return False, available
         try:

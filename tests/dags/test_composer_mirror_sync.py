@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import json
+import os
 import shutil
+import subprocess
 from pathlib import Path
 
 import pytest
@@ -23,6 +25,7 @@ SELECTION = [
     "symfony/service-contracts",
     "symfony/deprecation-contracts",
     "symfony/polyfill-*",
+    "twig/twig",
 ]
 
 
@@ -41,7 +44,8 @@ def registry() -> Registry:
 def test_sync_mirrors_the_selection_and_composer_installs_from_the_mirror_alone(
     registry: Registry, mirror_airflow, moto_server: MotoServer, bucket: str, tmp_path: Path
 ) -> None:
-    server = RegistryServer(registry)
+    # No changes feed: the second run must revalidate every p2 file with a conditional request.
+    server = RegistryServer(registry, changes_feed=False)
     server.start()
     try:
         airflow = mirror_airflow(server.url, SELECTION)
@@ -58,6 +62,7 @@ def test_sync_mirrors_the_selection_and_composer_installs_from_the_mirror_alone(
         assert published.archives > len(expected)
         root = root_document(repository)
         assert root["metadata-url"] == f"/{bucket}/repo/p2/%package%.json"
+        assert root["security-advisories"] == {"metadata": True}
 
         before = snapshot(moto_server.client(), bucket)
         server.reset_log()
@@ -83,3 +88,16 @@ def test_sync_mirrors_the_selection_and_composer_installs_from_the_mirror_alone(
         p["name"] for p in json.loads((tmp_path / "app/vendor/composer/installed.json").read_text())["packages"]
     }
     assert {"monolog/monolog", "psr/log", "symfony/console", "symfony/string"} <= installed
+
+    # composer audit reads the full advisories embedded in the mirror's p2 files.
+    audited = composer_install(tmp_path / "audit", repository, {"twig/twig": "3.27.0"}, replace=sample_replace())
+    assert audited.returncode == 0, audited.stdout[-3000:] + audited.stderr[-3000:]
+    audit = subprocess.run(
+        ["composer", "audit", "--format=json", "--no-interaction"],
+        cwd=tmp_path / "audit",
+        env={**os.environ, "COMPOSER_HOME": str(tmp_path / "audit/.composer-home")},
+        capture_output=True,
+        text=True,
+    )
+    advisories = json.loads(audit.stdout)["advisories"]
+    assert [a["advisoryId"] for a in advisories["twig/twig"]] == ["PKSA-ca83-15c3-30e3"], audit.stderr

@@ -1,0 +1,87 @@
+"""The browsable side of the repository: ``index.html`` (static), ``index.json`` and ``status.json``.
+
+``index.html`` never changes; it reads ``index.json`` (packages, versions, licences) and
+``status.json`` (last sync, counts, failures) next to it, so a run that changed nothing rewrites
+neither the page nor the catalogue, only the status, which is the public face of its run report.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Iterable, Mapping
+from concurrent.futures import ThreadPoolExecutor
+from importlib import resources
+from typing import Any
+
+from composer_mirror.state import STATE_DIR, load_shard
+from composer_mirror.store import S3Store
+
+logger = logging.getLogger(__name__)
+
+INDEX_HTML = "index.html"
+INDEX_JSON = "index.json"
+STATUS_JSON = "status.json"
+HTML = "text/html; charset=utf-8"
+SHORT_CACHE = "public, max-age=60"
+
+
+def package_summary(state: Mapping[str, Any]) -> dict[str, Any]:
+    """What the catalogue shows of one package, from its state in the shard."""
+    records = state.get("versions", {})
+    versions = sorted((r["version"] for r in records.values()), key=_version_order, reverse=True)
+    return {
+        "description": state.get("description", ""),
+        "license": state.get("license", []),
+        "versions": versions,
+        "synced_at": state.get("synced_at", ""),
+    }
+
+
+def _version_order(version: str) -> tuple:
+    from composer_mirror import versions as semver
+
+    try:
+        return (0, semver.normalize(version))
+    except Exception:  # a branch name or anything unparseable sorts apart
+        return (-1, version)
+
+
+def build_index(store: S3Store, available: Iterable[str], *, workers: int = 16) -> bytes:
+    """index.json: every available package with its versions and licences, from all shards."""
+    shards = sorted({path.rsplit("/", 1)[-1].removesuffix(".json") for path, _ in store.list(f"{STATE_DIR}/shards/")})
+    with ThreadPoolExecutor(max_workers=workers) as pool:
+        loaded = list(pool.map(lambda shard: load_shard(store, shard).packages, shards))
+    states = {name: state for packages in loaded for name, state in packages.items()}
+    document = {name: package_summary(states.get(name, {})) for name in sorted(set(available))}
+    return json.dumps({"packages": document}, sort_keys=True, separators=(",", ":")).encode()
+
+
+def page() -> bytes:
+    return resources.files("composer_mirror").joinpath("static/index.html").read_bytes()
+
+
+def publish_catalogue(store: S3Store, available: Iterable[str], *, changed: bool) -> None:
+    """Rewrite index.json only when the repository changed (and only if its bytes differ)."""
+    if not changed and store.head(INDEX_JSON) is not None:
+        return
+    store.put_if_changed(INDEX_JSON, build_index(store, available), cache_control=SHORT_CACHE)
+    store.put_if_changed(INDEX_HTML, page(), content_type=HTML, cache_control=SHORT_CACHE)
+
+
+def publish_status(store: S3Store, report: Mapping[str, Any]) -> None:
+    """status.json for monitoring: generated-at, counts, last run, failures, anomalies."""
+    status = {
+        "generated_at": report.get("finished_at"),
+        "last_run_id": report.get("run_id"),
+        "mode": report.get("mode"),
+        "packages": report.get("packages_available", 0),
+        "packages_published_this_run": report.get("packages_published", 0),
+        "failures": report.get("failures", [])[:200],
+        "failure_count": len(report.get("failures", [])),
+        "anomalies": report.get("anomalies", []),
+        "stale": report.get("stale", []),
+        "removed": report.get("removed", []),
+        "upstream": {k: v for k, v in report.get("upstream", {}).items() if not k.endswith("_bytes")},
+    }
+    store.put(STATUS_JSON, json.dumps(status, indent=1, sort_keys=True).encode(), cache_control=SHORT_CACHE)

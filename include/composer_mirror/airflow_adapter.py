@@ -133,7 +133,7 @@ def mirror_tasks(plan: Any, upstream: Any, after: Any = None) -> Any:
     @task(map_index_template="{{ batch_label }}")
     def fetch_archives(manifest: dict[str, Any], upstream: dict[str, Any]) -> dict[str, Any]:
         """Fetch new archives into the bucket, then write the batch's p2 files."""
-        label_batch(f"batch {manifest['index']}")
+        label_batch(manifest.get("label") or f"batch {manifest['index']}")
         return pipeline.run_with_context(
             lambda: build_context(upstream), lambda ctx: pipeline.fetch_archives(ctx, manifest)
         )

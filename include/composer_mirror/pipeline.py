@@ -30,6 +30,7 @@ from composer_mirror.composer_format import (
     resolve_url,
 )
 from composer_mirror.errors import MirrorError, TargetError, UpstreamError
+from composer_mirror.progress import track
 from composer_mirror.publisher import mirror_entry, publish_package, publish_root, read_published
 from composer_mirror.settings import Settings
 from composer_mirror.state import (
@@ -242,7 +243,13 @@ def sync_metadata(ctx: Context, batch: Mapping[str, Any]) -> dict[str, Any]:
     """
     packages: Mapping[str, list[str]] = batch["packages"]
     shards = load_shards(ctx.store, packages)
-    manifest: dict[str, Any] = {"index": batch["index"], "work": [], "unchanged": [], "failures": []}
+    manifest: dict[str, Any] = {
+        "index": batch["index"],
+        "label": batch.get("label", ""),
+        "work": [],
+        "unchanged": [],
+        "failures": [],
+    }
 
     min_times: Mapping[str, int] = batch.get("min_times", {})
     manifest["stale"] = {}
@@ -259,7 +266,7 @@ def sync_metadata(ctx: Context, batch: Mapping[str, Any]) -> dict[str, Any]:
             return name, None, str(exc)
 
     with ThreadPoolExecutor(max_workers=ctx.settings.concurrency * 2) as pool:
-        for name, work, error in pool.map(one, packages):
+        for name, work, error in track(pool.map(one, packages), "metadata", len(packages), _metadata_bytes(ctx)):
             state = shards[shard_of(name)].packages.get(name, {})
             if error:
                 manifest["failures"].append({"package": name, "stage": "metadata", "error": error})
@@ -282,6 +289,14 @@ def sync_metadata(ctx: Context, batch: Mapping[str, Any]) -> dict[str, Any]:
     manifest["stats"] = ctx.client.stats.as_dict()
     manifest["s3_requests"] = ctx.store.request_counts()
     return manifest
+
+
+def _metadata_bytes(ctx: Context) -> Callable[[], int]:
+    return lambda: ctx.client.stats.as_dict().get("metadata_bytes", 0)
+
+
+def _archive_bytes(ctx: Context) -> Callable[[], int]:
+    return lambda: ctx.client.stats.as_dict().get("archive_bytes", 0)
 
 
 class StaleMetadata(MirrorError):
@@ -398,7 +413,8 @@ def fetch_archives(ctx: Context, manifest: Mapping[str, Any]) -> dict[str, Any]:
     _complete_advisories(ctx, plans, failures)
     downloads = [(plan, entry) for plan in plans for entry in plan.fetch]
     with ThreadPoolExecutor(max_workers=ctx.settings.concurrency * 2) as pool:
-        for plan, entry, outcome in pool.map(lambda job: (*job, _fetch_one(ctx, *job)), downloads):
+        fetched = pool.map(lambda job: (*job, _fetch_one(ctx, *job)), downloads)
+        for plan, entry, outcome in track(fetched, "archives", len(downloads), _archive_bytes(ctx)):
             if isinstance(outcome, ArchiveRecord):
                 plan.records[normalized_of(entry) or ""] = outcome
             else:
@@ -412,7 +428,7 @@ def fetch_archives(ctx: Context, manifest: Mapping[str, Any]) -> dict[str, Any]:
     p2_written = 0
     anomalies: list[dict[str, str]] = []
     with ThreadPoolExecutor(max_workers=ctx.settings.concurrency * 2) as pool:
-        for plan, written in pool.map(lambda p: (p, _publish_plan(ctx, p)), plans):
+        for plan, written in track(pool.map(lambda p: (p, _publish_plan(ctx, p)), plans), "p2 files", len(plans)):
             failures.extend(plan.failures)
             anomalies.extend(plan.anomalies)
             if written is None:
@@ -609,12 +625,14 @@ def publish_index(
     results = list(results)
     published = {name for result in results for name in result["published"]}
     stale = {name: when for result in results for name, when in result.get("stale", {}).items()}
+    # Packages that failed are revalidated by the next run even when the changes feed is quiet.
+    failed = {f["package"]: 0 for result in results for f in result["failures"] if f.get("package")}
     removed: list[str] = []
 
     def change(catalog: Catalog) -> None:
         joined = {name: selectors for name, selectors in plan["targets"].items() if name in published}
         catalog.packages = catalog.merged_with(joined)
-        catalog.pending = {n: t for n, t in catalog.pending.items() if n not in plan["targets"]} | stale
+        catalog.pending = {n: t for n, t in catalog.pending.items() if n not in plan["targets"]} | failed | stale
         if plan.get("selection") is not None and plan.get("mode") == "full":
             catalog.selection = list(plan["selection"])
         feed = plan.get("feed")

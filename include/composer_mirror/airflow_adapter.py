@@ -58,7 +58,11 @@ def build_context(upstream: dict[str, Any] | None = None, settings: Settings | N
     settings = settings or load_settings()
     store = S3Store(s3_client(settings.aws_conn_id), settings.bucket, settings.key_prefix)
     client = UpstreamClient(
-        FetchPolicy(settings.upstream_url, settings.dist_hosts),
+        FetchPolicy(
+            settings.upstream_url,
+            settings.dist_hosts,
+            endpoints=tuple(str(url) for key, url in (upstream or {}).items() if key.endswith("_url")),
+        ),
         concurrency=settings.concurrency,
         auth=settings.upstream_auth,
         max_metadata_bytes=settings.max_metadata_bytes,

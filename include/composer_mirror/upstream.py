@@ -78,11 +78,15 @@ class FetchPolicy:
 
     Every redirect hop is checked again. Hosts other than the upstream's origin must not resolve
     to loopback, private or link-local addresses (the cloud metadata service lives at 169.254.169.254).
+    ``endpoints`` are the URLs the upstream's root names (metadata-url, list, changes feed,
+    advisories API); packagist serves some from another host, so their origins count as the
+    upstream's for fetching (credentials still go to the upstream's own origin only).
     """
 
     upstream_url: str
     dist_hosts: tuple[str, ...] = ()
     resolve: bool = True
+    endpoints: tuple[str, ...] = ()
 
     def check(self, url: str) -> None:
         parts = urlsplit(url)
@@ -90,7 +94,7 @@ class FetchPolicy:
             raise RefusedURL(f"refused {redact(url)}: not an absolute http(s) URL", url=redact(url))
         if _port(parts) == -1:
             raise RefusedURL(f"refused {redact(url)}: invalid port", url=redact(url))
-        if self.is_upstream(url):
+        if self.is_upstream(url) or origin_of(url) in {origin_of(endpoint) for endpoint in self.endpoints}:
             return
         host = parts.hostname.lower()
         if parts.scheme != "https" or host not in {allowed.lower() for allowed in self.dist_hosts}:

@@ -685,3 +685,17 @@ def test_retry_policy_delay_stays_within_bounds(
     policy = RetryPolicy(backoff=1.0, max_backoff=30.0, max_retry_after=120.0)
     for _ in range(50):
         assert low <= policy.delay(attempt, retry_after) <= high
+
+
+def test_endpoints_named_by_the_upstream_root_may_be_fetched_but_other_hosts_may_not() -> None:
+    policy = FetchPolicy(
+        "https://repo.example.org",
+        endpoints=("https://lists.example.org/packages/list.json", "https://meta.example.org/p2/%package%.json"),
+        resolve=False,
+    )
+    policy.check("https://lists.example.org/packages/list.json?vendor=psr")
+    policy.check("https://meta.example.org/p2/psr/log.json")
+    with pytest.raises(RefusedURL):
+        policy.check("https://elsewhere.example.org/p2/psr/log.json")
+    with pytest.raises(RefusedURL):
+        policy.check("http://meta.example.org/p2/psr/log.json")

@@ -85,6 +85,18 @@ def main() -> int:
             print(f"the DAG run failed; see {workdir / 'dags-test.log'}")
             return 1
 
+        if args.packages:
+            # The selection names packages, not their dependencies: mirror those through the SBOM
+            # DAG (PURLs with dependencies) so that the sample install below can resolve.
+            purls = [f"pkg:composer/{name.partition(':')[0]}" for name in selection if "*" not in name]
+            print(f"running: airflow dags test composer_mirror_sbom (PURLs {' '.join(purls)}, with dependencies)")
+            deps = airflow.dags_test("composer_mirror_sbom", {"purls": purls, "with_dependencies": True})
+            (workdir / "dags-test-sbom.log").write_text(deps.stdout + deps.stderr)
+            print_report(deps.stdout + deps.stderr)
+            if deps.returncode != 0:
+                print(f"the SBOM run failed; see {workdir / 'dags-test-sbom.log'}")
+                return 1
+
         if registry is not None:
             registry.stop()
             print("upstream stopped: installing from the mirror alone")

@@ -156,7 +156,7 @@ def table(rows: list[dict[str, Any]]) -> str:
     head = (
         "| size | scenario | wall s | fixed s | marginal s | floor s | marginal/floor | pkg/s | "
         "upstream 200/304/404/archives | S3 PUT/GET/HEAD/LIST/DEL (moto) | S3 PUT/GET/HEAD/LIST (report) | "
-        "MB up / S3 in / S3 out | peak RSS MB | mapped TIs | result |"
+        "MB up / S3 in / S3 out | peak RSS MB | mapped TIs | other load (cores) | result |"
     )
     lines = [head, "|" + "---|" * (head.count("|") - 1)]
     for row in rows:
@@ -165,6 +165,8 @@ def table(rows: list[dict[str, Any]]) -> str:
         rep = (dag.get("report") or {}).get("s3_requests") or {}
         tasks = dag.get("tasks") or {}
         name = f"{row['scenario']} {'(setup) ' if row['setup'] else ''}{row['title']}"
+        if dag.get("profile"):
+            name += " (py-spy attached)"
         lines.append(
             "| "
             + " | ".join(
@@ -184,6 +186,8 @@ def table(rows: list[dict[str, Any]]) -> str:
                     f"{s3.get('bytes_out', 0) / MB:.1f}",
                     f"{dag['peak_rss_process_mb']:.0f}",
                     ", ".join(f"{k} {v}" for k, v in sorted(tasks.get("mapped", {}).items())) or "0",
+                    f"{dag['cpu']['other_cores']:.2f}"
+                    + (f" / {row['floor']['cpu']['other_cores']:.2f}" if row["floor"] else ""),
                     "setup" if row["setup"] and row["result"] == "PASS" else row["result"],
                 ]
             )
@@ -204,6 +208,9 @@ def details(rows: list[dict[str, Any]]) -> str:
         if tasks.get("task_seconds"):
             spent = ", ".join(f"{k} {v}" for k, v in tasks["task_seconds"].items())
             lines.append(f"  - task seconds (sum over instances): {spent}")
+        lines.append(f"  - CPU during the DAG run: {json.dumps(row['dag']['cpu'])}")
+        if row["floor"]:
+            lines.append(f"  - CPU during the raw floor: {json.dumps(row['floor']['cpu'])}")
         if row["dag"].get("phases_s"):
             lines.append(f"  - wall time phases (s): {json.dumps(row['dag']['phases_s'])}")
         if row["floor"]:
@@ -225,7 +232,14 @@ def markdown(rows: list[dict[str, Any]], machine: dict[str, Any], args: dict[str
     if code:
         dirty = ", ".join(code["dirty"]) or "none"
         info += f"\n\nCode measured: HEAD {code['head']}, uncommitted changes: {dirty} (digest {code['code_sha1']})."
-    return "\n\n".join(["# composer-s3-mirror benchmark", info, table(rows), details(rows)]) + "\n"
+    legend = (
+        "marginal = wall - fixed (scenario a of the same size); floor = the same upstream requests and S3 PUTs "
+        "by a plain threaded client (bench/raw_floor.py); peak RSS = the largest process of the airflow tree; "
+        "other load = CPU cores busy with processes that are not part of the bench, during the DAG run / the floor."
+    )
+    if len({row.get("code_sha1") for row in rows}) > 1:
+        legend += " WARNING: include/ or dags/ changed while the bench ran (code_sha1 differs between rows)."
+    return "\n\n".join(["# composer-s3-mirror benchmark", info, legend, table(rows), details(rows)]) + "\n"
 
 
 def write(path: Path, rows: list[dict[str, Any]], machine: dict[str, Any], args: dict[str, Any], elapsed: float) -> str:

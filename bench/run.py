@@ -38,7 +38,7 @@ import psutil  # noqa: E402
 
 from bench import report  # noqa: E402
 from bench.raw_floor import run_floor, workload_from  # noqa: E402
-from bench.scenarios import Bench, catalog_cursor  # noqa: E402
+from bench.scenarios import Bench, CpuAccount, catalog_cursor  # noqa: E402
 from bench.services import CountingMoto, RegistryProcess  # noqa: E402
 from tests.harness import VENV_BIN, AirflowEnv, free_port  # noqa: E402
 
@@ -67,6 +67,16 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         help="run tasks with LocalExecutor (`dags test --use-executor` plus an execution API server)",
     )
     parser.add_argument("--parallelism", type=int, default=4, help="LocalExecutor parallelism with --use-executor")
+    parser.add_argument("--py-spy", help="path to a py-spy binary (install it in a throw-away venv, not .venv)")
+    parser.add_argument(
+        "--profile", default="", help="letters of the scenarios to record with --py-spy (their timings are marked)"
+    )
+    parser.add_argument(
+        "--quiet-wait",
+        type=float,
+        default=60.0,
+        help="before each measurement wait up to this many seconds for other processes to go below 0.3 cores",
+    )
     parser.add_argument("--output", default=str(ROOT / "bench/results/latest.json"))
     parser.add_argument("--keep-home", action="store_true", help="keep the AIRFLOW_HOME (SQLite DB) afterwards")
     return parser.parse_args(argv)
@@ -149,7 +159,10 @@ class Runner:
         floor_result = None
         if floor and run["returncode"] == 0:
             work = workload_from(records, puts, validators)
+            quiet = self.bench.wait_quiet(registry)
+            cpu = CpuAccount([registry.pid, self.bench.moto.process.pid])
             floor_result = run_floor(work, registry.url, self.floor_s3, SCRATCH_BUCKET, self.args.concurrency)
+            floor_result["cpu"] = {**cpu.stop(), **quiet}
         row = {
             "size": size,
             "scenario": scenario,
@@ -157,6 +170,7 @@ class Runner:
             "setup": setup,
             "note": note,
             "packages": size if packages == ["*"] else len(packages),
+            "code_sha1": code_version()["code_sha1"],
             "dag": run,
             "floor": floor_result,
         }
@@ -293,7 +307,8 @@ def main(argv: list[str] | None = None) -> int:
             stack.callback(shutil.rmtree, home, True)
         airflow = AirflowEnv(home)
         airflow.migrate()
-        bench = Bench(moto, home, logs, concurrency=args.concurrency)
+        bench = Bench(moto, home, logs, args.concurrency, py_spy=args.py_spy, profile=args.profile)
+        bench.quiet_wait = args.quiet_wait
         if args.use_executor:
             api, executor_env = start_execution_api(airflow, logs)
             stack.callback(lambda: (api.terminate(), api.wait(30)))

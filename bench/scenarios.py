@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import re
+import resource
 import sqlite3
 import subprocess
 import threading
@@ -67,6 +68,37 @@ class PeakRSS(threading.Thread):
         self.join(5)
 
 
+class CpuAccount:
+    """CPU seconds spent during a measurement: ours (airflow children, the servers, this process) and
+    everybody else's, so a number taken while other work ran on the machine says so."""
+
+    def __init__(self, server_pids: list[int]) -> None:
+        self.servers = [psutil.Process(pid) for pid in server_pids]
+        self.me = psutil.Process()
+        self.started = time.monotonic()
+        self.before = self._read()
+
+    def _read(self) -> tuple[float, float, float, float]:
+        times = psutil.cpu_times()
+        busy = sum(times) - times.idle - getattr(times, "iowait", 0.0)
+        children = resource.getrusage(resource.RUSAGE_CHILDREN)
+        servers = sum(sum(p.cpu_times()[:2]) for p in self.servers)
+        mine = sum(self.me.cpu_times()[:2])
+        return busy, children.ru_utime + children.ru_stime, servers, mine
+
+    def stop(self) -> dict[str, float]:
+        wall = time.monotonic() - self.started
+        busy, children, servers, mine = (a - b for a, b in zip(self._read(), self.before, strict=True))
+        other = max(0.0, busy - children - servers - mine)
+        return {
+            "airflow_cpu_s": round(children, 2),
+            "servers_cpu_s": round(servers, 2),
+            "bench_cpu_s": round(mine, 2),
+            "other_cpu_s": round(other, 2),
+            "other_cores": round(other / wall, 2) if wall > 0 else 0.0,
+        }
+
+
 def _describe(process: psutil.Process) -> str:
     try:
         return " ".join(process.cmdline()[1:4])[:80]
@@ -84,6 +116,23 @@ class Bench:
     concurrency: int = 10
     use_executor: bool = False
     executor_env: dict[str, str] = field(default_factory=dict)
+    py_spy: str | None = None  # record these scenarios' runs with py-spy (the numbers are then marked)
+    profile: str = ""
+    quiet_wait: float = 60.0  # wait up to this long for other processes to leave the CPUs alone
+
+    def wait_quiet(self, registry: RegistryProcess, threshold: float = 0.3) -> dict[str, float]:
+        """Wait (at most ``quiet_wait`` s) until processes outside the bench use < ``threshold`` cores."""
+        assert self.moto.process is not None
+        if self.quiet_wait <= 0:
+            return {}
+        started = time.monotonic()
+        while True:
+            cpu = CpuAccount([registry.pid, self.moto.process.pid])
+            time.sleep(2)
+            load = cpu.stop()["other_cores"]
+            waited = time.monotonic() - started
+            if load < threshold or waited >= self.quiet_wait:
+                return {"waited_s": round(waited, 1), "other_cores_before": load}
 
     def airflow(self, registry: RegistryProcess, bucket: str, packages: list[str], **variables: str) -> AirflowEnv:
         return AirflowEnv(
@@ -105,12 +154,32 @@ class Bench:
     ) -> dict[str, Any]:
         """Run the DAG once and return everything measured about that run."""
         env = self.airflow(registry, bucket, packages, **variables)
+        quiet = self.wait_quiet(registry)
         registry.log(reset=True)
         self.moto.s3_log(reset=True)
         command = [str(VENV_BIN / "airflow"), "dags", "test", DAG_ID]
         if self.use_executor:
             command.append("--use-executor")
         log_path = self.logs / f"{label}.log"
+        profile = None
+        if self.py_spy and label.split("-")[1] in self.profile:
+            profile = self.logs / f"{label}.speedscope.json"
+            command = [
+                self.py_spy,
+                "record",
+                "-r",
+                "100",
+                "-f",
+                "speedscope",
+                "--idle",
+                "-s",
+                "-o",
+                str(profile),
+                "--",
+                *command,
+            ]
+        assert self.moto.process is not None
+        cpu = CpuAccount([registry.pid, self.moto.process.pid])
         with log_path.open("w") as log:
             started, started_at = time.monotonic(), time.time()
             process = subprocess.Popen(command, env=env.env(), stdout=log, stderr=subprocess.STDOUT)
@@ -119,6 +188,7 @@ class Bench:
             returncode = process.wait(timeout=6 * 3600)
             wall = time.monotonic() - started
             sampler.stop()
+        cpu_used = cpu.stop()
         records = registry.log(reset=True)
         s3 = self.moto.s3_log(reset=True)
         tasks = task_instances(self.home)
@@ -134,6 +204,8 @@ class Bench:
             "peak_rss_process": sampler.peak_process_name,
             "rss_samples": sampler.samples,
             "phases_s": phases(log_path, started_at, wall),
+            "cpu": {**cpu_used, **quiet},
+            "profile": str(profile) if profile else None,
             "upstream": upstream_kinds(records),
             "p2_files": len(p2_paths),
             "p2_max_requests_per_file": max(p2_paths.values(), default=0),

@@ -181,13 +181,10 @@ def plan_verify_batches(names: Iterable[str], max_batches: int) -> list[dict[str
 
 
 def list_packages(ctx: Context) -> dict[str, Any]:
-    """The first task: the root's problems and its packages in batches (names only, for XCom)."""
+    """The first task: the packages the root declares, and the root's own problems (for XCom)."""
     names, root = read_root(ctx.store, ctx.settings.repository_url)
-    batches = plan_verify_batches(names, ctx.settings.max_batches)
-    logger.info(
-        "%d packages available in %d batches; %d problems with the root", len(names), len(batches), len(root.problems)
-    )
-    return {"root": root.to_dict(), "batches": batches}
+    logger.info("%d packages available; %d problems with the root", len(names), len(root.problems))
+    return {"root": root.to_dict(), "packages": names}
 
 
 # --- one batch --------------------------------------------------------------------------------
@@ -444,23 +441,32 @@ def rebuild_p2(ctx: Context, name: str, suffix: str, state: PackageState) -> str
 
     Only a rebuild whose bytes hash to the ETag the mirror recorded when it published is written:
     anything else would be metadata the mirror never served. Versions kept after they vanished
-    upstream, or tags whose reference changed, are not in the cache, so such files stay reported.
+    upstream, tags whose reference changed, and full security advisories (fetched from the
+    upstream's API, not kept) are not in the cache, so such files stay reported.
     """
     published = state.get("published", {}).get(suffix)
     if published is None:
         return "not repaired: the state records no publication of this file to rebuild"
     try:
-        body = _rebuilt_p2(ctx, name, suffix, state)
+        candidates = _rebuilt_p2(ctx, name, suffix, state)
     except MirrorError as exc:
         return f"not repaired: {exc}"
-    if md5_etag(body) != published:
+    body = next((body for body in candidates if md5_etag(body) == published), None)
+    if body is None:
         return "not repaired: a rebuild from the cached upstream metadata differs from the published file"
-    ctx.store.put(p2_path(name, FILE_KINDS[suffix]), body)
-    logger.warning("rebuilt %s from the upstream cache and the state", ctx.store.key(p2_path(name, FILE_KINDS[suffix])))
+    path = p2_path(name, FILE_KINDS[suffix])
+    ctx.store.put(path, body)
+    logger.warning("rebuilt %s from the upstream cache and the state", ctx.store.key(path))
     return None
 
 
-def _rebuilt_p2(ctx: Context, name: str, suffix: str, state: PackageState) -> bytes:
+def _rebuilt_p2(ctx: Context, name: str, suffix: str, state: PackageState) -> list[bytes]:
+    """The file's possible bytes: the sync's choice of versions, with each form of the advisories key.
+
+    The state does not record whether the stable file carried ``security-advisories`` (absent
+    without an upstream advisories API, an empty list with one), so both forms are tried; the
+    caller only accepts the one that hashes to the published ETag.
+    """
     entries: list[dict[str, Any]] = []
     for dev in FILE_KINDS.values():
         cached = ctx.store.get(upstream_cache_path(name, dev))
@@ -474,7 +480,9 @@ def _rebuilt_p2(ctx: Context, name: str, suffix: str, state: PackageState) -> by
         if record is not None and record.reference == reference:
             mirrored.append(mirror_entry(entry, record, ctx.settings.repository_url))
     tagged, dev = split_dev(mirrored)
-    return dump_p2(name, dev if FILE_KINDS[suffix] else tagged)
+    if FILE_KINDS[suffix]:
+        return [dump_p2(name, dev)]
+    return [dump_p2(name, tagged, advisories) for advisories in (None, [])]
 
 
 # --- the report -------------------------------------------------------------------------------

@@ -80,7 +80,9 @@ class Mirror:
     ctx: Context
     records: dict[str, dict[str, ArchiveRecord]] = field(default_factory=dict)
 
-    def add_package(self, name: str, versions: list[str], *, publish_root_file: bool = True) -> dict[str, Any]:
+    def add_package(
+        self, name: str, versions: list[str], *, advisories: list[Any] | None = None, publish_root_file: bool = True
+    ) -> dict[str, Any]:
         """Mirror ``versions`` of ``name`` the way the sync does; returns the recorded package state."""
         entries, records = [], {}
         for version in versions:
@@ -102,7 +104,7 @@ class Mirror:
             entries.append(entry)
         self.store.put(upstream_cache_path(name, False), dump_p2(name, entries), cache_control=STATE_CACHE)
         mirrored = [mirror_entry(e, records[e["version_normalized"]], PUBLIC_URL) for e in entries]
-        files = publish_package(self.store, name, mirrored, {})
+        files = publish_package(self.store, name, mirrored, {}, advisories)
         state = {
             "selectors": ["*"],
             "versions": {n: r.to_dict() for n, r in sorted(records.items())},

@@ -201,6 +201,15 @@ def test_repair_rebuilds_a_missing_p2_file_byte_for_byte_and_walks_on_to_its_arc
     assert run(mirror).problems == []
 
 
+def test_repair_rebuilds_a_stable_file_published_with_an_empty_advisories_list(mirror: Mirror) -> None:
+    mirror.add_package("acme/audited", ["1.0.0"], advisories=[])
+    published = mirror.store.get(p2_path("acme/audited")).body
+    assert b'"security-advisories":[]' in published
+    mirror.delete_raw(p2_path("acme/audited"))
+    assert run(mirror, repair=True).problems == []
+    assert mirror.store.get(p2_path("acme/audited")).body == published
+
+
 def test_repair_does_not_invent_a_p2_file_the_cached_metadata_cannot_rebuild_exactly(mirror: Mirror) -> None:
     mirror.delete_raw(p2_path("psr/log"))
     mirror.delete_raw(upstream_cache_path("psr/log", dev=False))
@@ -208,3 +217,10 @@ def test_repair_does_not_invent_a_p2_file_the_cached_metadata_cannot_rebuild_exa
     assert kinds(result) == {("psr/log", "", "missing_p2")}
     assert "differs from the published file" in result.problems[0].detail
     assert mirror.store.get(p2_path("psr/log")) is None
+
+
+def test_repair_leaves_a_file_that_carried_full_advisories_reported(mirror: Mirror) -> None:
+    """Full advisories come from the upstream's API at sync time; the mirror keeps no copy to rebuild from."""
+    mirror.add_package("acme/vulnerable", ["1.0.0"], advisories=[{"advisoryId": "PKSA-1", "title": "XSS"}])
+    mirror.delete_raw(p2_path("acme/vulnerable"))
+    assert kinds(run(mirror, repair=True)) == {("acme/vulnerable", "", "missing_p2")}

@@ -1,0 +1,65 @@
+"""
+### composer_mirror_prune
+
+Deletes what the published repository no longer references: archives (`dists/...`) no published
+p2 file names, their journal markers (`mirror-state/archives/...`), and p2 files of packages that
+are neither in `available-packages` nor in the mirror's state.
+
+Nothing a version recorded in the state refers to is ever deleted, and nothing younger than the
+grace period: the Variable `composer_mirror_prune_grace_hours` (default 48), which **must exceed
+the CDN TTL**, since a client holding a cached p2 file may still ask for the archives it names.
+The prune refuses to run when `packages.json` is missing or lists nothing.
+
+- `dry_run` (default on): only log what would be deleted (`[DRY RUN] would delete ...`, with
+  counts and bytes). Trigger with `{"dry_run": false}` to delete.
+
+Daily, and on demand. The report is kept at `mirror-state/runs/prune-<run id>.json`.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pendulum
+from airflow.sdk import Param, dag, task
+
+from composer_mirror.airflow_adapter import build_context, current_run_id
+
+
+@dag(
+    schedule="29 3 * * *",  # daily at 03:29 UTC, off the hour and away from the hourly sync at :17
+    start_date=pendulum.datetime(2026, 1, 1, tz="UTC"),
+    catchup=False,
+    max_active_runs=1,
+    tags=["composer", "mirror", "prune"],
+    doc_md=__doc__,
+    params={
+        "dry_run": Param(
+            True,
+            type="boolean",
+            title="Dry run",
+            description="Only log what would be deleted (the default, for safety); turn off to delete.",
+        ),
+    },
+)
+def composer_mirror_prune() -> None:
+    @task
+    def prune_unreferenced(params: dict[str, Any] | None = None) -> dict[str, Any]:
+        """Find unreferenced objects older than the grace period; delete them unless this is a dry run."""
+        from composer_mirror import pipeline, prune
+
+        dry_run = bool((params or {}).get("dry_run", True))
+        run_id = current_run_id()
+        result = pipeline.run_with_context(
+            build_context, lambda ctx: prune.run_prune(ctx.store, ctx.settings, dry_run=dry_run, run_id=run_id)
+        )
+        if result.failed:
+            from airflow.exceptions import AirflowException
+
+            raise AirflowException(f"{len(result.failed)} objects could not be deleted")
+        return result.summary()
+
+    prune_unreferenced()
+
+
+composer_mirror_prune()

@@ -1,0 +1,97 @@
+"""
+### composer_mirror_verify
+
+Checks that the bucket is still the repository the mirror published: walks it the way a Composer
+client does (`packages.json`, both p2 files of every package in `available-packages`, every
+archive they name) and compares each object with the mirror's state: the p2 files' ETags, every
+version's dist, every archive's size, sha1 and sha256 (archives are streamed and hashed).
+
+Weekly, and on demand. The run fails while problems remain; the report task's log lists each
+one (package, version, kind) and the full report is kept at
+`mirror-state/runs/verify-<run id>.json`.
+
+- `repair` (default off): download broken or missing archives again from the source URL the
+  state recorded, keeping them only when their digests equal the recorded ones (when the upstream
+  now serves other bytes, the original cannot be restored and the problem stays reported), and
+  rewrite p2 files that can be rebuilt byte for byte from the cached upstream metadata and the
+  state. A repaired archive may still be cached broken on the CDN: invalidate it there.
+
+Settings: the `composer_mirror_*` Variables (see the README).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pendulum
+from airflow.sdk import Param, dag, task
+
+from composer_mirror.airflow_adapter import build_context, current_run_id, label_batch, load_settings
+
+
+@dag(
+    schedule="43 4 * * 0",  # weekly, Sunday 04:43 UTC, off the hour and away from the hourly sync at :17
+    start_date=pendulum.datetime(2026, 1, 1, tz="UTC"),
+    catchup=False,
+    max_active_runs=1,
+    tags=["composer", "mirror", "verify"],
+    doc_md=__doc__,
+    params={
+        "repair": Param(
+            False,
+            type="boolean",
+            title="Repair",
+            description="Re-download broken archives from their recorded source (kept only if the digests match) "
+            "and rebuild p2 files that can be rebuilt exactly; anything else stays reported.",
+        ),
+    },
+)
+def composer_mirror_verify() -> None:
+    @task
+    def list_packages() -> dict[str, Any]:
+        """Read packages.json: its packages, and what is wrong with the root itself."""
+        from composer_mirror import pipeline, verify
+
+        return pipeline.run_with_context(build_context, verify.list_packages)
+
+    @task
+    def plan_batches(listing: dict[str, Any]) -> list[dict[str, Any]]:
+        """Group the packages into batches (at most composer_mirror_max_batches), whole state shards each."""
+        from composer_mirror import verify
+
+        return verify.plan_verify_batches(listing["packages"], load_settings().max_batches)
+
+    @task(map_index_template="{{ batch_label }}")
+    def verify_batch(batch: dict[str, Any], params: dict[str, Any] | None = None) -> dict[str, Any]:
+        """Check (and with `repair`, restore) the batch's p2 files and archives."""
+        from composer_mirror import pipeline, verify
+
+        label_batch(batch["label"])
+        repair = bool((params or {}).get("repair"))
+        return pipeline.run_with_context(
+            build_context, lambda ctx: verify.verify_batch(ctx, batch, repair=repair).to_dict()
+        )
+
+    @task(trigger_rule="none_failed")
+    def report(listing: dict[str, Any], results: list[dict[str, Any]], params: dict[str, Any] | None = None) -> None:
+        """Log the summary table and every problem; fail the run while problems remain."""
+        from composer_mirror import pipeline, verify
+
+        run_id = current_run_id()
+        repair = bool((params or {}).get("repair"))
+        # One slice request: iterating the lazy sequence probes offsets until one is missing (logged as an error).
+        batches = list(results[:]) if results else []
+        total = pipeline.run_with_context(
+            build_context, lambda ctx: verify.finish(ctx, listing["root"], batches, run_id=run_id, repair=repair)
+        )
+        if total.problems:
+            from airflow.exceptions import AirflowException
+
+            raise AirflowException(f"{len(total.problems)} problems remain: {total.counts_by_kind()}")
+
+    listing = list_packages()
+    results = verify_batch.expand(batch=plan_batches(listing))
+    report(listing, results)
+
+
+composer_mirror_verify()

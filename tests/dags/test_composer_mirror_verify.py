@@ -1,0 +1,94 @@
+"""End to end: sync from the fixture upstream, break the bucket, then run the verify and prune DAGs."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+
+import pytest
+
+from composer_mirror.archives import archive_path
+from tests.fixture_registry import Registry, RegistryServer
+from tests.harness import AirflowEnv, MotoServer
+from tests.mirror_checks import check_repository, snapshot
+
+pytestmark = pytest.mark.integration
+
+FIXTURES = Path(__file__).resolve().parents[1] / "fixtures"
+SELECTION = ["psr/log", "psr/container", "monolog/monolog"]
+GRACE_ZERO = {"AIRFLOW_VAR_COMPOSER_MIRROR_PRUNE_GRACE_HOURS": "0"}
+
+
+def newest_report(moto_server: MotoServer, bucket: str, kind: str) -> dict:
+    s3 = moto_server.client()
+    listed = s3.list_objects_v2(Bucket=bucket, Prefix=f"repo/mirror-state/runs/{kind}-")["Contents"]
+    newest = max(listed, key=lambda item: item["LastModified"])
+    return json.loads(s3.get_object(Bucket=bucket, Key=newest["Key"])["Body"].read())
+
+
+def run(airflow: AirflowEnv, dag_id: str, conf: dict | None = None, **env: str) -> tuple[int, str]:
+    result = airflow.dags_test(dag_id, conf, **env)
+    return result.returncode, result.stdout + result.stderr
+
+
+def archive_keys(moto_server: MotoServer, bucket: str) -> list[str]:
+    pages = moto_server.client().get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix="repo/dists/")
+    return sorted(item["Key"] for page in pages for item in page.get("Contents", []))
+
+
+def test_verify_names_broken_archives_repair_restores_them_and_prune_deletes_only_orphans(
+    mirror_airflow, moto_server: MotoServer, bucket: str
+) -> None:
+    registry = Registry.from_lock(FIXTURES / "symfony-demo/composer.lock")
+    with RegistryServer(registry) as server:
+        airflow = mirror_airflow(server.url, SELECTION)
+        code, output = run(airflow, "composer_mirror_sync")
+        assert code == 0, output[-4000:]
+
+        s3 = moto_server.client()
+        # A p2 file the mirror can rebuild exactly (no full advisories in it), and archives of other packages.
+        lost = "psr/container"
+        lost_key = f"repo/p2/{lost}.json"
+        lost_body = s3.get_object(Bucket=bucket, Key=lost_key)["Body"].read()
+        assert not json.loads(lost_body).get("security-advisories")
+        keys = [key for key in archive_keys(moto_server, bucket) if key.split("/")[-1].encode() not in lost_body]
+        corrupt, missing = keys[0], keys[-1]
+        size = s3.head_object(Bucket=bucket, Key=corrupt)["ContentLength"]
+        s3.put_object(Bucket=bucket, Key=corrupt, Body=b"\0" * size)
+        s3.delete_object(Bucket=bucket, Key=missing)
+        s3.delete_object(Bucket=bucket, Key=lost_key)
+
+        code, output = run(airflow, "composer_mirror_verify")
+        assert code != 0, "a broken mirror must fail the verify run"
+        report = newest_report(moto_server, bucket, "verify")
+        assert report["counts_by_kind"] == {"missing_archive": 1, "missing_p2": 1, "sha256_mismatch": 1}
+        for key in (corrupt, missing, lost_key):
+            assert any(key in problem["detail"] for problem in report["problems"]), key
+            assert key in output, f"the task log does not name {key}"
+
+        code, output = run(airflow, "composer_mirror_verify", {"repair": True})
+        assert code == 0, output[-4000:]
+        report = newest_report(moto_server, bucket, "verify")
+        assert report["problems"] == [] and len(report["repaired"]) == 3
+        restored = s3.get_object(Bucket=bucket, Key=corrupt)["Body"].read()
+        assert hashlib.sha256(restored).hexdigest() in corrupt
+        assert s3.get_object(Bucket=bucket, Key=lost_key)["Body"].read() == lost_body
+
+        orphan_bytes = b"PK\5\6" + b"\0" * 18
+        orphan = "repo/" + archive_path(hashlib.sha256(orphan_bytes).hexdigest())
+        s3.put_object(Bucket=bucket, Key=orphan, Body=orphan_bytes)
+        before = snapshot(s3, bucket)
+
+        code, output = run(airflow, "composer_mirror_prune", **GRACE_ZERO)
+        assert code == 0, output[-4000:]
+        assert "[DRY RUN] would delete 1 objects" in output
+        assert snapshot(s3, bucket) == before, "a dry run deleted something"
+
+        code, output = run(airflow, "composer_mirror_prune", {"dry_run": False}, **GRACE_ZERO)
+        assert code == 0, output[-4000:]
+        assert set(snapshot(s3, bucket)) == set(before) - {orphan}
+
+        code, output = run(airflow, "composer_mirror_verify")
+        assert code == 0, output[-4000:]
+    assert check_repository(airflow.variables["composer_mirror_public_url"]).problems == []

@@ -27,7 +27,7 @@ tools:
 	@if ! command -v composer >/dev/null || ! test -f /usr/share/php/Composer/Semver/autoload.php; then \
 	  if command -v apt-get >/dev/null && [ "$$(id -u)" = 0 ]; then \
 	    echo "installing composer and php-composer-semver (Debian packages)"; \
-	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq composer php-composer-semver php-zip php-curl unzip >/dev/null; \
+	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq composer php-composer-semver php-zip php-curl unzip chromium chromium-driver >/dev/null; \
 	  else echo "composer is missing and cannot be installed here: tests that need it will fail"; fi; \
 	fi
 

@@ -1,0 +1,165 @@
+"""SBOM uploads from the Airflow UI: validate a file for the page, store it where ``composer_mirror_sbom`` reads it.
+
+The plugin in ``plugins/composer_mirror_sbom_upload.py`` is a thin web layer over this module, which
+imports nothing from Airflow (like the rest of the library apart from ``airflow_adapter``):
+
+* :func:`validate` parses an uploaded file with :func:`composer_mirror.sbom.parse_sbom` and returns a
+  JSON-ready summary (format, component counts, skip reasons, problems that block mirroring, warnings
+  that do not). A malformed file is not an exception here: its parse error is the summary's problem.
+* :func:`store` writes a valid SBOM to ``<prefix>sboms/<timestamp>-<sha256[:12]>-<safe filename>`` and
+  returns that full key, which is what the DAG's ``sbom_s3_key`` param expects.
+
+Everything about an upload is untrusted: the file name only ever contributes a sanitised last path
+segment to the key, and the content is parsed by the same strict parser the DAG uses.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from collections.abc import Mapping
+from datetime import UTC, datetime
+from typing import Any
+
+from composer_mirror.errors import TargetError
+from composer_mirror.sbom import TargetList, parse_sbom
+from composer_mirror.store import STATE_CACHE, S3Store
+
+SBOM_DIR = "sboms/"
+# Larger uploads are refused before parsing; a CycloneDX SBOM of a big application is a few MB.
+MAX_SBOM_BYTES = 20 * 1024 * 1024
+MAX_FILENAME_CHARS = 80
+SAMPLE_SIZE = 10
+DEFAULT_FILENAME = "sbom"
+# Runs of anything else (dashes included, so they do not pile up) become one dash.
+UNSAFE_FILENAME_CHARS = re.compile(r"[^A-Za-z0-9._]+")
+# S3 user metadata travels in HTTP headers: printable ASCII only.
+UNSAFE_METADATA_CHARS = re.compile(r"[^\x20-\x7e]")
+
+
+def validate(content: bytes | str) -> dict[str, Any]:
+    """Summarise an uploaded SBOM for the page; ``valid`` is true when it can be mirrored.
+
+    Keys: ``valid``, ``format`` (``None`` when unreadable), ``components``, ``composer_components``,
+    ``unversioned`` (composer components without a version: every stable version is mirrored),
+    ``skipped`` (reason -> count), ``sample`` (the first requested packages), ``problems`` (why it
+    cannot be mirrored, e.g. the parse error of a malformed file) and ``warnings``.
+    """
+    size = len(content.encode() if isinstance(content, str) else content)
+    summary = _empty_summary(size)
+    if size > MAX_SBOM_BYTES:
+        summary["problems"].append(f"the file has {size} bytes; SBOM uploads are limited to {MAX_SBOM_BYTES} bytes")
+        return summary
+    try:
+        targets = parse_sbom(content)
+    except TargetError as exc:
+        summary["problems"].append(str(exc))
+        return summary
+    summary.update(_describe(targets))
+    summary["valid"] = not summary["problems"]
+    return summary
+
+
+def _empty_summary(size: int) -> dict[str, Any]:
+    return {
+        "valid": False,
+        "bytes": size,
+        "format": None,
+        "components": 0,
+        "composer_components": 0,
+        "unversioned": 0,
+        "skipped": {},
+        "sample": [],
+        "problems": [],
+        "warnings": [],
+    }
+
+
+def _describe(targets: TargetList) -> dict[str, Any]:
+    """The counts of a parsed SBOM, and what about them blocks or deserves a warning."""
+    unversioned = [r.name for r in targets.requested if r.version is None]
+    problems: list[str] = []
+    warnings: list[str] = []
+    if not targets.requested:
+        problems.append(f"no composer components among its {targets.components} components: nothing to mirror")
+    if unversioned:
+        warnings.append(
+            f"{len(unversioned)} composer components have no version, so every stable version of them is "
+            f"mirrored: {', '.join(unversioned[:SAMPLE_SIZE])}{', ...' if len(unversioned) > SAMPLE_SIZE else ''}"
+        )
+    return {
+        "format": targets.format,
+        "components": targets.components,
+        "composer_components": len(targets.requested),
+        "unversioned": len(unversioned),
+        "skipped": dict(sorted(targets.skipped.items())),
+        "sample": [f"{r.name}@{r.version}" if r.version else r.name for r in targets.requested[:SAMPLE_SIZE]],
+        "problems": problems,
+        "warnings": warnings,
+    }
+
+
+def safe_filename(filename: str | None) -> str:
+    """The last segment of an uploaded file's name, reduced to ``[A-Za-z0-9._-]`` and bounded in length.
+
+    Browsers send a bare name, other clients anything (``../../x``, ``C:\\x``, control characters):
+    only the last segment survives, and a name that sanitises to nothing becomes ``sbom``.
+    """
+    name = re.split(r"[/\\]", filename or "")[-1]
+    name = UNSAFE_FILENAME_CHARS.sub("-", name).strip(".-")[-MAX_FILENAME_CHARS:].lstrip(".-")
+    return name or DEFAULT_FILENAME
+
+
+def sbom_path(filename: str | None, content: bytes, now: datetime | None = None) -> str:
+    """``sboms/<UTC timestamp>-<sha256[:12]>-<safe filename>``, relative to the mirror's prefix."""
+    stamp = (now or datetime.now(UTC)).astimezone(UTC).strftime("%Y%m%dT%H%M%SZ")
+    digest = hashlib.sha256(content).hexdigest()[:12]
+    return f"{SBOM_DIR}{stamp}-{digest}-{safe_filename(filename)}"
+
+
+def store(
+    store: S3Store,
+    filename: str | None,
+    content: bytes,
+    *,
+    uploaded_by: str | None = None,
+    now: datetime | None = None,
+) -> str:
+    """Store a valid SBOM under the mirror's prefix and return its full key (the DAG's ``sbom_s3_key``).
+
+    An SBOM that :func:`validate` does not accept raises :class:`TargetError` with its problems and
+    is not written: the DAG would fail on it anyway, after someone waited for the run.
+    """
+    summary = validate(content)
+    if not summary["valid"]:
+        raise TargetError("; ".join(summary["problems"]))
+    path = sbom_path(filename, content, now)
+    store.put(
+        path,
+        content,
+        content_type=_content_type(summary["format"]),
+        cache_control=STATE_CACHE,
+        metadata=_metadata(
+            {
+                "original-filename": filename or "",
+                "sha256": hashlib.sha256(content).hexdigest(),
+                "sbom-format": summary["format"],
+                "uploaded-by": uploaded_by or "",
+            }
+        ),
+    )
+    return store.key(path)
+
+
+def _content_type(sbom_format: str) -> str:
+    if sbom_format.endswith("JSON"):
+        return "application/json"
+    if sbom_format.endswith("XML"):
+        return "application/xml"
+    return "text/plain; charset=utf-8"
+
+
+def _metadata(values: Mapping[str, str]) -> dict[str, str]:
+    """S3 user metadata: printable ASCII, bounded, empty values left out."""
+    cleaned = {key: UNSAFE_METADATA_CHARS.sub("?", value)[:200] for key, value in values.items()}
+    return {key: value for key, value in cleaned.items() if value}

@@ -1,0 +1,491 @@
+"""The SBOM upload: the library (validate, store) against moto, and the plugin in a real API server.
+
+The unit tests use moto's in-process S3. The integration tests start ``airflow api-server`` with
+the plugins folder, the simple auth manager (an admin and a viewer with dev passwords, tests
+only), the moto server for S3 and the DAGs serialized into a throw-away database; no scheduler
+runs, so a triggered run stays queued. The browser test drives the page in headless Chromium
+over the DevTools protocol.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+from urllib.parse import quote
+
+import boto3
+import pytest
+import requests
+from moto import mock_aws
+
+from composer_mirror import sbom_upload
+from composer_mirror.errors import TargetError
+from composer_mirror.pipeline import read_sbom_object
+from composer_mirror.store import STATE_CACHE, S3Store
+from tests.harness import ROOT, VENV_BIN, AirflowEnv, MotoServer, aws_connection, free_port
+from tests.plugins.cdp import Browser, chromium_path
+
+SBOMS = ROOT / "tests/fixtures/sboms"
+CDX_JSON = SBOMS / "symfony-demo.cdx.json"
+BUCKET = "mirror-bucket"
+PREFIX = "repo/"
+DAG_ID = "composer_mirror_sbom"
+KEY_RE = re.compile(r"^repo/sboms/\d{8}T\d{6}Z-[0-9a-f]{12}-[A-Za-z0-9._-]+$")
+HEADER = {"X-Composer-Mirror": "1"}
+# Development credentials for the throw-away API server only.
+ADMIN = ("admin", "admin-dev-password")
+VIEWER = ("viewer", "viewer-dev-password")
+
+
+def cyclonedx(*purls: str | None) -> bytes:
+    components = [{"type": "library", "name": f"c{i}", **({"purl": p} if p else {})} for i, p in enumerate(purls)]
+    return json.dumps({"bomFormat": "CycloneDX", "specVersion": "1.5", "components": components}).encode()
+
+
+# --- validate ------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("name", "sbom_format", "skipped"),
+    [
+        ("symfony-demo.cdx.json", "CycloneDX 1.5 JSON", {"application itself (metadata.component)": 1}),
+        ("symfony-demo.cdx.xml", "CycloneDX 1.6 XML", {"application itself (metadata.component)": 1}),
+        ("symfony-demo.spdx.json", "SPDX 2.3 JSON", {"no purl": 1}),
+        ("symfony-demo.spdx", "SPDX 2.3 tag-value", {"no purl": 1}),
+    ],
+)
+def test_validate_summarises_every_supported_format(name: str, sbom_format: str, skipped: dict[str, int]) -> None:
+    content = (SBOMS / name).read_bytes()
+    summary = sbom_upload.validate(content)
+    assert summary["valid"] is True
+    assert summary["format"] == sbom_format
+    assert (summary["components"], summary["composer_components"], summary["unversioned"]) == (154, 153, 0)
+    assert summary["skipped"] == skipped
+    assert summary["problems"] == summary["warnings"] == []
+    assert summary["bytes"] == len(content)
+    assert "composer/semver@3.4.4" in summary["sample"]
+    assert len(summary["sample"]) == sbom_upload.SAMPLE_SIZE
+    json.dumps(summary)  # the page gets it as JSON
+
+
+@pytest.mark.parametrize(
+    ("content", "problem"),
+    [
+        (b'{"bomFormat": "CycloneDX", "specVersion": "1.5", "components": [', "malformed JSON at line 1 column"),
+        (b"# just a README\n", "not a CycloneDX or SPDX document: it starts with '# just a README'"),
+        (b"", "empty SBOM"),
+        (b"\xff\xfe{}", "SBOM is not UTF-8 text"),
+        (cyclonedx("pkg:composer/psr/log@3.0.2", "pkg:composer/Not A Name"), "cyclonedx component 2"),
+    ],
+    ids=["truncated-json", "not-an-sbom", "empty", "not-utf8", "invalid-purl"],
+)
+def test_validate_reports_a_malformed_file_as_a_problem(content: bytes, problem: str) -> None:
+    summary = sbom_upload.validate(content)
+    assert summary["valid"] is False
+    assert summary["format"] is None
+    assert summary["composer_components"] == 0
+    assert len(summary["problems"]) == 1
+    assert problem in summary["problems"][0]
+
+
+def test_validate_without_composer_components_has_nothing_to_mirror() -> None:
+    summary = sbom_upload.validate(cyclonedx("pkg:npm/left-pad@1.3.0", "pkg:pypi/requests@2.32.0", "pkg:composer/php"))
+    assert summary["valid"] is False
+    assert summary["format"] == "CycloneDX 1.5 JSON"
+    assert summary["components"] == 3
+    assert summary["skipped"] == {"not composer (npm)": 1, "not composer (pypi)": 1, "platform package": 1}
+    assert summary["problems"] == ["no composer components among its 3 components: nothing to mirror"]
+
+
+def test_validate_warns_about_unversioned_components_but_accepts_them() -> None:
+    summary = sbom_upload.validate(cyclonedx("pkg:composer/psr/log", "pkg:composer/monolog/monolog@3.9.0", None))
+    assert summary["valid"] is True
+    assert (summary["composer_components"], summary["unversioned"]) == (2, 1)
+    assert summary["skipped"] == {"no purl": 1}
+    assert summary["sample"] == ["psr/log", "monolog/monolog@3.9.0"]
+    assert len(summary["warnings"]) == 1
+    assert "1 composer components have no version" in summary["warnings"][0]
+    assert "psr/log" in summary["warnings"][0]
+
+
+def test_validate_refuses_oversized_files_without_parsing(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(sbom_upload, "MAX_SBOM_BYTES", 100)
+    summary = sbom_upload.validate(CDX_JSON.read_bytes())
+    assert summary["valid"] is False
+    assert summary["format"] is None
+    assert summary["problems"] == [
+        f"the file has {CDX_JSON.stat().st_size} bytes; SBOM uploads are limited to 100 bytes"
+    ]
+
+
+# --- file names and keys -------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("filename", "expected"),
+    [
+        ("symfony-demo.cdx.json", "symfony-demo.cdx.json"),
+        ("../../etc/passwd", "passwd"),
+        ("C:\\Users\\me\\my app sbom.json", "my-app-sbom.json"),
+        ("..", "sbom"),
+        ("", "sbom"),
+        (None, "sbom"),
+        (".hidden.json", "hidden.json"),
+        ("sbom\x00;rm -rf $HOME.json", "sbom-rm-rf-HOME.json"),
+        ("späť.spdx", "sp-.spdx"),
+        ("x" * 200 + ".cdx.json", "x" * 71 + ".cdx.json"),
+    ],
+)
+def test_safe_filename_keeps_one_harmless_segment(filename: str | None, expected: str) -> None:
+    assert sbom_upload.safe_filename(filename) == expected
+    assert len(sbom_upload.safe_filename(filename)) <= sbom_upload.MAX_FILENAME_CHARS
+
+
+def test_sbom_path_has_timestamp_hash_and_name() -> None:
+    now = datetime(2026, 11, 22, 1, 2, 3, tzinfo=UTC)
+    path = sbom_upload.sbom_path("../app.cdx.json", b"{}", now)
+    assert path == "sboms/20261122T010203Z-44136fa355b3-app.cdx.json"
+
+
+# --- store ---------------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def s3() -> Iterator[Any]:
+    with mock_aws():
+        client = boto3.client(
+            "s3", region_name="us-east-1", aws_access_key_id="testing", aws_secret_access_key="testing"
+        )
+        client.create_bucket(Bucket=BUCKET)
+        yield client
+
+
+def keys(client: Any, prefix: str = "") -> list[str]:
+    return [item["Key"] for item in client.list_objects_v2(Bucket=BUCKET, Prefix=prefix).get("Contents", [])]
+
+
+def test_store_writes_under_the_prefix_where_the_dag_reads_it(s3: Any) -> None:
+    store = S3Store(s3, BUCKET, PREFIX)
+    content = CDX_JSON.read_bytes()
+    now = datetime(2026, 11, 22, 1, 2, 3, tzinfo=UTC)
+
+    key = sbom_upload.store(store, "symfony-demo.cdx.json", content, uploaded_by="admin", now=now)
+
+    digest = "533b91f2f733"
+    assert key == f"repo/sboms/20261122T010203Z-{digest}-symfony-demo.cdx.json"
+    assert KEY_RE.match(key)
+    assert keys(s3) == [key]
+    head = s3.head_object(Bucket=BUCKET, Key=key)
+    assert head["ContentType"] == "application/json"
+    assert head["CacheControl"] == STATE_CACHE
+    assert head["Metadata"]["original-filename"] == "symfony-demo.cdx.json"
+    assert head["Metadata"]["sha256"].startswith(digest)
+    assert head["Metadata"]["sbom-format"] == "CycloneDX 1.5 JSON"
+    assert head["Metadata"]["uploaded-by"] == "admin"
+    # The DAG's own reader (sbom_s3_key) accepts the key and gets the same bytes back.
+    assert read_sbom_object(store, key) == content
+
+
+@pytest.mark.parametrize(
+    ("name", "content_type"),
+    [("symfony-demo.cdx.xml", "application/xml"), ("symfony-demo.spdx", "text/plain; charset=utf-8")],
+)
+def test_store_labels_the_content_type_by_format(s3: Any, name: str, content_type: str) -> None:
+    key = sbom_upload.store(S3Store(s3, BUCKET, PREFIX), name, (SBOMS / name).read_bytes())
+    assert key.endswith(f"-{name}")
+    assert s3.head_object(Bucket=BUCKET, Key=key)["ContentType"] == content_type
+
+
+def test_store_without_a_prefix_and_with_an_unsafe_name(s3: Any) -> None:
+    store = S3Store(s3, BUCKET, "")
+    key = sbom_upload.store(store, "../../ünïcode name.json", CDX_JSON.read_bytes(), uploaded_by="Zoë")
+    assert re.match(r"^sboms/\d{8}T\d{6}Z-[0-9a-f]{12}-n-code-name\.json$", key), key
+    metadata = s3.head_object(Bucket=BUCKET, Key=key)["Metadata"]
+    assert metadata["original-filename"] == "../../?n?code name.json"
+    assert metadata["uploaded-by"] == "Zo?"
+
+
+def test_store_refuses_an_invalid_sbom_and_writes_nothing(s3: Any) -> None:
+    store = S3Store(s3, BUCKET, PREFIX)
+    with pytest.raises(TargetError, match="malformed JSON at line 1"):
+        sbom_upload.store(store, "broken.json", b'{"bomFormat": ')
+    with pytest.raises(TargetError, match="nothing to mirror"):
+        sbom_upload.store(store, "npm.json", cyclonedx("pkg:npm/left-pad@1.3.0"))
+    assert keys(s3) == []
+
+
+# --- the plugin, loaded by Airflow ------------------------------------------------------------------
+
+PLUGIN_CHECK = """
+import json
+from fastapi.routing import APIRoute
+from airflow import plugins_manager
+from airflow.api_fastapi.core_api.datamodels.plugins import ExternalViewResponse, FastAPIAppResponse
+from airflow.api_fastapi.core_api.security import get_user
+
+plugins, errors = plugins_manager._get_plugins()
+assert not errors, errors
+(plugin,) = [p for p in plugins if p.name == "composer_mirror_sbom_upload"]
+views = [ExternalViewResponse(**view).model_dump() for view in plugin.external_views]
+apps = [FastAPIAppResponse(**{**app, "app": "app"}).model_dump() for app in plugin.fastapi_apps]
+
+def calls(dependant):
+    for dependency in dependant.dependencies:
+        yield dependency.call
+        yield from calls(dependency)
+
+routes = {}
+for route in plugin.fastapi_apps[0]["app"].routes:
+    if isinstance(route, APIRoute):
+        routes[f"{sorted(route.methods)} {route.path}"] = get_user in set(calls(route.dependant))
+print(json.dumps({"views": views, "apps": apps, "routes": routes}))
+"""
+
+
+@pytest.mark.integration
+def test_airflow_loads_the_plugin_and_every_route_needs_an_airflow_user(tmp_path: Path) -> None:
+    env = AirflowEnv(tmp_path).env()
+    result = subprocess.run(
+        [sys.executable, "-c", PLUGIN_CHECK], env=env, capture_output=True, text=True, timeout=120, check=False
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    found = json.loads(result.stdout.strip().splitlines()[-1])
+    assert found["apps"] == [{"app": "app", "url_prefix": "/composer-mirror", "name": "Composer mirror SBOM upload"}]
+    (view,) = found["views"]
+    assert (view["destination"], view["href"], view["url_route"]) == ("nav", "composer-mirror/", "composer-mirror-sbom")
+    assert found["routes"] == {
+        "['GET'] /": True,
+        "['GET'] /static/{name}": True,
+        "['POST'] /api/validate": True,
+        "['POST'] /api/sboms": True,
+    }
+
+
+# --- the plugin in a running API server ---------------------------------------------------------------
+
+
+@dataclass
+class ApiServer:
+    url: str
+    bucket: str
+    s3: Any
+
+    def token(self, user: tuple[str, str]) -> str:
+        response = requests.post(f"{self.url}/auth/token", json={"username": user[0], "password": user[1]}, timeout=10)
+        response.raise_for_status()
+        return response.json()["access_token"]
+
+    def upload(self, path: str, content: bytes, token: str | None = None, **headers: str) -> requests.Response:
+        if token:
+            headers["Authorization"] = f"Bearer {token}"
+        return requests.post(
+            f"{self.url}/composer-mirror/api/{path}",
+            files={"file": ("symfony-demo.cdx.json", content, "application/json")},
+            headers=headers,
+            timeout=30,
+        )
+
+    def sbom_keys(self) -> list[str]:
+        listed = self.s3.list_objects_v2(Bucket=self.bucket, Prefix=f"{PREFIX}sboms/")
+        return sorted(item["Key"] for item in listed.get("Contents", []))
+
+
+def wait_until_up(url: str, process: subprocess.Popen[bytes], log: Path, timeout: float = 90) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise RuntimeError(f"api-server exited with {process.returncode}:\n{log.read_text()[-4000:]}")
+        try:
+            if requests.get(f"{url}/api/v2/monitor/health", timeout=2).status_code == 200:
+                return
+        except requests.RequestException:  # not listening yet, or still starting up
+            pass
+        time.sleep(0.25)
+    raise RuntimeError(f"api-server did not answer within {timeout} s:\n{log.read_text()[-4000:]}")
+
+
+def stop(process: subprocess.Popen[bytes]) -> None:
+    """End the api-server we started (its own process group: uvicorn may have a worker child)."""
+    if process.poll() is None:
+        os.killpg(process.pid, signal.SIGTERM)
+        try:
+            process.wait(20)
+        except subprocess.TimeoutExpired:
+            os.killpg(process.pid, signal.SIGKILL)
+            process.wait(10)
+
+
+@pytest.fixture(scope="module")
+def api_server(moto_server: MotoServer, tmp_path_factory: pytest.TempPathFactory) -> Iterator[ApiServer]:
+    home = tmp_path_factory.mktemp("sbom-upload-airflow")
+    bucket = "sbom-upload"
+    s3 = moto_server.client()
+    s3.create_bucket(Bucket=bucket)
+    passwords = home / "passwords.json"
+    passwords.write_text(json.dumps(dict([ADMIN, VIEWER])))
+    port = free_port()
+    url = f"http://127.0.0.1:{port}"
+    airflow = AirflowEnv(
+        home,
+        variables={
+            "composer_mirror_bucket": bucket,
+            "composer_mirror_prefix": PREFIX.rstrip("/"),
+            "composer_mirror_public_url": f"{moto_server.endpoint}/{bucket}/{PREFIX}",
+            "composer_mirror_upstream_url": "http://127.0.0.1:9",
+        },
+        extra_env={
+            "AIRFLOW_CONN_AWS_DEFAULT": aws_connection(moto_server.endpoint),
+            "AIRFLOW__CORE__AUTH_MANAGER": (
+                "airflow.api_fastapi.auth.managers.simple.simple_auth_manager.SimpleAuthManager"
+            ),
+            "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS": f"{ADMIN[0]}:admin,{VIEWER[0]}:viewer",
+            "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_PASSWORDS_FILE": str(passwords),
+            "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_ALL_ADMINS": "False",
+            "AIRFLOW__API_AUTH__JWT_SECRET": "sbom-upload-test-only-jwt-secret",
+            "AIRFLOW__API__BASE_URL": url,
+            "AIRFLOW__CORE__DAGS_ARE_PAUSED_AT_CREATION": "True",
+        },
+    )
+    airflow.migrate()
+    subprocess.run(
+        [str(VENV_BIN / "airflow"), "dags", "reserialize"], env=airflow.env(), check=True, capture_output=True
+    )
+    log = home / "api-server.log"
+    with log.open("wb") as output:
+        process = subprocess.Popen(
+            [str(VENV_BIN / "airflow"), "api-server", "--host", "127.0.0.1", "--port", str(port), "--workers", "1"],
+            env=airflow.env(),
+            stdout=output,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+    try:
+        wait_until_up(url, process, log)
+        yield ApiServer(url, bucket, s3)
+    finally:
+        stop(process)
+
+
+@pytest.mark.integration
+def test_upload_api_refuses_anonymous_and_unauthorised_callers(api_server: ApiServer) -> None:
+    content = CDX_JSON.read_bytes()
+    before = api_server.sbom_keys()
+
+    anonymous = api_server.upload("sboms", content, **HEADER)
+    assert anonymous.status_code == 401, anonymous.text
+    assert anonymous.json() == {"detail": "Not authenticated"}
+    assert api_server.upload("validate", content, **HEADER).status_code == 401
+    assert requests.get(f"{api_server.url}/composer-mirror/static/app.js", timeout=10).status_code == 401
+    page = requests.get(
+        f"{api_server.url}/composer-mirror/", headers={"Accept": "text/html"}, allow_redirects=False, timeout=10
+    )
+    assert page.status_code == 307
+    assert page.headers["location"].startswith("/auth/login?next=")
+
+    assert api_server.upload("sboms", content, token="not-a-jwt", **HEADER).status_code == 403
+    forged = requests.post(
+        f"{api_server.url}/composer-mirror/api/sboms",
+        files={"file": ("x.json", content)},
+        headers=HEADER,
+        cookies={"_token": "forged"},
+        timeout=10,
+    )
+    assert forged.status_code == 403
+
+    viewer = api_server.token(VIEWER)
+    assert api_server.upload("validate", content, token=viewer, **HEADER).json()["composer_components"] == 153
+    refused = api_server.upload("sboms", content, token=viewer, **HEADER)
+    assert refused.status_code == 403, refused.text
+
+    admin = api_server.token(ADMIN)
+    no_header = api_server.upload("sboms", content, token=admin)
+    assert no_header.status_code == 403
+    assert "X-Composer-Mirror" in no_header.json()["detail"]
+    malformed = api_server.upload("sboms", b'{"bomFormat": "CycloneDX", "specVersion": "1.5", ', token=admin, **HEADER)
+    assert malformed.status_code == 422
+    assert "malformed JSON at line 1" in malformed.json()["detail"]
+
+    assert api_server.sbom_keys() == before
+
+    plugins = requests.get(f"{api_server.url}/api/v2/plugins", headers={"Authorization": f"Bearer {admin}"}, timeout=10)
+    (plugin,) = [p for p in plugins.json()["plugins"] if p["name"] == "composer_mirror_sbom_upload"]
+    assert [(v["name"], v["href"], v["destination"]) for v in plugin["external_views"]] == [
+        ("SBOM upload", "composer-mirror/", "nav")
+    ]
+
+
+@pytest.mark.browser
+@pytest.mark.integration
+@pytest.mark.skipif(chromium_path() is None, reason="chromium is not installed (make tools)")
+def test_page_validates_stores_and_triggers_a_dry_run(api_server: ApiServer, tmp_path: Path) -> None:
+    admin = api_server.token(ADMIN)
+    before = api_server.sbom_keys()
+    broken = tmp_path / "broken.cdx.json"
+    broken.write_text('{"bomFormat": "CycloneDX",\n "specVersion": "1.5", "components": [}\n')
+    page_url = f"{api_server.url}/composer-mirror/"
+
+    with Browser() as browser:
+        # The UI's session: the JWT cookie the Airflow UI sets when a user logs in.
+        browser.set_cookie(api_server.url, "_token", admin)
+        browser.goto(page_url)
+        assert browser.evaluate("document.title") == "Composer SBOM upload"
+
+        browser.set_files("#sbom-file", broken)
+        problem = browser.wait_for("document.querySelector('#problems li')?.textContent")
+        assert problem.startswith("malformed JSON at line 2 column"), problem
+        assert browser.evaluate("document.getElementById('mirror').hidden") is True
+        assert browser.text("#summary-format") == "not recognised"
+
+        browser.set_files("#sbom-file", CDX_JSON)
+        assert browser.wait_for("!document.getElementById('mirror').hidden && 'shown'") == "shown"
+        assert browser.text("#summary-composer") == "153"
+        assert browser.text("#summary-components") == "154"
+        assert browser.text("#summary-format") == "CycloneDX 1.5 JSON"
+        assert "application itself (metadata.component)\t1" in browser.text("#skipped")
+        assert browser.evaluate("document.getElementById('problems-block').hidden") is True
+
+        browser.click("#dry-run")
+        assert browser.evaluate("document.getElementById('dry-run').checked") is True
+        assert browser.evaluate("document.getElementById('with-dependencies').checked") is True
+        browser.click("#mirror-button")
+        run_id = browser.wait_for("document.getElementById('run-link').textContent")
+        state = browser.wait_for("document.getElementById('run-state').textContent")
+        stored_uri = browser.text("#stored-key")
+        link = browser.evaluate("document.getElementById('run-link').href")
+        assert browser.text("#error") == ""
+        # Dags are paused at creation and nothing unpaused this one: the page says why the run waits.
+        status = browser.wait_for(
+            "(t => t.startsWith('Triggered') && t)(document.getElementById('status').textContent)"
+        )
+        assert "is paused: the run stays queued" in status, status
+
+    assert run_id.startswith("manual__")
+    assert state in {"queued", "running", "success"}
+    (key,) = sorted(set(api_server.sbom_keys()) - set(before))
+    assert KEY_RE.match(key), key
+    assert key.endswith("-symfony-demo.cdx.json")
+    assert stored_uri == f"s3://{api_server.bucket}/{key}"
+    assert api_server.s3.get_object(Bucket=api_server.bucket, Key=key)["Body"].read() == CDX_JSON.read_bytes()
+    assert link == f"{api_server.url}/dags/{DAG_ID}/runs/{quote(run_id, safe='')}"
+
+    response = requests.get(
+        f"{api_server.url}/api/v2/dags/{DAG_ID}/dagRuns/{quote(run_id, safe='')}",
+        headers={"Authorization": f"Bearer {admin}"},
+        timeout=10,
+    )
+    assert response.status_code == 200, response.text
+    run = response.json()
+    assert run["conf"] == {"sbom_s3_key": key, "with_dependencies": True, "dry_run": True}
+    assert run["state"] == state
+    assert run["triggering_user_name"] == ADMIN[0]
+    assert run["note"] == "SBOM upload: symfony-demo.cdx.json (dry run)"

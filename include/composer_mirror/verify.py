@@ -409,6 +409,10 @@ def _restore_archive(ctx: Context, refs: list[ArchiveRef]) -> str | None:
     if ref is None or ref.record is None:
         return "not repaired: no source URL recorded in the state for this archive"
     record = ref.record
+    try:
+        ctx.client.policy.check(record.source_url)  # a URL the policy refuses now: keep what is stored
+    except MirrorError as exc:
+        return f"not repaired: {exc}"
     if ctx.store.head(record.path) is not None:
         ctx.store.delete(record.path)
     dist = {"type": "zip", "url": record.source_url, "reference": record.reference, "shasum": record.sha1}

@@ -190,6 +190,16 @@ def test_repair_refuses_upstream_bytes_that_differ_from_the_recorded_ones(mirror
     assert result.repaired == []
 
 
+def test_repair_keeps_a_broken_archive_whose_source_the_fetch_policy_now_refuses(mirror: Mirror) -> None:
+    broken = record(mirror, "psr/log", "1.1.0.0")
+    mirror.put_raw(broken.path, b"z" * broken.size)
+    mirror.ctx.client.policy.upstream_url = "https://elsewhere.example"
+    result = run(mirror, repair=True)
+    assert kinds(result) == {("psr/log", "1.1.0", "sha256_mismatch")}
+    assert "refused" in result.problems[0].detail
+    assert mirror.exists(broken.path)
+
+
 def test_repair_rebuilds_a_missing_p2_file_byte_for_byte_and_walks_on_to_its_archives(mirror: Mirror) -> None:
     published = mirror.store.get(p2_path("psr/log")).body
     mirror.delete_raw(p2_path("psr/log"))

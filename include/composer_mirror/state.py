@@ -75,7 +75,7 @@ class Catalog:
 
     packages: dict[str, list[str]] = field(default_factory=dict)
     changes_since: int | None = None
-    # Packages whose upstream copy was older than the feed's change: retried next run.
+    # Packages whose upstream copy was older than the feed's change, or that failed: retried next run.
     pending: dict[str, int] = field(default_factory=dict)
     # Packages deleted upstream, with the time of the delete action.
     deleted: dict[str, int] = field(default_factory=dict)

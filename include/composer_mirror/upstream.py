@@ -20,6 +20,7 @@ from typing import IO
 from urllib.parse import SplitResult, urljoin, urlsplit, urlunsplit
 
 import requests
+import urllib3
 from requests.adapters import HTTPAdapter
 
 from composer_mirror.composer_format import origin_of
@@ -94,10 +95,16 @@ class FetchPolicy:
             raise RefusedURL(f"refused {redact(url)}: not an absolute http(s) URL", url=redact(url))
         if _port(parts) == -1:
             raise RefusedURL(f"refused {redact(url)}: invalid port", url=redact(url))
-        if self.is_upstream(url) or origin_of(url) in {origin_of(endpoint) for endpoint in self.endpoints}:
+        if _parsers_disagree(url, parts):
+            # e.g. "http://169.254.169.254\\@upstream/": urlsplit sees the upstream, requests connects elsewhere.
+            raise RefusedURL(f"refused {redact(url)}: ambiguous URL (parsers disagree on its origin)", url=redact(url))
+        if self.is_upstream(url):
             return
         host = parts.hostname.lower()
-        if parts.scheme != "https" or host not in {allowed.lower() for allowed in self.dist_hosts}:
+        # An endpoint the upstream's root names on another origin is untrusted like a dist host:
+        # https only and never an internal address (a hostile root could name 169.254.169.254).
+        endpoint = origin_of(url) in {origin_of(endpoint) for endpoint in self.endpoints}
+        if parts.scheme != "https" or not (endpoint or host in {allowed.lower() for allowed in self.dist_hosts}):
             raise RefusedURL(
                 f"refused {redact(url)}: only the upstream origin or https on composer_mirror_dist_hosts "
                 f"({', '.join(self.dist_hosts) or 'none'}) may be fetched",
@@ -108,6 +115,22 @@ class FetchPolicy:
 
     def is_upstream(self, url: str) -> bool:
         return origin_of(url) == origin_of(self.upstream_url)
+
+
+def _parsers_disagree(url: str, parts: SplitResult) -> bool:
+    """Whether the origin the policy checks (urlsplit) may differ from the one requests connects to (urllib3).
+
+    Backslashes, whitespace and control characters are where the two parsers part ways; a URL
+    with any of them, or whose origin urllib3 reads differently, is refused rather than guessed at.
+    """
+    if any(c == "\\" or c.isspace() or ord(c) < 0x20 or ord(c) == 0x7F for c in url):
+        return True
+    try:
+        parsed = urllib3.util.parse_url(url)
+    except ValueError:
+        return True
+    host = (parsed.host or "").lower().strip("[]")
+    return (str(parsed.scheme or "").lower(), host, parsed.port) != (parts.scheme.lower(), parts.hostname, _port(parts))
 
 
 def _refuse_internal_addresses(url: str, host: str, port: int) -> None:

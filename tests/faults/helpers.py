@@ -1,0 +1,236 @@
+"""What the fault-injection suite shares: a registry server with extra routes, a request recorder,
+an in-process run of the pipeline, Airflow homes that can run side by side, bucket readers."""
+
+from __future__ import annotations
+
+import io
+import json
+import shutil
+import socket
+import threading
+import zipfile
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+
+from composer_mirror import pipeline
+from composer_mirror.pipeline import Context
+from composer_mirror.settings import Settings
+from composer_mirror.store import S3Store
+from composer_mirror.upstream import FetchPolicy, RetryPolicy, UpstreamClient
+from tests.fixture_registry import RegistryServer
+from tests.fixture_registry.server import _json, _Response
+from tests.harness import AirflowEnv, MotoServer
+
+ROOT = Path(__file__).resolve().parents[2]
+LOCK = ROOT / "tests/fixtures/symfony-demo/composer.lock"
+SELECTION = ["psr/*", "monolog/monolog"]
+PREFIX = "repo"
+
+
+# --- the upstream side ---------------------------------------------------------------------------
+Route = Callable[[str], _Response]
+
+
+class HookedRegistryServer(RegistryServer):
+    """The fixture registry plus extra GET routes (path -> handler of the query string).
+
+    Routes sit behind the registry's own authentication, so they are the upstream's origin: a
+    redirect served here is the upstream sending the client elsewhere.
+    """
+
+    def __init__(self, *args: Any, routes: Mapping[str, Route] | None = None, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.routes: dict[str, Route] = dict(routes or {})
+
+    def _route_get(self, path: str, query: str, headers: Any) -> _Response:
+        route = self.routes.get(path)
+        if route is not None:
+            return route(query)
+        return super()._route_get(path, query, headers)
+
+
+def redirect(location: str) -> Route:
+    return lambda _query: _Response(302, [("Location", location)], kind="redirect")
+
+
+def serve_zip(body: bytes) -> Route:
+    return lambda _query: _Response(200, [("Content-Type", "application/zip")], body, kind="other")
+
+
+def serve_json(document: Any) -> Route:
+    return lambda _query: _json(200, document)
+
+
+def zip_with_entries(*names: str) -> bytes:
+    """A valid zip holding the given entry names verbatim (``../`` included: zipfile keeps them)."""
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w") as archive:
+        for name in names:
+            archive.writestr(zipfile.ZipInfo(name, (2020, 1, 1, 0, 0, 0)), b"<?php // fixture\n")
+    return buffer.getvalue()
+
+
+@dataclass
+class Recorder:
+    """A loopback HTTP server that answers nothing useful and records every connection it gets.
+
+    Used as a forbidden destination (the fetch policy must never reach it) and as the HTTP(S) proxy
+    of the Airflow run, so that a request to any other host (169.254.169.254, api.github.com) is
+    recorded too instead of vanishing into a network that does not exist here.
+    """
+
+    connections: int = 0
+    lines: list[str] = field(default_factory=list)
+    authorized: list[str] = field(default_factory=list)  # request lines that carried an Authorization header
+    _server: ThreadingHTTPServer | None = None
+
+    @property
+    def url(self) -> str:
+        assert self._server is not None
+        return f"http://127.0.0.1:{self._server.server_address[1]}"
+
+    @property
+    def port(self) -> int:
+        assert self._server is not None
+        return int(self._server.server_address[1])
+
+    def start(self) -> Recorder:
+        recorder = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def log_message(self, format: str, *args: Any) -> None:
+                """Quiet."""
+
+            def handle_one_request(self) -> None:
+                super().handle_one_request()
+                if self.requestline:
+                    recorder.lines.append(self.requestline)
+                    if self.headers is not None and self.headers.get("Authorization"):
+                        recorder.authorized.append(self.requestline)
+
+            def do_GET(self) -> None:
+                self.send_response(200)
+                self.send_header("Content-Type", "application/zip")
+                self.send_header("Content-Length", "0")
+                self.end_headers()
+
+            do_CONNECT = do_POST = do_HEAD = do_GET
+
+        class Server(ThreadingHTTPServer):
+            daemon_threads = True
+
+            def get_request(self) -> tuple[socket.socket, Any]:
+                connection = super().get_request()
+                recorder.connections += 1
+                return connection
+
+        self._server = Server(("127.0.0.1", 0), Handler)
+        threading.Thread(target=self._server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True).start()
+        return self
+
+    def stop(self) -> None:
+        if self._server is not None:
+            self._server.shutdown()
+            self._server.server_close()
+
+    def __enter__(self) -> Recorder:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+
+# --- the mirror side -------------------------------------------------------------------------------
+def mirror_variables(upstream_url: str, moto: MotoServer, bucket: str, packages: list[str], **extra: str) -> dict:
+    return {
+        "composer_mirror_upstream_url": upstream_url,
+        "composer_mirror_bucket": bucket,
+        "composer_mirror_prefix": PREFIX,
+        "composer_mirror_public_url": f"{moto.endpoint}/{bucket}/{PREFIX}",
+        "composer_mirror_packages": json.dumps(packages),
+        **extra,
+    }
+
+
+def run_pipeline(variables: Mapping[str, str], s3: Any, run_id: str = "in-process", **settings: Any) -> dict:
+    """The sync DAG's steps called in this process: a fast way to prepare or inspect a bucket."""
+    resolved = Settings.from_strings(dict(variables), **settings)
+    client = UpstreamClient(
+        FetchPolicy(resolved.upstream_url, resolved.dist_hosts),
+        concurrency=resolved.concurrency,
+        auth=resolved.upstream_auth,
+        retry=RetryPolicy(backoff=0.01),
+        max_metadata_bytes=resolved.max_metadata_bytes,
+    )
+    ctx = Context(resolved, S3Store(s3, resolved.bucket, resolved.key_prefix, backoff=0.01), client)
+    try:
+        ctx.upstream = pipeline.read_upstream(client, resolved.upstream_url)
+        plan = pipeline.plan_sync(ctx)
+        batches = pipeline.plan_batches(plan["targets"], resolved.max_batches, min_times=plan.get("min_times"))
+        results = [pipeline.fetch_archives(ctx, pipeline.sync_metadata(ctx, batch)) for batch in batches]
+        return pipeline.publish_index(ctx, results, plan, run_id)
+    finally:
+        client.close()
+
+
+def private_home(session_home: Path, target: Path) -> Path:
+    """A copy of the migrated AIRFLOW_HOME: runs in separate homes never share (or lock) SQLite."""
+    shutil.copytree(session_home, target, ignore=shutil.ignore_patterns("logs"))
+    config = target / "airflow.cfg"
+    config.write_text(config.read_text().replace(str(session_home), str(target)))
+    return target
+
+
+def airflow_env(home: Path, variables: Mapping[str, str], s3_endpoint: str, **extra_env: str) -> AirflowEnv:
+    from tests.harness import aws_connection
+
+    return AirflowEnv(
+        home,
+        variables=dict(variables),
+        extra_env={"AIRFLOW_CONN_AWS_DEFAULT": aws_connection(s3_endpoint), **extra_env},
+    )
+
+
+def output_of(result: Any) -> str:
+    return (result.stdout or "") + (result.stderr or "")
+
+
+def tail(result: Any, size: int = 6000) -> str:
+    return output_of(result)[-size:]
+
+
+def objects(moto: MotoServer, bucket: str, prefix: str = "") -> dict[str, bytes]:
+    s3 = moto.client()
+    found: dict[str, bytes] = {}
+    for page in s3.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix):
+        for item in page.get("Contents", []):
+            found[item["Key"]] = s3.get_object(Bucket=bucket, Key=item["Key"])["Body"].read()
+    return found
+
+
+def keys(moto: MotoServer, bucket: str, prefix: str = "") -> list[str]:
+    s3 = moto.client()
+    return [
+        item["Key"]
+        for page in s3.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix)
+        for item in page.get("Contents", [])
+    ]
+
+
+def read_json(moto: MotoServer, bucket: str, key: str) -> Any:
+    return json.loads(moto.client().get_object(Bucket=bucket, Key=key)["Body"].read())
+
+
+def run_reports(moto: MotoServer, bucket: str) -> list[dict]:
+    """Every run report, oldest first."""
+    reports = [read_json(moto, bucket, key) for key in keys(moto, bucket, f"{PREFIX}/mirror-state/runs/")]
+    return sorted(reports, key=lambda report: report.get("finished_at", ""))
+
+
+def archive_markers(moto: MotoServer, bucket: str) -> dict[str, dict]:
+    """The journal of stored archives: marker key -> record (version, reference, sha256, ...)."""
+    prefix = f"{PREFIX}/mirror-state/archives/"
+    return {key: read_json(moto, bucket, key) for key in keys(moto, bucket, prefix)}

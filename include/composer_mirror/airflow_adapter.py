@@ -146,8 +146,10 @@ def mirror_tasks(plan: Any, upstream: Any, after: Any = None) -> Any:
     def publish_index(results: list[dict[str, Any]], plan: dict[str, Any], upstream: dict[str, Any]) -> dict[str, Any]:
         """Publish packages.json last, then the run report (and advance the changes-feed cursor)."""
         run_id = current_run_id()
+        # One slice request: iterating the lazy sequence probes offsets until one is missing (logged as an error).
+        batches = list(results[:]) if results else []
         return pipeline.run_with_context(
-            lambda: build_context(upstream), lambda ctx: pipeline.publish_index(ctx, results or [], plan, run_id)
+            lambda: build_context(upstream), lambda ctx: pipeline.publish_index(ctx, batches, plan, run_id)
         )
 
     @task

@@ -120,18 +120,20 @@ class Browser:
     def wait_for(self, expression: str, timeout: float | None = None, describe: Callable[[], str] | None = None) -> Any:
         """Poll a JavaScript expression until it is truthy, and return its value."""
         deadline = time.monotonic() + (timeout or self.timeout)
+        failure = ""
         while time.monotonic() < deadline:
-            value = self.evaluate(expression)
+            try:
+                value = self.evaluate(expression)
+            except CdpError as exc:  # e.g. the page navigated while the expression ran
+                failure = f" (last error: {exc})"
+                value = None
             if value:
                 return value
             time.sleep(0.1)
         page = describe() if describe else self.text()
-        raise CdpError(f"timed out waiting for {expression!r}; the page shows:\n{page}")
+        raise CdpError(f"timed out waiting for {expression!r}{failure}; the page shows:\n{page}")
 
     # --- conveniences ------------------------------------------------------------------------
-    def set_cookie(self, url: str, name: str, value: str) -> None:
-        self.send("Network.setCookie", url=url, name=name, value=value, httpOnly=True, sameSite="Lax")
-
     def goto(self, url: str) -> None:
         """Navigate and wait until the document has loaded."""
         self.send("Page.navigate", url=url)
@@ -144,6 +146,11 @@ class Browser:
         if not object_id:
             raise CdpError(f"no element matches {selector!r}")
         self.send("DOM.setFileInputFiles", files=[str(p) for p in paths], objectId=object_id)
+
+    def type_into(self, selector: str, text: str) -> None:
+        """Focus an input and type into it like a keyboard would (frameworks see real input events)."""
+        self.evaluate(f"document.querySelector({json.dumps(selector)}).focus()")
+        self.send("Input.insertText", text=text)
 
     def click(self, selector: str) -> None:
         self.evaluate(f"document.querySelector({json.dumps(selector)}).click()")

@@ -239,10 +239,19 @@ class S3Store:
         raise AssertionError("unreachable")
 
 
-def _code(exc: Exception) -> str:
-    """The S3 error code of a botocore ClientError (or '' for anything else)."""
-    response = getattr(exc, "response", None)
-    if not isinstance(response, dict):
-        return ""
-    error = response.get("Error", {})
-    return str(error.get("Code") or response.get("ResponseMetadata", {}).get("HTTPStatusCode", ""))
+def _code(exc: BaseException) -> str:
+    """The S3 error code of a botocore ClientError (or '' for anything else).
+
+    boto3's managed transfers (upload_file) raise S3UploadFailedError with the ClientError only as
+    its context: the chain is followed, or a throttled archive upload would never be retried.
+    """
+    current: BaseException | None = exc
+    for _depth in range(5):
+        if current is None:
+            break
+        response = getattr(current, "response", None)
+        if isinstance(response, dict):
+            error = response.get("Error", {})
+            return str(error.get("Code") or response.get("ResponseMetadata", {}).get("HTTPStatusCode", ""))
+        current = current.__cause__ or current.__context__
+    return ""

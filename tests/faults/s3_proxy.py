@@ -5,6 +5,7 @@ S3 request goes through it; rules decide which ones fail and how:
 
 - ``slowdown``: answer 503 with S3's ``SlowDown`` XML error, as S3 does when throttling.
 - ``internal_error``: answer 500 ``InternalError``.
+- ``access_denied``: answer 403 ``AccessDenied``: a failure no retry can fix.
 - ``stall``: hold the request, never answer (until the proxy stops): a worker stuck mid-upload,
   for a test to kill. ``proxy.stalled`` is set when one is held.
 - ``barrier``: hold each matching request until ``parties`` of them have arrived (or ``timeout``),
@@ -38,6 +39,7 @@ ERROR_XML = (
 ERRORS = {
     "slowdown": (503, "SlowDown", "Please reduce your request rate."),
     "internal_error": (500, "InternalError", "We encountered an internal error. Please try again."),
+    "access_denied": (403, "AccessDenied", "Access Denied"),
 }
 HOP_BY_HOP = {"connection", "keep-alive", "transfer-encoding", "te", "trailer", "upgrade", "proxy-connection"}
 

@@ -1,0 +1,150 @@
+"""Two publishers at once never lose each other's update of the root, the catalog or a state shard.
+
+At the DAG level the race is forced, not hoped for: the S3 fault proxy holds each run's first write of
+``catalog.json`` and of ``packages.json`` until the other run writes it too, so both have read the
+same version before either writes. Without compare-and-swap one of the two updates would be lost.
+The unit-level tests race threads on the same objects through the proxy (which makes moto's
+conditional PUT atomic, as S3's is).
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import threading
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from composer_mirror.publisher import publish_root, read_available
+from composer_mirror.state import Catalog, load_catalog, load_shard, save_package_states, shard_of, update_catalog
+from composer_mirror.store import S3Store
+from tests.faults.helpers import PREFIX, airflow_env, mirror_variables, private_home, read_json
+from tests.faults.s3_proxy import S3FaultProxy, S3Rule
+from tests.fixture_registry import Registry, RegistryServer
+from tests.harness import VENV_BIN, MotoServer
+from tests.mirror_checks import check_repository, root_document
+
+pytestmark = pytest.mark.integration
+
+WRITERS = 6  # below state.CAS_ATTEMPTS: each writer loses at most once to each other writer
+
+
+@pytest.fixture
+def proxy(moto_server: MotoServer) -> Iterator[S3FaultProxy]:
+    with S3FaultProxy(moto_server.endpoint) as running:
+        yield running
+
+
+def race(count: int, work: Callable[[int], Any]) -> list[Any]:
+    """Run ``work(i)`` in ``count`` threads released at the same instant; re-raise the first error."""
+    start = threading.Barrier(count)
+    results: list[Any] = [None] * count
+    errors: list[BaseException] = []
+
+    def run(index: int) -> None:
+        try:
+            start.wait()
+            results[index] = work(index)
+        except BaseException as exc:  # collected and re-raised in the main thread
+            errors.append(exc)
+
+    threads = [threading.Thread(target=run, args=(i,)) for i in range(count)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(60)
+    if errors:
+        raise errors[0]
+    return results
+
+
+def store_for(proxy: S3FaultProxy, bucket: str) -> S3Store:
+    import boto3
+
+    client = boto3.client(
+        "s3",
+        endpoint_url=proxy.endpoint,
+        region_name="us-east-1",
+        aws_access_key_id="testing",
+        aws_secret_access_key="testing",
+    )
+    return S3Store(client, bucket, f"{PREFIX}/", backoff=0.01)
+
+
+def test_concurrent_root_publications_keep_every_package(proxy: S3FaultProxy, bucket: str) -> None:
+    store = store_for(proxy, bucket)
+    publish_root(store, "http://mirror.test/repo", ["existing/package"])
+    race(WRITERS, lambda i: publish_root(store, "http://mirror.test/repo", [f"writer{i}/package"]))
+    available, _etag = read_available(store)
+    assert available == sorted(["existing/package", *(f"writer{i}/package" for i in range(WRITERS))])
+    assert any(r.status == 412 for r in proxy.requests), "the writers never actually raced"
+
+
+def test_concurrent_catalog_updates_keep_every_package(proxy: S3FaultProxy, bucket: str) -> None:
+    store = store_for(proxy, bucket)
+
+    def add(index: int) -> None:
+        def change(catalog: Catalog) -> None:
+            catalog.packages[f"writer{index}/package"] = ["*"]
+
+        update_catalog(store, change)
+
+    race(WRITERS, add)
+    assert sorted(load_catalog(store).packages) == sorted(f"writer{i}/package" for i in range(WRITERS))
+
+
+def test_concurrent_state_saves_to_one_shard_keep_every_package(proxy: S3FaultProxy, bucket: str) -> None:
+    store = store_for(proxy, bucket)
+    shard = shard_of("psr/log")
+    names = [n for n in (f"vendor/package{i}" for i in range(20_000)) if shard_of(n) == shard][:WRITERS]
+    race(WRITERS, lambda i: save_package_states(store, {names[i]: {"complete": True, "writer": i}}))
+    assert sorted(load_shard(store, shard).packages) == sorted(names)
+
+
+def test_a_sync_and_an_sbom_run_publishing_at_the_same_moment_both_land(
+    registry: Registry, moto_server: MotoServer, proxy: S3FaultProxy, bucket: str, airflow_home: Path, tmp_path: Path
+) -> None:
+    proxy.set_rules(
+        [
+            S3Rule("PUT", r"/mirror-state/catalog\.json$", "barrier", times=2, timeout=120),
+            S3Rule("PUT", rf"^{PREFIX}/packages\.json$", "barrier", times=2, timeout=120),
+        ]
+    )
+    pinned = ["monolog/monolog", "symfony/deprecation-contracts"]
+    purls = [f"pkg:composer/{name}@{registry.versions(name, dev=False)[0]['version']}" for name in pinned]
+    with RegistryServer(registry) as server:
+        variables = mirror_variables(server.url, moto_server, bucket, ["psr/*"])
+        commands = {
+            "sync": ["composer_mirror_sync"],
+            "sbom": ["composer_mirror_sbom", "--conf", json.dumps({"purls": purls, "with_dependencies": False})],
+        }
+        runs = {}
+        for label, command in commands.items():
+            airflow = airflow_env(private_home(airflow_home, tmp_path / label), variables, proxy.endpoint)
+            log = open(tmp_path / f"{label}.log", "w")  # noqa: SIM115 - closed when the process ends
+            runs[label] = (
+                subprocess.Popen(
+                    [str(VENV_BIN / "airflow"), "dags", "test", *command],
+                    env=airflow.env(),
+                    stdout=log,
+                    stderr=subprocess.STDOUT,
+                ),
+                log,
+            )
+        for label, (process, log) in runs.items():
+            assert process.wait(300) == 0, (tmp_path / f"{label}.log").read_text()[-4000:]
+            log.close()
+
+    # The race really happened: both first writes were held together and one of them lost its swap.
+    assert len(proxy.faults("barrier")) == 4
+    conflicts = [r.key for r in proxy.requests if r.status == 412]
+    assert {key.rsplit("/", 1)[-1] for key in conflicts} >= {"catalog.json", "packages.json"}
+
+    psr = {name for name in registry.package_names() if name.startswith("psr/")}
+    repository = variables["composer_mirror_public_url"]
+    assert set(root_document(repository)["available-packages"]) == psr | set(pinned)
+    assert set(read_json(moto_server, bucket, f"{PREFIX}/mirror-state/catalog.json")["packages"]) == psr | set(pinned)
+    assert check_repository(repository).problems == []

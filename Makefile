@@ -24,9 +24,10 @@ venv: $(STAMP)
 # composer (the real client) and composer/semver (the reference for the constraint tests),
 # from Debian's packages, when missing and when this machine can install them.
 tools:
-	@if ! command -v composer >/dev/null || ! test -f /usr/share/php/Composer/Semver/autoload.php; then \
+	@if ! command -v composer >/dev/null || ! test -f /usr/share/php/Composer/Semver/autoload.php \
+	    || ! command -v chromium >/dev/null || ! php -m | grep -qx curl; then \
 	  if command -v apt-get >/dev/null && [ "$$(id -u)" = 0 ]; then \
-	    echo "installing composer and php-composer-semver (Debian packages)"; \
+	    echo "installing composer, php-composer-semver and chromium (Debian packages)"; \
 	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq composer php-composer-semver php-zip php-curl unzip chromium chromium-driver >/dev/null; \
 	  else echo "composer is missing and cannot be installed here: tests that need it will fail"; fi; \
 	fi

@@ -32,8 +32,8 @@ from composer_mirror import sbom_upload
 from composer_mirror.errors import TargetError
 from composer_mirror.pipeline import read_sbom_object
 from composer_mirror.store import STATE_CACHE, S3Store
+from tests.browser import Browser, chromium_path
 from tests.harness import ROOT, VENV_BIN, AirflowEnv, MotoServer, aws_connection, free_port
-from tests.plugins.cdp import Browser, chromium_path
 
 SBOMS = ROOT / "tests/fixtures/sboms"
 CDX_JSON = SBOMS / "symfony-demo.cdx.json"

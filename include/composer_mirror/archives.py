@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+import posixpath
 import tempfile
 import zipfile
 from dataclasses import asdict, dataclass
@@ -53,12 +54,17 @@ def check_zip(path: str, *, url: str) -> int:
     """Open the archive's central directory and check its entries; returns the entry count.
 
     A truncated download has no central directory and fails here; entries with absolute paths
-    or ``..`` would escape the install directory on a careless client, so they are refused too.
+    or ``..`` would escape the install directory on a careless client, so they are refused too,
+    and so are symlinks pointing outside the archive (``unzip``, which Composer prefers, creates them).
     """
     try:
         with zipfile.ZipFile(path) as archive:
             names = archive.namelist()
-    except (zipfile.BadZipFile, OSError, ValueError) as exc:
+            for info in archive.infolist()[:MAX_ZIP_ENTRIES]:
+                if info.create_system == 3 and (info.external_attr >> 16) & 0o170000 == 0o120000:
+                    with archive.open(info) as link:
+                        _check_symlink(info.filename, link.read(4096), url)
+    except (zipfile.BadZipFile, OSError, ValueError, RuntimeError, NotImplementedError) as exc:
         raise ArchiveError(f"{redact(url)} is not a valid zip archive: {exc}") from exc
     if len(names) > MAX_ZIP_ENTRIES:
         raise ArchiveError(f"{redact(url)} has {len(names)} entries, over the {MAX_ZIP_ENTRIES} limit")
@@ -67,6 +73,13 @@ def check_zip(path: str, *, url: str) -> int:
         if name.startswith(("/", "\\")) or ".." in parts or (len(name) > 1 and name[1] == ":"):
             raise ArchiveError(f"{redact(url)} has an unsafe entry path {name!r}")
     return len(names)
+
+
+def _check_symlink(name: str, target: bytes, url: str) -> None:
+    text = target.decode("utf-8", "replace").replace("\\", "/")
+    resolved = posixpath.normpath(posixpath.join(posixpath.dirname(name.replace("\\", "/")), text))
+    if text.startswith("/") or (len(text) > 1 and text[1] == ":") or resolved == ".." or resolved.startswith("../"):
+        raise ArchiveError(f"{redact(url)} has a symlink {name!r} pointing outside the archive ({text!r})")
 
 
 def load_markers(store: S3Store, name: str) -> dict[str, ArchiveRecord]:

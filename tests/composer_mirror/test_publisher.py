@@ -1,0 +1,320 @@
+"""Tests for the publisher: mirrored version entries, p2 files and the root packages.json (moto S3)."""
+
+from __future__ import annotations
+
+import copy
+import json
+from collections.abc import Iterator
+from typing import Any
+
+import boto3
+import pytest
+from moto import mock_aws
+
+from composer_mirror.archives import ArchiveRecord
+from composer_mirror.composer_format import p2_path, parse_p2, resolve_url
+from composer_mirror.errors import ConflictError
+from composer_mirror.publisher import (
+    ROOT,
+    build_root,
+    metadata_url,
+    mirror_entry,
+    publish_package,
+    publish_root,
+    read_available,
+    read_published,
+)
+from composer_mirror.state import CAS_ATTEMPTS
+from composer_mirror.store import ROOT_CACHE, S3Store, md5_etag
+
+BUCKET = "publish-bucket"
+REPO = "https://mirror.example/repo"
+SHA256 = "ab" * 32
+RECORD = ArchiveRecord("1.0.0", "mirrored-ref", "c" * 40, SHA256, 10, "https://api.github.com/x")
+UPSTREAM_ROOT_KEYS = (
+    "notify-batch",
+    "search",
+    "list",
+    "providers-api",
+    "providers-url",
+    "provider-includes",
+    "includes",
+    "metadata-changes-url",
+    "filter",
+    "warning",
+    "mirrors",
+)
+
+
+@pytest.fixture(scope="module")
+def session() -> boto3.session.Session:
+    return boto3.session.Session(aws_access_key_id="testing", aws_secret_access_key="testing")
+
+
+@pytest.fixture
+def store(session: boto3.session.Session) -> Iterator[S3Store]:
+    with mock_aws():
+        s3 = session.client("s3", region_name="us-east-1")
+        s3.create_bucket(Bucket=BUCKET)
+        yield S3Store(s3, BUCKET, "repo/", backoff=0.001)
+
+
+def upstream_entry(version: str = "1.0.0", **extra: Any) -> dict[str, Any]:
+    return {
+        "name": "acme/tool",
+        "version": version,
+        "version_normalized": f"{version}.0" if not version.startswith("dev-") else version,
+        "require": {"php": ">=8.1", "psr/log": "^3.0"},
+        "source": {"type": "git", "url": "https://github.com/acme/tool.git", "reference": "upstream-ref"},
+        "dist": {"type": "tar", "url": "https://api.github.com/repos/acme/tool/zipball/x", "reference": "x",
+                 "shasum": "", "mirrors": [{"url": "https://elsewhere"}]},
+        "notification-url": "https://packagist.org/downloads/",
+        **extra,
+    }  # fmt: skip
+
+
+def root_of(store: S3Store) -> dict[str, Any]:
+    return json.loads(store.get(ROOT).body)
+
+
+# --- mirror_entry -------------------------------------------------------------------------------
+def test_mirror_entry_points_the_dist_at_the_mirrors_archive_with_its_sha1() -> None:
+    mirrored = mirror_entry(upstream_entry(), RECORD, REPO)
+    assert mirrored["dist"] == {
+        "type": "zip",
+        "url": f"{REPO}/dists/ab/ab/{SHA256}.zip",
+        "reference": "mirrored-ref",
+        "shasum": "c" * 40,
+    }
+
+
+def test_mirror_entry_drops_the_notification_url_and_keeps_everything_else() -> None:
+    entry = upstream_entry(extra={"branch-alias": {"dev-main": "1.x-dev"}})
+    mirrored = mirror_entry(entry, RECORD, REPO)
+    assert "notification-url" not in mirrored
+    assert {k: v for k, v in mirrored.items() if k != "dist"} == {
+        k: v for k, v in entry.items() if k not in ("dist", "notification-url")
+    }
+
+
+def test_mirror_entry_never_mutates_its_input() -> None:
+    entry = upstream_entry()
+    before = copy.deepcopy(entry)
+    mirrored = mirror_entry(entry, RECORD, REPO)
+    mirrored["require"]["evil/pkg"] = "*"
+    mirrored["source"]["url"] = "changed"
+    assert entry == before
+
+
+# --- build_root ---------------------------------------------------------------------------------
+@pytest.mark.parametrize(
+    ("repository_url", "expected"),
+    [
+        ("http://127.0.0.1:5000/mirror/repo", "/mirror/repo/p2/%package%.json"),
+        ("http://127.0.0.1:5000/mirror/repo/", "/mirror/repo/p2/%package%.json"),
+        ("https://composer-mirror.example.com", "/p2/%package%.json"),
+        ("https://composer-mirror.example.com/", "/p2/%package%.json"),
+        ("https://d1234.cloudfront.net/composer", "/composer/p2/%package%.json"),
+    ],
+)
+def test_the_root_metadata_url_is_path_absolute_and_resolves_under_the_repository(
+    repository_url: str, expected: str
+) -> None:
+    assert metadata_url(repository_url) == expected
+    root = json.loads(build_root(repository_url, ["psr/log"]))
+    assert root["metadata-url"] == expected
+    assert resolve_url(repository_url, root["metadata-url"]) == repository_url.rstrip("/") + "/p2/%package%.json"
+
+
+def test_the_root_lists_available_packages_sorted_and_unique() -> None:
+    root = json.loads(build_root(REPO, ["twig/twig", "psr/log", "twig/twig", "acme/tool"]))
+    assert root["available-packages"] == ["acme/tool", "psr/log", "twig/twig"]
+    assert root["packages"] == []
+
+
+@pytest.mark.parametrize(("advisories", "expected"), [(False, None), (True, {"metadata": True})])
+def test_the_root_announces_advisories_in_the_metadata_only_when_asked(advisories: bool, expected: Any) -> None:
+    root = json.loads(build_root(REPO, ["psr/log"], advisories=advisories))
+    assert root.get("security-advisories") == expected
+
+
+@pytest.mark.parametrize("advisories", [False, True])
+def test_the_root_has_no_key_that_points_back_upstream(advisories: bool) -> None:
+    root = json.loads(build_root(REPO, ["psr/log"], advisories=advisories))
+    assert set(root) <= {"packages", "metadata-url", "available-packages", "security-advisories"}
+    assert not set(UPSTREAM_ROOT_KEYS) & set(root)
+    assert "api-url" not in root.get("security-advisories", {})
+
+
+def test_the_root_is_deterministic_bytes() -> None:
+    assert build_root(REPO, ["b/b", "a/a"], True) == build_root(REPO, ["a/a", "b/b"], True)
+
+
+# --- publish_root -------------------------------------------------------------------------------
+def test_the_first_root_is_written_with_a_short_cache(store: S3Store) -> None:
+    written, available = publish_root(store, REPO, ["psr/log", "acme/tool"])
+    assert (written, available) == (True, ["acme/tool", "psr/log"])
+    assert root_of(store)["available-packages"] == ["acme/tool", "psr/log"]
+    head = store.head(ROOT)
+    assert head["CacheControl"] == ROOT_CACHE
+
+
+def test_publishing_keeps_every_package_already_published(store: S3Store) -> None:
+    publish_root(store, REPO, ["psr/log", "acme/tool"])
+    written, available = publish_root(store, REPO, ["twig/twig"])
+    assert written is True
+    assert available == ["acme/tool", "psr/log", "twig/twig"]
+
+
+def test_only_removed_packages_leave_the_root_and_not_when_published_again(store: S3Store) -> None:
+    publish_root(store, REPO, ["psr/log", "acme/tool", "gone/away", "back/again"])
+    _written, available = publish_root(store, REPO, ["back/again"], removed=["gone/away", "back/again", "never/was"])
+    assert available == ["acme/tool", "back/again", "psr/log"]
+    assert root_of(store)["available-packages"] == available
+
+
+def test_an_unchanged_root_is_not_written_again(store: S3Store) -> None:
+    publish_root(store, REPO, ["psr/log", "acme/tool"], advisories=True)
+    etag = store.head(ROOT)["ETag"]
+    store.requests.clear()
+    written, available = publish_root(store, REPO, ["psr/log"], advisories=True)
+    assert (written, available) == (False, ["acme/tool", "psr/log"])
+    assert store.request_counts() == {"GET": 1}
+    assert store.head(ROOT)["ETag"] == etag
+
+
+def test_switching_advisories_on_rewrites_the_root(store: S3Store) -> None:
+    publish_root(store, REPO, ["psr/log"])
+    written, _available = publish_root(store, REPO, [], advisories=True)
+    assert written is True
+    assert root_of(store)["security-advisories"] == {"metadata": True}
+
+
+def test_an_unreadable_root_is_rebuilt_from_this_run(store: S3Store) -> None:
+    store.put(ROOT, b"{broken")
+    written, available = publish_root(store, REPO, ["psr/log"])
+    assert (written, available) == (True, ["psr/log"])
+
+
+def test_a_concurrent_root_writer_is_merged_not_overwritten(store: S3Store, monkeypatch: pytest.MonkeyPatch) -> None:
+    publish_root(store, REPO, ["psr/log"])
+    original_put = S3Store.put
+    raced: list[dict[str, Any]] = []
+
+    def racing_put(self: S3Store, path: str, data: bytes, **kwargs: Any) -> str:
+        if path == ROOT and not raced:
+            raced.append(kwargs)
+            original_put(self, ROOT, build_root(REPO, ["psr/log", "other/run"]))  # the other run lands first
+            raise ConflictError("changed by another writer")
+        return original_put(self, path, data, **kwargs)
+
+    monkeypatch.setattr(S3Store, "put", racing_put)
+    written, available = publish_root(store, REPO, ["twig/twig"])
+    assert raced and raced[0]["if_match"] == md5_etag(build_root(REPO, ["psr/log"]))
+    assert written is True
+    assert available == ["other/run", "psr/log", "twig/twig"]
+    assert root_of(store)["available-packages"] == ["other/run", "psr/log", "twig/twig"]
+
+
+def test_the_first_root_is_created_only_if_still_absent(store: S3Store, monkeypatch: pytest.MonkeyPatch) -> None:
+    seen: list[dict[str, Any]] = []
+    original_put = S3Store.put
+
+    def recording_put(self: S3Store, path: str, data: bytes, **kwargs: Any) -> str:
+        seen.append(kwargs)
+        return original_put(self, path, data, **kwargs)
+
+    monkeypatch.setattr(S3Store, "put", recording_put)
+    publish_root(store, REPO, ["psr/log"])
+    assert seen[0]["if_none_match"] is True and seen[0]["if_match"] is None
+
+
+def test_publish_root_gives_up_after_its_attempts(store: S3Store, monkeypatch: pytest.MonkeyPatch) -> None:
+    def always_conflict(self: S3Store, path: str, data: bytes, **kwargs: Any) -> str:
+        raise ConflictError("always")
+
+    monkeypatch.setattr(S3Store, "put", always_conflict)
+    with pytest.raises(ConflictError, match=f"after {CAS_ATTEMPTS} attempts"):
+        publish_root(store, REPO, ["psr/log"])
+
+
+def test_read_available_of_an_empty_bucket_is_nothing(store: S3Store) -> None:
+    assert read_available(store) == ([], None)
+
+
+# --- publish_package ----------------------------------------------------------------------------
+ENTRIES = [
+    mirror_entry(upstream_entry("2.0.0"), RECORD, REPO),
+    mirror_entry(upstream_entry("1.0.0"), RECORD, REPO),
+    mirror_entry(upstream_entry("dev-main"), RECORD, REPO),
+    mirror_entry(upstream_entry("2.x-dev", version_normalized="2.9999999.9999999.9999999-dev"), RECORD, REPO),
+]
+ADVISORIES = [
+    {"advisoryId": "PKSA-1", "title": "t", "reportedAt": "2024-01-01", "sources": [], "affectedVersions": "<2"}
+]
+
+
+def document(store: S3Store, dev: bool) -> dict[str, Any]:
+    return json.loads(store.get(p2_path("acme/tool", dev)).body)
+
+
+def test_publish_package_writes_tags_and_branches_to_their_own_files(store: S3Store) -> None:
+    files = publish_package(store, "acme/tool", ENTRIES, {})
+    assert files.written == 2
+    assert set(files.etags) == {"", "~dev"}
+    tagged = parse_p2(store.get(p2_path("acme/tool")).body, "acme/tool")
+    branches = parse_p2(store.get(p2_path("acme/tool", dev=True)).body, "acme/tool")
+    assert [e["version"] for e in tagged] == ["2.0.0", "1.0.0"]
+    assert [e["version"] for e in branches] == ["dev-main", "2.x-dev"]
+    assert tagged[0] == ENTRIES[0]
+    assert files.etags[""] == store.head(p2_path("acme/tool"))["ETag"]
+
+
+def test_both_files_are_written_even_when_one_list_is_empty(store: S3Store) -> None:
+    files = publish_package(store, "acme/tool", ENTRIES[:2], {})
+    assert files.written == 2
+    assert document(store, dev=True)["packages"] == {"acme/tool": []}
+
+
+def test_unchanged_package_files_are_not_written_again(store: S3Store) -> None:
+    files = publish_package(store, "acme/tool", ENTRIES, {}, ADVISORIES)
+    store.requests.clear()
+    again = publish_package(store, "acme/tool", ENTRIES, files.etags, ADVISORIES)
+    assert again.written == 0
+    assert again.etags == files.etags
+    assert store.request_counts() == {}  # the known ETags spare even the HEAD requests
+
+
+def test_without_known_etags_unchanged_files_cost_a_head_each_and_no_put(store: S3Store) -> None:
+    publish_package(store, "acme/tool", ENTRIES, {})
+    store.requests.clear()
+    assert publish_package(store, "acme/tool", ENTRIES, {}).written == 0
+    assert store.request_counts() == {"HEAD": 2}
+
+
+def test_a_changed_version_rewrites_only_its_file(store: S3Store) -> None:
+    files = publish_package(store, "acme/tool", ENTRIES, {})
+    changed = [*ENTRIES[:3], mirror_entry(upstream_entry("3.x-dev"), RECORD, REPO)]
+    again = publish_package(store, "acme/tool", changed, files.etags)
+    assert again.written == 1
+    assert again.etags[""] == files.etags[""] and again.etags["~dev"] != files.etags["~dev"]
+
+
+def test_advisories_go_only_in_the_stable_file(store: S3Store) -> None:
+    publish_package(store, "acme/tool", ENTRIES, {}, ADVISORIES)
+    assert document(store, dev=False)["security-advisories"] == ADVISORIES
+    assert "security-advisories" not in document(store, dev=True)
+
+
+@pytest.mark.parametrize("advisories", [None, []])
+def test_without_full_advisories_the_key_says_exactly_what_is_known(store: S3Store, advisories: Any) -> None:
+    publish_package(store, "acme/tool", ENTRIES, {}, advisories)
+    assert document(store, dev=False).get("security-advisories") == advisories
+
+
+def test_read_published_maps_both_files_by_normalized_version(store: S3Store) -> None:
+    publish_package(store, "acme/tool", ENTRIES, {})
+    published = read_published(store, "acme/tool")
+    assert sorted(published) == sorted(["2.0.0.0", "1.0.0.0", "dev-main", "2.9999999.9999999.9999999-dev"])
+    assert published["1.0.0.0"] == ENTRIES[1]
+    assert read_published(store, "acme/never") == {}

@@ -16,6 +16,7 @@ from typing import Any
 
 from composer_mirror.state import STATE_DIR, load_shard
 from composer_mirror.store import S3Store
+from composer_mirror.targets import newest_first
 
 logger = logging.getLogger(__name__)
 
@@ -29,22 +30,13 @@ SHORT_CACHE = "public, max-age=60"
 def package_summary(state: Mapping[str, Any]) -> dict[str, Any]:
     """What the catalogue shows of one package, from its state in the shard."""
     records = state.get("versions", {})
-    versions = sorted((r["version"] for r in records.values()), key=_version_order, reverse=True)
+    versions = newest_first((r["version"] for r in records.values()), str)
     return {
         "description": state.get("description", ""),
         "license": state.get("license", []),
         "versions": versions,
         "synced_at": state.get("synced_at", ""),
     }
-
-
-def _version_order(version: str) -> tuple:
-    from composer_mirror import versions as semver
-
-    try:
-        return (0, semver.normalize(version))
-    except Exception:  # a branch name or anything unparseable sorts apart
-        return (-1, version)
 
 
 def build_index(store: S3Store, available: Iterable[str], *, workers: int = 16) -> bytes:

@@ -52,6 +52,7 @@ from composer_mirror.targets import (
     expand_patterns,
     is_pin,
     list_url,
+    newest_first,
     normalized_of,
     parse_selection,
     select_versions,
@@ -609,7 +610,7 @@ def _mirrored_entries(ctx: Context, plan: PackagePlan) -> list[dict[str, Any]]:
             else:
                 plan.records.pop(normalized, None)
                 logger.warning("%s %s: recorded but not in the published p2 file", plan.name, normalized)
-    return entries
+    return newest_first(entries, lambda entry: str(entry["version"]))
 
 
 # --- the root and the report ------------------------------------------------------------------

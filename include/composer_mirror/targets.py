@@ -11,13 +11,14 @@ from __future__ import annotations
 import fnmatch
 import logging
 import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from functools import cmp_to_key
+from typing import Any, TypeVar
 from urllib.parse import urlencode
 
 from composer_mirror import versions
-from composer_mirror.composer_format import is_valid_package_name, validate_package_name
+from composer_mirror.composer_format import is_dev_version, is_valid_package_name, validate_package_name
 from composer_mirror.errors import InvalidVersion, TargetError
 
 logger = logging.getLogger(__name__)
@@ -27,6 +28,7 @@ PATTERN_RE = re.compile(r"^[a-z0-9_.*?-]+/[a-z0-9_.*?-]+$|^\*$")
 STABILITY_RANK = {"stable": 0, "RC": 5, "beta": 10, "alpha": 15, "dev": 20}
 
 Targets = dict[str, list[str]]
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -59,7 +61,9 @@ def parse_selection(items: Iterable[str]) -> Selection:
             if isinstance(parsed, str):
                 selection.skipped[parsed] = selection.skipped.get(parsed, 0) + 1
                 continue
-            selection.entries.append(SelectionEntry(parsed.name, parsed.version or ALL_STABLE))
+            selector = parsed.version or ALL_STABLE
+            check_selector(selector, f"selection entry {index} {raw!r}")
+            selection.entries.append(SelectionEntry(parsed.name, selector))
             continue
         name, _, constraint = item.partition(":")
         name, constraint = name.strip().lower(), constraint.strip() or ALL_STABLE
@@ -172,6 +176,34 @@ def normalized_of(entry: Mapping[str, Any]) -> str | None:
         return versions.normalize(str(entry.get("version", "")))
     except InvalidVersion:
         return None
+
+
+def newest_first(items: Iterable[T], version_of: Callable[[T], str]) -> list[T]:
+    """Tags newest first (Composer's own version order, not string order), then branches by name.
+
+    One deterministic order for p2 files and the catalogue, whatever order versions arrived in,
+    so an unchanged set of versions always serialises to the same bytes.
+    """
+    tags: list[tuple[str, T]] = []
+    branches: list[tuple[str, T]] = []
+    for item in items:
+        version = version_of(item)
+        if is_dev_version(version):
+            branches.append((version, item))
+            continue
+        try:
+            tags.append((versions.normalize(version), item))
+        except InvalidVersion:
+            branches.append((version, item))
+    tags.sort(
+        key=cmp_to_key(lambda a, b: versions.cmp_versions(a[0], b[0]) or _tie(a[1], b[1], version_of)), reverse=True
+    )
+    branches.sort(key=lambda pair: pair[0])
+    return [item for _, item in tags] + [item for _, item in branches]
+
+
+def _tie(a: T, b: T, version_of: Callable[[T], str]) -> int:
+    return (version_of(a) > version_of(b)) - (version_of(a) < version_of(b))
 
 
 def select_versions(entries: Iterable[dict[str, Any]], selectors: Iterable[str]) -> list[dict[str, Any]]:

@@ -60,11 +60,6 @@ def test_a_package_without_state_has_an_empty_summary() -> None:
     assert package_summary({}) == {"description": "", "license": [], "versions": [], "synced_at": ""}
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: catalogue._version_order sorts by the normalized version *string*, so 1.9.0 comes before 1.10.0 "
-    "and 1.0.0-RC1 before 1.0.0 in the newest-first list",
-)
 @pytest.mark.parametrize(
     ("pretty", "newest_first"),
     [
@@ -77,11 +72,6 @@ def test_versions_are_ordered_as_versions_not_as_strings(pretty: list[str], newe
     assert package_summary(state_with(*pretty))["versions"] == newest_first
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: catalogue._version_order gives branches the key (0, normalized) because normalize() accepts "
-    "them, so dev-main sorts above every tag and 1.x-dev lands between tags instead of sorting apart",
-)
 def test_branches_sort_apart_after_the_tags() -> None:
     versions = package_summary(state_with("dev-main", "1.0.0", "1.x-dev", "2.0.0"))["versions"]
     assert versions[:2] == ["2.0.0", "1.0.0"]

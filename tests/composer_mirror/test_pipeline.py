@@ -509,12 +509,6 @@ def test_a_package_deleted_upstream_keeps_its_published_versions(mirror_without_
     assert report["failures"] == []
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: pipeline._mirrored_entries appends kept versions in ascending sorted order after the chosen ones, "
-    "so a package deleted upstream (or whose newest tag was rewritten) has its unchanged p2 file rewritten in a "
-    "different order: new bytes and Last-Modified for the same versions",
-)
 def test_a_package_deleted_upstream_is_not_rewritten(mirror_without_feed: Mirror) -> None:
     mirror = mirror_without_feed
     mirror.run("first")

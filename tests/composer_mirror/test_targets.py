@@ -111,11 +111,6 @@ def test_an_invalid_purl_raises_a_target_error_naming_its_position() -> None:
         parse_selection(["pkg:composer/not a valid purl@@"])
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: parse_selection checks the constraint of 'name:constraint' but not the version of a composer "
-    "PURL; 'pkg:composer/psr/log@not a version' becomes a selector that never matches, so nothing is mirrored",
-)
 def test_a_purl_with_an_unparseable_version_is_refused_like_a_bad_constraint() -> None:
     with pytest.raises(TargetError, match="selection entry 1"):
         parse_selection(["pkg:composer/psr/log@not a version"])

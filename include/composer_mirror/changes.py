@@ -28,10 +28,20 @@ class ChangeSet:
 
     timestamp: int
     updates: dict[str, int] = field(default_factory=dict)
+    # Branch-only changes (``name~dev`` actions): only the ~dev file is announced as newer.
+    dev_updates: dict[str, int] = field(default_factory=dict)
     deletes: dict[str, int] = field(default_factory=dict)
     resync: bool = False
     ignored: int = 0
     actions: int = 0
+
+    def min_times(self) -> dict[str, dict[str, int]]:
+        """package -> {file suffix: time}: how new each announced p2 file must be when fetched."""
+        times: dict[str, dict[str, int]] = {}
+        for suffix, updates in (("", self.updates), (DEV_SUFFIX, self.dev_updates)):
+            for name, when in updates.items():
+                times.setdefault(name, {})[suffix] = when
+        return times
 
     def next_cursor(self, current: int | None) -> int:
         """Advance only when the feed said something: a quiet feed then writes nothing at all."""
@@ -87,10 +97,12 @@ def _apply(changes: ChangeSet, action: Any) -> None:
         changes.ignored += 1
         return
     if kind == "update":
-        changes.updates[name] = max(when, changes.updates.get(name, 0))
+        target = changes.dev_updates if package.endswith(DEV_SUFFIX) else changes.updates
+        target[name] = max(when, target.get(name, 0))
         changes.deletes.pop(name, None)
     elif kind == "delete":
         changes.deletes[name] = when
         changes.updates.pop(name, None)
+        changes.dev_updates.pop(name, None)
     else:
         changes.ignored += 1

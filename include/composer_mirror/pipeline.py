@@ -132,11 +132,12 @@ def plan_sync(ctx: Context) -> dict[str, Any]:
         plan["feed"] = {
             "since": changes.next_cursor(catalog.changes_since),
             "deletes": changes.deletes,
-            "updates": sorted(changes.updates),
+            "updates": sorted(set(changes.updates) | set(changes.dev_updates)),
         }
         if not changes.resync and catalog.selection == selection:
-            plan["targets"] = incremental_targets(selection, catalog, changes.updates)
-            plan["min_times"] = {n: t for n, t in changes.updates.items() if n in plan["targets"]}
+            min_times = changes.min_times()
+            plan["targets"] = incremental_targets(selection, catalog, min_times)
+            plan["min_times"] = {n: t for n, t in min_times.items() if n in plan["targets"]}
             plan["mode"] = "incremental"
             logger.info("incremental run: %d packages named by the changes feed", len(plan["targets"]))
             return plan
@@ -146,7 +147,7 @@ def plan_sync(ctx: Context) -> dict[str, Any]:
     return plan
 
 
-def incremental_targets(selection: list[str], catalog: Catalog, updates: Mapping[str, int]) -> Targets:
+def incremental_targets(selection: list[str], catalog: Catalog, updates: Iterable[str]) -> Targets:
     """Mirrored packages the feed names, new upstream packages the selection's patterns match,
     and packages whose last fetch was stale."""
     entries = parse_selection(selection).entries
@@ -164,7 +165,7 @@ def plan_batches(
     targets: Targets,
     max_batches: int,
     min_batch_size: int = MIN_BATCH_SIZE,
-    min_times: Mapping[str, int] | None = None,
+    min_times: Mapping[str, Mapping[str, int]] | None = None,
 ) -> list[dict[str, Any]]:
     """Group targets into at most ``max_batches`` batches, never splitting a state shard.
 
@@ -252,7 +253,7 @@ def sync_metadata(ctx: Context, batch: Mapping[str, Any]) -> dict[str, Any]:
         "failures": [],
     }
 
-    min_times: Mapping[str, int] = batch.get("min_times", {})
+    min_times: Mapping[str, Mapping[str, int]] = batch.get("min_times", {})
     manifest["stale"] = {}
 
     def one(name: str) -> tuple[str, dict[str, Any] | None, str | None]:
@@ -261,7 +262,7 @@ def sync_metadata(ctx: Context, batch: Mapping[str, Any]) -> dict[str, Any]:
             return name, _revalidate(ctx, name, packages[name], state, min_times.get(name)), None
         except StaleMetadata as exc:
             logger.warning("%s", exc)
-            manifest["stale"][name] = min_times[name]
+            manifest["stale"][name] = max(min_times[name].values())
             return name, None, None
         except MirrorError as exc:
             return name, None, str(exc)
@@ -305,12 +306,16 @@ class StaleMetadata(MirrorError):
 
 
 def _revalidate(
-    ctx: Context, name: str, selectors: list[str], state: Mapping[str, Any], min_time: int | None = None
+    ctx: Context,
+    name: str,
+    selectors: list[str],
+    state: Mapping[str, Any],
+    min_times: Mapping[str, int] | None = None,
 ) -> dict[str, Any] | None:
     """Fetch a package's p2 files (conditionally when its last sync was complete).
 
-    ``min_time`` comes from the changes feed: the file must be at least that new, or it is a
-    stale CDN copy; the package is then retried on the next run instead of synced from it.
+    ``min_times`` (file suffix -> time) come from the changes feed: an announced file must be at
+    least that new, or it is a stale CDN copy; the package is then retried on the next run instead of synced from it.
     """
     conditional = bool(state.get("complete")) and state.get("selectors") == selectors
     files: dict[str, dict[str, Any]] = {}
@@ -343,8 +348,11 @@ def _revalidate(
                 "last_modified": fetched.last_modified,
                 "cache_etag": cache_etag,
             }
-    if min_time is not None and _older_than(files[""].get("last_modified"), min_time):
-        raise StaleMetadata(f"{name}: upstream copy is older than the change announced at {min_time}; retry later")
+    for suffix, when in (min_times or {}).items():
+        if suffix in files and _older_than(files[suffix].get("last_modified"), when):
+            raise StaleMetadata(
+                f"{name}{suffix}: upstream copy is older than the change announced at {when}; retry later"
+            )
     if all(f["status"] == 304 for f in files.values()):
         return None
     if files[""]["status"] == 404 and not state.get("versions"):

@@ -59,27 +59,39 @@ def resolve(
     requested = list(requested)
     for item in requested:
         add_selector(resolution.targets, item.name, selector_for(item))
-    entries = _fetch_all(fetch_versions, resolution.targets, concurrency)
+    upstream = _Versions(fetch_versions, concurrency)
+    upstream.load(resolution.targets)
     for item in requested:
-        _check_requested(item, entries.get(item.name), resolution)
-    if resolution.missing or not with_dependencies:
-        _count_versions(resolution, entries)
-        return resolution
-    _follow_dependencies(resolution, entries, fetch_versions, concurrency, explicit=set(resolution.targets))
-    _count_versions(resolution, entries)
+        _check_requested(item, upstream.entries.get(item.name), resolution)
+    if with_dependencies and not resolution.missing:
+        _follow_dependencies(resolution, upstream, explicit=set(resolution.targets))
+    _count_versions(resolution, upstream.entries)
     return resolution
 
 
-def _fetch_all(fetch_versions: FetchVersions, targets: Targets, concurrency: int) -> dict[str, list | None]:
-    def one(name: str) -> tuple[str, list | None]:
-        wants_branches = any(_is_dev_selector(s) for s in targets[name])
-        found = fetch_versions(name, False)
-        if found is not None and wants_branches:
-            found = found + (fetch_versions(name, True) or [])
-        return name, found
+@dataclass
+class _Versions:
+    """Upstream versions read so far: each package's tagged versions once, and its branches (the
+    ``~dev`` file) once any selector wants them, even when that selector is discovered later."""
 
-    with ThreadPoolExecutor(max_workers=max(1, concurrency)) as pool:
-        return dict(pool.map(one, sorted(targets)))
+    fetch: FetchVersions
+    concurrency: int
+    entries: dict[str, list | None] = field(default_factory=dict)
+    branches_loaded: set[str] = field(default_factory=set)
+
+    def load(self, targets: Targets) -> None:
+        with ThreadPoolExecutor(max_workers=max(1, self.concurrency)) as pool:
+            self.entries.update(pool.map(lambda name: (name, self._one(name, targets[name])), sorted(targets)))
+
+    def _one(self, name: str, selectors: list[str]) -> list | None:
+        found = self.entries[name] if name in self.entries else self.fetch(name, False)
+        if found is not None and name not in self.branches_loaded and any(_is_dev_selector(s) for s in selectors):
+            found = found + (self.fetch(name, True) or [])
+            self.branches_loaded.add(name)
+        return found
+
+    def absent(self, name: str) -> bool:
+        return name in self.entries and self.entries[name] is None
 
 
 def _is_dev_selector(selector: str) -> bool:
@@ -104,32 +116,25 @@ def _check_requested(item: Requested, entries: list | None, resolution: Resoluti
         )
 
 
-def _follow_dependencies(
-    resolution: Resolution,
-    entries: dict[str, list | None],
-    fetch_versions: FetchVersions,
-    concurrency: int,
-    explicit: set[str],
-) -> None:
+def _follow_dependencies(resolution: Resolution, upstream: _Versions, explicit: set[str]) -> None:
     """Breadth-first over ``require``: each round fetches the newly discovered packages at once."""
     provided: set[str] = set()
     frontier = set(resolution.targets)
     while frontier:
         discovered: Targets = {}
         for name in sorted(frontier):
-            for entry in select_versions(entries.get(name) or [], resolution.targets[name]):
+            for entry in select_versions(upstream.entries.get(name) or [], resolution.targets[name]):
                 provided.update(_names(entry.get("replace")) | _names(entry.get("provide")))
                 for dependency, constraint in _requirements(entry, resolution):
-                    known_absent = dependency in entries and entries[dependency] is None
-                    if not known_absent and constraint not in resolution.targets.get(dependency, []):
+                    if not upstream.absent(dependency) and constraint not in resolution.targets.get(dependency, []):
                         add_selector(discovered, dependency, constraint)
         for name, selectors in discovered.items():
             for selector in selectors:
                 add_selector(resolution.targets, name, selector)
-        new_names = {n for n in discovered if n not in entries}
-        entries.update(_fetch_all(fetch_versions, {n: resolution.targets[n] for n in new_names}, concurrency))
+        new_names = {n for n in discovered if n not in upstream.entries}
+        upstream.load({n: resolution.targets[n] for n in discovered})
         for name in sorted(new_names):
-            if entries[name] is None:
+            if upstream.entries[name] is None:
                 # Not an input error: the application may replace it (polyfills), so warn and go on.
                 logger.warning("dependency %s is not upstream; skipped (%s)", name, resolution.targets[name])
                 resolution.skipped["dependency not found upstream"] += 1

@@ -130,7 +130,7 @@ def scripted(*actions: Any, timestamp: int = 17_000_000_000_000) -> ScriptedClie
     return ScriptedClient({"actions": list(actions), "timestamp": timestamp})
 
 
-def test_the_package_dev_suffix_is_folded_and_invalid_names_and_actions_are_ignored() -> None:
+def test_a_dev_action_announces_only_the_dev_file_and_invalid_names_and_actions_are_ignored() -> None:
     client = scripted(
         {"type": "update", "package": "acme/tool~dev", "time": 100},
         {"type": "update", "package": "Not A Name", "time": 100},
@@ -141,7 +141,9 @@ def test_the_package_dev_suffix_is_folded_and_invalid_names_and_actions_are_igno
         {"type": "delete", "package": "acme/gone", "time": 90},
     )
     changes = read_changes(client, "https://up.example/changes.json", 5)
-    assert changes.updates == {"acme/tool": 100}
+    assert changes.updates == {}
+    assert changes.dev_updates == {"acme/tool": 100}
+    assert changes.min_times() == {"acme/tool": {"~dev": 100}}
     assert changes.deletes == {"acme/gone": 90}
     assert changes.ignored == 5
     assert changes.actions == 7

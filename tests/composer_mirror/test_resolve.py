@@ -360,12 +360,6 @@ def test_load_request_with_nothing_to_mirror_raises_a_target_error(sbom: Any, pu
         load_request(sbom, purls)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: resolve._follow_dependencies fetches a package's ~dev file only when it is first discovered; a "
-    "branch constraint (dev-main) reaching an already fetched package in a later round never reads its branches, "
-    "so the branch is not chosen and its own requirements are not followed",
-)
 def test_a_branch_constraint_found_in_a_later_round_reads_the_dev_file_of_an_already_fetched_package() -> None:
     fetch = FakeUpstream(
         {

@@ -585,7 +585,12 @@ def _publish_plan(ctx: Context, plan: PackagePlan) -> int | None:
     state.update(_summary_fields(plan))
     if not entries:
         return 0
-    files = publish_package(ctx.store, plan.name, entries, state.get("published", {}), plan.advisories)
+    try:
+        files = publish_package(ctx.store, plan.name, entries, state.get("published", {}), plan.advisories)
+    except MirrorError as exc:
+        # Its state is not saved: the next run publishes it again. The batch's other packages go on.
+        plan.failures.append({"package": plan.name, "stage": "publish", "error": str(exc)})
+        return None
     state["published"] = files.etags
     return files.written
 

@@ -146,8 +146,11 @@ def _refuse_internal_addresses(url: str, host: str, port: int) -> None:
 
 def redact(url: str) -> str:
     """Drop user info and query strings (tokens hide there) before a URL is logged or reported."""
-    parts = urlsplit(url)
-    netloc = parts.hostname or ""
+    try:
+        parts = urlsplit(url)
+        netloc = parts.hostname or ""
+    except ValueError:  # untrusted input Python cannot parse ("http://[::1/"): never echoed
+        return "<invalid URL>"
     if ":" in netloc:  # an IPv6 literal keeps its brackets
         netloc = f"[{netloc}]"
     port = _port(parts)
@@ -377,6 +380,10 @@ class UpstreamClient:
             except (requests.ConnectionError, requests.Timeout, requests.exceptions.ChunkedEncodingError) as exc:
                 last = exc
                 wait = self.retry.delay(attempt)
+            except ValueError as exc:
+                # A URL or redirect Location no parser accepts (requests' InvalidURL is one too): this
+                # fetch fails for good; raised as UpstreamError so it never takes a whole batch down.
+                raise UpstreamError(f"{redact(url)}: {_describe(exc)}", url=redact(url)) from exc
             if made < self.retry.attempts:
                 # Counted only when another attempt follows, so "retries" is what was really retried.
                 self.stats.add("retries")

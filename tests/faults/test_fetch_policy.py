@@ -27,6 +27,7 @@ from tests.faults.helpers import (
     objects,
     output_of,
     redirect,
+    run_pipeline,
     run_reports,
     serve_json,
     serve_zip,
@@ -240,3 +241,26 @@ def test_archives_on_a_second_origin_are_never_fetched_with_a_loopback_redirect(
             client.download(version["dist"]["url"], sink, max_bytes=10_000_000)
     assert [r.server for r in server.requests] == ["main"]
     assert server.requests[0].has_authorization
+
+
+def test_malformed_archive_urls_and_redirects_fail_only_their_own_version(
+    registry: Registry, moto_server: MotoServer, bucket: str
+) -> None:
+    """URLs Python cannot even parse must not take the batch (and the healthy packages in it) down."""
+    with HookedRegistryServer(registry) as server:
+        host = server.url.removeprefix("http://")
+        server.routes = {"/bad-redirect": redirect("http://[::1/evil.zip")}
+        malformed = {
+            "99.0.1": "http://[::1/evil.zip",
+            "99.0.2": f"http://[{host}]/evil.zip",
+            "99.0.3": f"{server.url}/bad-redirect",
+        }
+        for version, url in malformed.items():
+            registry.add_version("psr/log", version, dist={"type": "zip", "url": url, "reference": "d" * 40})
+        variables = mirror_variables(server.url, moto_server, bucket, ["psr/*"])
+        report = run_pipeline(variables, moto_server.client())
+    assert {(f["package"], f.get("version")) for f in report["failures"]} == {("psr/log", v) for v in malformed}
+    published = check_repository(variables["composer_mirror_public_url"])
+    assert published.problems == []
+    assert set(published.packages) == {n for n in registry.package_names() if n.startswith("psr/")}
+    assert published.packages["psr/log"] == ["3.0.2"]

@@ -489,7 +489,8 @@ def _plan_package(ctx: Context, plan: PackagePlan) -> None:
     for entry in plan.chosen:
         normalized = normalized_of(entry) or ""
         upstream_versions.add(normalized)
-        reference = str((entry.get("dist") or {}).get("reference") or "")
+        dist = entry.get("dist") if isinstance(entry.get("dist"), dict) else {}  # untrusted: any JSON value
+        reference = str(dist.get("reference") or "")
         record = known.get(normalized)
         if record and record.reference == reference:
             plan.records[normalized] = record

@@ -264,3 +264,33 @@ def test_malformed_archive_urls_and_redirects_fail_only_their_own_version(
     assert published.problems == []
     assert set(published.packages) == {n for n in registry.package_names() if n.startswith("psr/")}
     assert published.packages["psr/log"] == ["3.0.2"]
+
+
+def test_a_p2_file_with_hostile_entries_fails_at_most_its_own_package(
+    registry: Registry, moto_server: MotoServer, bucket: str
+) -> None:
+    """Valid JSON of the wrong shapes, where the pipeline expects objects and strings."""
+    hostile_entries = [
+        {"version": "1.0.0", "dist": "not-an-object"},
+        {"version": "1.0.1", "dist": {"type": "zip", "url": ["not", "a", "string"], "reference": {"a": 1}}},
+        {"version": "1.0.2", "version_normalized": 5, "dist": None},
+        {"version": "1.0.3", "dist": {"type": ["zip"], "url": "/zipball/psr/cache/x", "shasum": 1}},
+        {"version": "1.0.4", "require": "not-an-object", "license": "MIT", "description": ["x"], "time": 1},
+        {"version": "1.0.5", "extra": {"branch-alias": "x"}, "source": "y", "dist": {"url": 7}},
+    ]
+    document = {
+        "minified": "composer/2.0",
+        "packages": {"psr/cache": hostile_entries},
+        "security-advisories": [{"advisoryId": 1, "affectedVersions": ["x"]}, "not-an-object"],
+    }
+    with HookedRegistryServer(registry) as server:
+        server.routes = {"/p2/psr/cache.json": serve_json(document)}
+        variables = mirror_variables(server.url, moto_server, bucket, ["psr/*"])
+        report = run_pipeline(variables, moto_server.client())
+    assert {f["package"] for f in report["failures"]} == {"psr/cache"}
+    assert ("psr/cache", "1.0.0", "archive") in {
+        (f["package"], f.get("version"), f["stage"]) for f in report["failures"]
+    }
+    published = check_repository(variables["composer_mirror_public_url"])
+    assert published.problems == []
+    assert set(published.packages) >= {n for n in registry.package_names() if n.startswith("psr/")} - {"psr/cache"}

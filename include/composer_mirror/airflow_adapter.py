@@ -12,7 +12,7 @@ from composer_mirror.errors import SettingsError
 from composer_mirror.pipeline import Context
 from composer_mirror.settings import VARIABLES, Settings
 from composer_mirror.store import S3Store
-from composer_mirror.upstream import FetchPolicy, UpstreamClient
+from composer_mirror.upstream import FetchPolicy, RetryPolicy, UpstreamClient
 
 logger = logging.getLogger(__name__)
 
@@ -65,6 +65,7 @@ def build_context(upstream: dict[str, Any] | None = None, settings: Settings | N
         ),
         concurrency=settings.concurrency,
         auth=settings.upstream_auth,
+        retry=RetryPolicy(backoff=settings.retry_backoff_ms / 1000),
         max_metadata_bytes=settings.max_metadata_bytes,
     )
     return Context(settings, store, client, dict(upstream or {}))

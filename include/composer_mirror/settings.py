@@ -33,9 +33,11 @@ VARIABLES = {
     "max_metadata_bytes": "composer_mirror_max_metadata_bytes",
     "prune_grace_hours": "composer_mirror_prune_grace_hours",
     "delete_grace_hours": "composer_mirror_delete_grace_hours",
+    "retry_backoff_ms": "composer_mirror_retry_backoff_ms",
 }
 INTEGER_SETTINGS = frozenset(
     {"max_batches", "concurrency", "max_archive_bytes", "max_metadata_bytes", "prune_grace_hours", "delete_grace_hours"}
+    | {"retry_backoff_ms"}
 )
 BUCKET_RE = re.compile(r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$")
 
@@ -62,6 +64,8 @@ class Settings:
     prune_grace_hours: int = 48
     # Packages deleted upstream leave the index this long after the delete action (pattern selections only).
     delete_grace_hours: int = 168
+    # Base of the exponential backoff between upstream retries (full jitter), in milliseconds.
+    retry_backoff_ms: int = 500
     upstream_auth: tuple[str, str] | str | None = field(default=None, repr=False)
 
     def __post_init__(self) -> None:
@@ -84,6 +88,8 @@ class Settings:
         for name in ("max_archive_bytes", "max_metadata_bytes"):
             if getattr(self, name) < 1:
                 raise SettingsError(f"composer_mirror_{name} must be a positive number of bytes")
+        if self.retry_backoff_ms < 0:
+            raise SettingsError("composer_mirror_retry_backoff_ms must not be negative")
 
     @property
     def key_prefix(self) -> str:

@@ -22,7 +22,7 @@ from composer_mirror.store import S3Store
 from composer_mirror.upstream import FetchPolicy, RetryPolicy, UpstreamClient
 from tests.fixture_registry import RegistryServer
 from tests.fixture_registry.server import _json, _Response
-from tests.harness import AirflowEnv, MotoServer
+from tests.harness import AirflowEnv, MotoServer, aws_connection
 
 ROOT = Path(__file__).resolve().parents[2]
 LOCK = ROOT / "tests/fixtures/symfony-demo/composer.lock"
@@ -151,6 +151,7 @@ def mirror_variables(upstream_url: str, moto: MotoServer, bucket: str, packages:
         "composer_mirror_prefix": PREFIX,
         "composer_mirror_public_url": f"{moto.endpoint}/{bucket}/{PREFIX}",
         "composer_mirror_packages": json.dumps(packages),
+        "composer_mirror_retry_backoff_ms": "20",  # faults are retried at once: the suite stays fast
         **extra,
     }
 
@@ -162,7 +163,7 @@ def run_pipeline(variables: Mapping[str, str], s3: Any, run_id: str = "in-proces
         FetchPolicy(resolved.upstream_url, resolved.dist_hosts),
         concurrency=resolved.concurrency,
         auth=resolved.upstream_auth,
-        retry=RetryPolicy(backoff=0.01),
+        retry=RetryPolicy(backoff=resolved.retry_backoff_ms / 1000),
         max_metadata_bytes=resolved.max_metadata_bytes,
     )
     ctx = Context(resolved, S3Store(s3, resolved.bucket, resolved.key_prefix, backoff=0.01), client)
@@ -184,13 +185,17 @@ def private_home(session_home: Path, target: Path) -> Path:
     return target
 
 
-def airflow_env(home: Path, variables: Mapping[str, str], s3_endpoint: str, **extra_env: str) -> AirflowEnv:
-    from tests.harness import aws_connection
-
+def airflow_env(
+    home: Path, variables: Mapping[str, str], s3_endpoint: str, s3_retries: int | None = None, **extra_env: str
+) -> AirflowEnv:
+    """The Airflow side of a run; ``s3_retries`` caps botocore's own attempts (1: only the store retries)."""
+    connection = json.loads(aws_connection(s3_endpoint))
+    if s3_retries is not None:
+        connection["extra"]["config_kwargs"] = {"retries": {"total_max_attempts": s3_retries}}
     return AirflowEnv(
         home,
         variables=dict(variables),
-        extra_env={"AIRFLOW_CONN_AWS_DEFAULT": aws_connection(s3_endpoint), **extra_env},
+        extra_env={"AIRFLOW_CONN_AWS_DEFAULT": json.dumps(connection), **extra_env},
     )
 
 

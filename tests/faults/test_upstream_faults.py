@@ -166,3 +166,24 @@ def test_transient_faults_are_retried_and_permanent_ones_fail_the_run_after_ever
         for name in ("monolog/monolog", "psr/event-dispatcher", "psr/http-factory"):
             assert NEW in published.packages[name], f"{name} {NEW} was never retried after its failure"
         assert p2_versions(repository, "psr/log")["3.0.2"]["dist"] == original_log["dist"]
+
+
+def test_a_package_that_disappears_upstream_without_a_feed_stays_published_byte_for_byte(
+    registry: Registry, moto_server: MotoServer, bucket: str
+) -> None:
+    """No changes feed, so every run revalidates everything: the deleted package's p2 files answer 404."""
+    with RegistryServer(registry, changes_feed=False) as server:
+        variables = mirror_variables(server.url, moto_server, bucket, ["psr/*"])
+        assert run_pipeline(variables, moto_server.client())["failures"] == []
+        before = snapshot(moto_server.client(), bucket)
+        registry.delete_package("psr/clock")
+        server.set_faults([FaultRule(r"^/p2/psr/cache\.json$", "status", status=410)])  # "gone" is a 404 too
+        report = run_pipeline(variables, moto_server.client(), run_id="after-delete")
+        assert server.count(r"^/p2/psr/clock\.json$", status=404) == 1
+    assert report["failures"] == []
+    published = check_repository(variables["composer_mirror_public_url"])
+    assert published.problems == []
+    assert set(published.packages) == {n for n in registry.package_names() if n.startswith("psr/")} | {"psr/clock"}
+    after = snapshot(moto_server.client(), bucket)
+    served = [key for key in before if not key.startswith("repo/mirror-state/")]
+    assert [key for key in served if after.get(key) != before[key]] == [], "published objects were rewritten"

@@ -74,13 +74,23 @@ def store_for(proxy: S3FaultProxy, bucket: str) -> S3Store:
     return S3Store(client, bucket, f"{PREFIX}/", backoff=0.01)
 
 
+def all_at_once(proxy: S3FaultProxy, key_regex: str) -> None:
+    """Hold the writers' first PUTs of the key until every writer has sent one: they all read the same version."""
+    proxy.set_rules([S3Rule("PUT", key_regex, "barrier", parties=WRITERS, times=WRITERS, timeout=30)])
+
+
+def lost_swaps(proxy: S3FaultProxy) -> int:
+    return sum(1 for r in proxy.requests if r.method == "PUT" and r.status == 412)
+
+
 def test_concurrent_root_publications_keep_every_package(proxy: S3FaultProxy, bucket: str) -> None:
     store = store_for(proxy, bucket)
     publish_root(store, "http://mirror.test/repo", ["existing/package"])
+    all_at_once(proxy, r"/packages\.json$")
     race(WRITERS, lambda i: publish_root(store, "http://mirror.test/repo", [f"writer{i}/package"]))
     available, _etag = read_available(store)
     assert available == sorted(["existing/package", *(f"writer{i}/package" for i in range(WRITERS))])
-    assert any(r.status == 412 for r in proxy.requests), "the writers never actually raced"
+    assert lost_swaps(proxy) >= WRITERS - 1
 
 
 def test_concurrent_catalog_updates_keep_every_package(proxy: S3FaultProxy, bucket: str) -> None:
@@ -92,16 +102,20 @@ def test_concurrent_catalog_updates_keep_every_package(proxy: S3FaultProxy, buck
 
         update_catalog(store, change)
 
+    all_at_once(proxy, r"/catalog\.json$")
     race(WRITERS, add)
     assert sorted(load_catalog(store).packages) == sorted(f"writer{i}/package" for i in range(WRITERS))
+    assert lost_swaps(proxy) >= WRITERS - 1
 
 
 def test_concurrent_state_saves_to_one_shard_keep_every_package(proxy: S3FaultProxy, bucket: str) -> None:
     store = store_for(proxy, bucket)
     shard = shard_of("psr/log")
     names = [n for n in (f"vendor/package{i}" for i in range(20_000)) if shard_of(n) == shard][:WRITERS]
+    all_at_once(proxy, r"/shards/")
     race(WRITERS, lambda i: save_package_states(store, {names[i]: {"complete": True, "writer": i}}))
     assert sorted(load_shard(store, shard).packages) == sorted(names)
+    assert lost_swaps(proxy) >= WRITERS - 1
 
 
 def test_a_sync_and_an_sbom_run_publishing_at_the_same_moment_both_land(

@@ -38,13 +38,14 @@ from tests.fixture_registry import Registry, RegistryServer
 from tests.harness import MotoServer
 from tests.mirror_checks import check_repository, root_document
 
-pytestmark = pytest.mark.integration
+integration = pytest.mark.integration  # fixture registry, moto or Airflow; the rest are unit tests
 
 MALICIOUS_NAMES = ["../evil", "psr/../../evil", "psr/log/../../evil", "PSR/Evil", "psr/evil\n", "psr/", "/psr/evil"]
 MAX_ARCHIVE_BYTES = 200_000
 MAX_METADATA_BYTES = 100_000
 
 
+@integration
 def test_hostile_metadata_is_refused_without_a_single_forbidden_request_and_the_rest_is_published(
     registry: Registry, moto_server: MotoServer, bucket: str, home: Path
 ) -> None:
@@ -154,6 +155,7 @@ def test_hostile_metadata_is_refused_without_a_single_forbidden_request_and_the_
     assert leaked == []
 
 
+@integration
 def test_a_redirect_to_another_origin_never_carries_the_upstream_credentials(
     registry: Registry, tmp_path: Path
 ) -> None:
@@ -230,6 +232,7 @@ def test_credentials_are_only_attached_to_the_upstream_origin() -> None:
             assert client._auth_for(url) is None, url
 
 
+@integration
 def test_archives_on_a_second_origin_are_never_fetched_with_a_loopback_redirect(
     registry: Registry, tmp_path: Path
 ) -> None:
@@ -243,6 +246,7 @@ def test_archives_on_a_second_origin_are_never_fetched_with_a_loopback_redirect(
     assert server.requests[0].has_authorization
 
 
+@integration
 def test_malformed_archive_urls_and_redirects_fail_only_their_own_version(
     registry: Registry, moto_server: MotoServer, bucket: str
 ) -> None:
@@ -266,6 +270,7 @@ def test_malformed_archive_urls_and_redirects_fail_only_their_own_version(
     assert published.packages["psr/log"] == ["3.0.2"]
 
 
+@integration
 def test_a_p2_file_with_hostile_entries_fails_at_most_its_own_package(
     registry: Registry, moto_server: MotoServer, bucket: str
 ) -> None:

@@ -17,20 +17,17 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path[:0] = [str(ROOT / "include"), str(ROOT)]
 
-from tests.harness import AirflowEnv, MotoServer, aws_connection, composer_install, sample_replace  # noqa: E402
+from tests.harness import (  # noqa: E402
+    DEMO_SELECTION,
+    AirflowEnv,
+    MotoServer,
+    aws_connection,
+    composer_install,
+    sample_replace,
+)
 
 BUCKET = "composer-mirror"
 PREFIX = "repo"
-# A selection with inter-dependent packages: a logger, a console component and what they require.
-DEMO_SELECTION = [
-    "monolog/monolog",
-    "psr/*",
-    "symfony/console",
-    "symfony/string",
-    "symfony/service-contracts",
-    "symfony/deprecation-contracts",
-    "symfony/polyfill-*",
-]
 DEMO_PROJECT = {"monolog/monolog": "^3.0", "symfony/console": "*"}
 
 

@@ -147,6 +147,17 @@ def temporary_home(prefix: str = "composer-mirror-") -> Iterator[Path]:
 
 
 SAMPLE_APP = ROOT / "tests/fixtures/symfony-demo/composer.json"
+# A selection of inter-dependent packages from the sample application: a logger, a console
+# component and what they require (used by the demo and the end-to-end test).
+DEMO_SELECTION = [
+    "monolog/monolog",
+    "psr/*",
+    "symfony/console",
+    "symfony/string",
+    "symfony/service-contracts",
+    "symfony/deprecation-contracts",
+    "symfony/polyfill-*",
+]
 
 
 def sample_replace() -> dict[str, str]:

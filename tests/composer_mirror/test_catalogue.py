@@ -3,12 +3,9 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 from typing import Any
 
-import boto3
 import pytest
-from moto import mock_aws
 
 from composer_mirror.catalogue import (
     HTML,
@@ -24,21 +21,6 @@ from composer_mirror.catalogue import (
 )
 from composer_mirror.state import save_package_states, shard_of
 from composer_mirror.store import S3Store
-
-BUCKET = "catalogue-bucket"
-
-
-@pytest.fixture(scope="module")
-def session() -> boto3.session.Session:
-    return boto3.session.Session(aws_access_key_id="testing", aws_secret_access_key="testing")
-
-
-@pytest.fixture
-def store(session: boto3.session.Session) -> Iterator[S3Store]:
-    with mock_aws():
-        s3 = session.client("s3", region_name="us-east-1")
-        s3.create_bucket(Bucket=BUCKET)
-        yield S3Store(s3, BUCKET, "repo/", backoff=0.001)
 
 
 def state_with(*pretty: str, **fields: Any) -> dict[str, Any]:

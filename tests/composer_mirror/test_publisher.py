@@ -4,12 +4,9 @@ from __future__ import annotations
 
 import copy
 import json
-from collections.abc import Iterator
 from typing import Any
 
-import boto3
 import pytest
-from moto import mock_aws
 
 from composer_mirror.archives import ArchiveRecord
 from composer_mirror.composer_format import p2_path, parse_p2, resolve_url
@@ -27,7 +24,6 @@ from composer_mirror.publisher import (
 from composer_mirror.state import CAS_ATTEMPTS
 from composer_mirror.store import ROOT_CACHE, S3Store, md5_etag
 
-BUCKET = "publish-bucket"
 REPO = "https://mirror.example/repo"
 SHA256 = "ab" * 32
 RECORD = ArchiveRecord("1.0.0", "mirrored-ref", "c" * 40, SHA256, 10, "https://api.github.com/x")
@@ -45,18 +41,6 @@ UPSTREAM_ROOT_KEYS = (
     "mirrors",
 )
 
-
-@pytest.fixture(scope="module")
-def session() -> boto3.session.Session:
-    return boto3.session.Session(aws_access_key_id="testing", aws_secret_access_key="testing")
-
-
-@pytest.fixture
-def store(session: boto3.session.Session) -> Iterator[S3Store]:
-    with mock_aws():
-        s3 = session.client("s3", region_name="us-east-1")
-        s3.create_bucket(Bucket=BUCKET)
-        yield S3Store(s3, BUCKET, "repo/", backoff=0.001)
 
 
 def upstream_entry(version: str = "1.0.0", **extra: Any) -> dict[str, Any]:

@@ -5,12 +5,9 @@ from __future__ import annotations
 import hashlib
 import json
 import threading
-from collections.abc import Iterator
 from typing import Any
 
-import boto3
 import pytest
-from moto import mock_aws
 
 from composer_mirror.errors import ConflictError, InvalidPackageName, StoreError
 from composer_mirror.state import (
@@ -31,21 +28,6 @@ from composer_mirror.state import (
     upstream_cache_path,
 )
 from composer_mirror.store import S3Store, safe_key_part
-
-BUCKET = "state-bucket"
-
-
-@pytest.fixture(scope="module")
-def session() -> boto3.session.Session:
-    return boto3.session.Session(aws_access_key_id="testing", aws_secret_access_key="testing")
-
-
-@pytest.fixture
-def store(session: boto3.session.Session) -> Iterator[S3Store]:
-    with mock_aws():
-        s3 = session.client("s3", region_name="us-east-1")
-        s3.create_bucket(Bucket=BUCKET)
-        yield S3Store(s3, BUCKET, "repo/", backoff=0.001)
 
 
 def names_in_one_shard(count: int) -> list[str]:

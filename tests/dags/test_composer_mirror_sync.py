@@ -11,22 +11,13 @@ from pathlib import Path
 import pytest
 
 from tests.fixture_registry import Registry, RegistryServer
-from tests.harness import MotoServer, composer_install, sample_replace
+from tests.harness import DEMO_SELECTION, MotoServer, composer_install, sample_replace
 from tests.mirror_checks import check_repository, root_document, snapshot
 
 pytestmark = pytest.mark.integration
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures"
-SELECTION = [
-    "monolog/monolog",
-    "psr/*",
-    "symfony/console",
-    "symfony/string",
-    "symfony/service-contracts",
-    "symfony/deprecation-contracts",
-    "symfony/polyfill-*",
-    "twig/twig",
-]
+SELECTION = [*DEMO_SELECTION, "twig/twig"]
 
 
 def run_report(moto_server: MotoServer, bucket: str) -> dict:

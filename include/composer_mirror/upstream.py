@@ -200,8 +200,11 @@ class UpstreamClient:
         retry: RetryPolicy | None = None,
         timeout: tuple[float, float] = (10.0, 60.0),
         max_metadata_bytes: int = 20 * 1024 * 1024,
+        transfer_seconds: float = 1800.0,
     ) -> None:
         self.policy = policy
+        # Longest one response body may take (metadata gets a tenth): bounds trickling servers.
+        self.transfer_seconds = transfer_seconds
         self.concurrency = concurrency
         self.retry = retry or RetryPolicy()
         self.timeout = timeout
@@ -259,7 +262,7 @@ class UpstreamClient:
                     return Fetched(404 if status == 410 else status)
                 if status not in accept_statuses:
                     _raise_for_status(response, url)
-                body = _read_capped(response, self.max_metadata_bytes, url)
+                body = _read_capped(response, self.max_metadata_bytes, url, self.transfer_seconds / 10)
                 if validate is not None:
                     try:
                         validate(body)
@@ -303,7 +306,9 @@ class UpstreamClient:
                     raise UpstreamError(
                         f"{redact(url)} is {declared} bytes, over the {max_bytes} limit", url=redact(url)
                     )
+                deadline = time.monotonic() + self.transfer_seconds
                 for chunk in response.iter_content(CHUNK):
+                    _check_deadline(deadline, url)
                     size += len(chunk)
                     if size > max_bytes:
                         raise UpstreamError(
@@ -447,10 +452,18 @@ def parse_retry_after(value: str | None) -> float | None:
     return max(0.0, when.timestamp() - time.time())
 
 
-def _read_capped(response: requests.Response, limit: int, url: str) -> bytes:
+def _check_deadline(deadline: float, url: str) -> None:
+    """A server that trickles a byte at a time never trips the read timeout; this bounds the whole body."""
+    if time.monotonic() > deadline:
+        raise UpstreamError(f"{redact(url)}: transfer too slow, gave up after its time limit", url=redact(url))
+
+
+def _read_capped(response: requests.Response, limit: int, url: str, seconds: float) -> bytes:
     chunks: list[bytes] = []
     size = 0
+    deadline = time.monotonic() + seconds
     for chunk in response.iter_content(CHUNK):
+        _check_deadline(deadline, url)
         size += len(chunk)
         if size > limit:
             raise UpstreamError(f"{redact(url)} exceeds the {limit} byte metadata limit", url=redact(url))

@@ -699,3 +699,17 @@ def test_endpoints_named_by_the_upstream_root_may_be_fetched_but_other_hosts_may
         policy.check("https://elsewhere.example.org/p2/psr/log.json")
     with pytest.raises(RefusedURL):
         policy.check("http://meta.example.org/p2/psr/log.json")
+
+
+
+def test_a_server_that_trickles_its_body_is_given_up_on_after_the_transfer_time_limit(tmp_path: Path) -> None:
+    from tests.fixture_registry import FaultRule, Registry, RegistryServer
+
+    registry = Registry()
+    registry.add_version("acme/slow", "1.0.0")
+    rule = FaultRule(r"^/codeload/", "slow_body", delay=0.05, chunk_size=16)
+    with RegistryServer(registry, faults=[rule]) as server:
+        url = server.versions("acme/slow")[0]["dist"]["url"]
+        client = UpstreamClient(FetchPolicy(server.url), retry=RetryPolicy(attempts=1), transfer_seconds=0.3)
+        with open(tmp_path / "a.zip", "w+b") as out, pytest.raises(UpstreamError, match="too slow"):
+            client.download(url, out, max_bytes=10**8)

@@ -23,6 +23,7 @@ import json
 import os
 import platform
 import shutil
+import signal
 import subprocess
 import sys
 import tempfile
@@ -43,6 +44,7 @@ from bench.services import CountingMoto, RegistryProcess  # noqa: E402
 from tests.harness import VENV_BIN, AirflowEnv, free_port  # noqa: E402
 
 ALL_SCENARIOS = "abcdef"
+REPEATABLE = "ace"  # idempotent runs (nothing changes between them), cheap enough to repeat
 SCRATCH_BUCKET = "bench-floor-scratch"
 GIB = 1024**3
 
@@ -60,6 +62,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     )
     parser.add_argument("--changed-percent", type=float, default=1.0, help="packages changed in scenario d")
     parser.add_argument("--big-archive-mb", type=int, default=1024, help="archive size of scenario f")
+    parser.add_argument(
+        "--repeat", type=int, default=3, help="runs of the idempotent scenarios a, c, e; the fastest is kept"
+    )
     parser.add_argument("--concurrency", type=int, default=10, help="per-host concurrency (DAG and raw floor)")
     parser.add_argument(
         "--use-executor",
@@ -154,15 +159,26 @@ class Runner:
     ) -> dict[str, Any]:
         label = f"{size}-{scenario}{'-setup' if setup else ''}"
         print(f"[{time.strftime('%H:%M:%S')}] {label}: {title} ...", flush=True)
-        run = self.bench.run_dag(label, registry, bucket, packages, **variables)
+        repeats = self.args.repeat if scenario in REPEATABLE and not setup else 1
+        runs = []
+        for attempt in range(repeats):
+            suffix = f"-{attempt + 1}" if repeats > 1 else ""
+            runs.append(self.bench.run_dag(label + suffix, registry, bucket, packages, **variables))
+        # Another process on the machine can only make a run slower: the fastest run is the estimate.
+        run = min(runs, key=lambda r: (r["returncode"] != 0, r["wall_s"]))
+        run["walls_s"] = [r["wall_s"] for r in runs]
         records, puts = run.pop("_records"), run.pop("_puts")
         floor_result = None
         if floor and run["returncode"] == 0:
             work = workload_from(records, puts, validators)
-            quiet = self.bench.wait_quiet(registry)
-            cpu = CpuAccount([registry.pid, self.bench.moto.process.pid])
-            floor_result = run_floor(work, registry.url, self.floor_s3, SCRATCH_BUCKET, self.args.concurrency)
-            floor_result["cpu"] = {**cpu.stop(), **quiet}
+            floors = []
+            for _attempt in range(repeats):
+                quiet = self.bench.wait_quiet(registry)
+                cpu = CpuAccount([registry.pid, self.bench.moto.process.pid])
+                floors.append(run_floor(work, registry.url, self.floor_s3, SCRATCH_BUCKET, self.args.concurrency))
+                floors[-1]["cpu"] = {**cpu.stop(), **quiet}
+            floor_result = min(floors, key=lambda f: f["wall_s"])
+            floor_result["walls_s"] = [f["wall_s"] for f in floors]
         row = {
             "size": size,
             "scenario": scenario,
@@ -231,16 +247,16 @@ class Runner:
         try:
             validators = registry.validators(candidates)
             title = "unchanged re-run, changes feed published"
-            row = self.measure(size, "e", title, registry, bucket, ["*"], validators=validators)
+            row = self.measure(size, "e", title, registry, bucket, ["*"], validators=validators, setup=True)
             if catalog_cursor(self.bench.moto, bucket) is None:
                 requests = row["dag"]["upstream"].get("changes_feed", 0)
+                row["setup"] = False
                 row["note"] = (
                     f"FEED NOT CONSUMED by the pipeline yet ({requests} changes-feed requests, no cursor in the "
                     "catalog): this is a full revalidation"
                 )
                 return
-            # The pipeline keeps a cursor: that run was the setup, the next one is the measurement.
-            row["setup"] = True
+            # The pipeline keeps a cursor: that run was the setup, the next ones are the measurement.
             validators = registry.validators(candidates)
             self.measure(size, "e", title, registry, bucket, ["*"], validators=validators)
         finally:
@@ -290,6 +306,10 @@ def start_execution_api(env: AirflowEnv, logs: Path) -> tuple[subprocess.Popen, 
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
+    # Stop cleanly (servers, registry, temp AIRFLOW_HOME) on SIGTERM, and on SIGINT even when started
+    # in the background, where the shell makes SIGINT ignored.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
+    signal.signal(signal.SIGINT, signal.default_int_handler)
     sizes = [int(size) for size in args.sizes.split(",") if size]
     output = Path(args.output)
     logs = output.parent / "logs"

@@ -17,6 +17,7 @@ pytestmark = pytest.mark.integration
 def test_bench_runs_and_writes_json_and_markdown(tmp_path: Path) -> None:
     output = tmp_path / "results.json"
     command = [sys.executable, str(ROOT / "bench/run.py"), "--sizes", "20", "--scenarios", "c", "--quiet-wait", "0"]
+    command += ["--repeat", "1"]
     command += ["--output", str(output)]
     result = subprocess.run(command, capture_output=True, text=True, timeout=300)
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]

@@ -33,13 +33,12 @@ def _upstream_auth() -> tuple[str, str] | str | None:
     A password without a login is a bearer token; login and password are HTTP basic auth.
     """
     from airflow.sdk import BaseHook
+    from airflow.sdk.exceptions import AirflowNotFoundException
 
     try:
         conn = BaseHook.get_connection(UPSTREAM_CONN_ID)
-    except Exception as exc:  # the connection is optional; Airflow raises its own NotFound type
-        if "isn't defined" in str(exc) or "not found" in str(exc).lower() or type(exc).__name__.endswith("NotFound"):
-            return None
-        raise
+    except AirflowNotFoundException:
+        return None  # the connection is optional: a public upstream needs none
     if conn.login and conn.password:
         return (conn.login, conn.password)
     if conn.password:

@@ -115,9 +115,7 @@ def mirror_archive(
             raise ArchiveError(f"{name} {version}: sha1 {downloaded.sha1} does not match upstream shasum {expected}")
         check_zip(tmp.name, url=url)
         record = ArchiveRecord(version, reference, downloaded.sha1, downloaded.sha256, downloaded.size, redact(url))
-        if store.head(record.path) is None:
-            store.upload_file(record.path, tmp.name, content_type=ZIP, cache_control=ARCHIVE_CACHE)
-        else:
+        if not store.upload_new_file(record.path, tmp.name, content_type=ZIP, cache_control=ARCHIVE_CACHE):
             logger.debug("%s %s: identical archive already stored", name, version)
     marker = archive_marker_prefix(name) + archive_id(normalized, reference) + ".json"
     store.put(marker, json.dumps(record.to_dict(), sort_keys=True).encode(), cache_control=STATE_CACHE)

@@ -62,18 +62,18 @@ def publish_catalogue(store: S3Store, available: Iterable[str], *, changed: bool
 
 
 def publish_status(store: S3Store, report: Mapping[str, Any]) -> None:
-    """status.json for monitoring: generated-at, counts, last run, failures, anomalies."""
+    """status.json: the last run's report, for monitoring (generated-at, counts, failures, anomalies).
+
+    It is the one object every run writes; runs that changed something also keep a copy in
+    ``mirror-state/runs/``.
+    """
+    failures = list(report.get("failures", []))
     status = {
+        **report,
         "generated_at": report.get("finished_at"),
         "last_run_id": report.get("run_id"),
-        "mode": report.get("mode"),
         "packages": report.get("packages_available", 0),
-        "packages_published_this_run": report.get("packages_published", 0),
-        "failures": report.get("failures", [])[:200],
-        "failure_count": len(report.get("failures", [])),
-        "anomalies": report.get("anomalies", []),
-        "stale": report.get("stale", []),
-        "removed": report.get("removed", []),
-        "upstream": {k: v for k, v in report.get("upstream", {}).items() if not k.endswith("_bytes")},
+        "failures": failures[:200],
+        "failure_count": len(failures),
     }
     store.put(STATUS_JSON, json.dumps(status, indent=1, sort_keys=True).encode(), cache_control=SHORT_CACHE)

@@ -679,7 +679,9 @@ def publish_index(
     changed = written or bool(report["upstream"].get("p2_written")) or bool(removed)
     publish_catalogue(ctx.store, available, changed=changed)
     publish_status(ctx.store, report)
-    ctx.store.put(run_report_path(run_id), dumps(report), cache_control=STATE_CACHE)
+    if changed or any(report.get(key) for key in ("failures", "anomalies", "stale")):
+        # The history keeps runs that did something; status.json is every run's report.
+        ctx.store.put(run_report_path(run_id), dumps(report), cache_control=STATE_CACHE)
     return report
 
 

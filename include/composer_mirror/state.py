@@ -18,6 +18,7 @@ import hashlib
 import json
 import logging
 from collections.abc import Callable, Iterable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -159,8 +160,11 @@ def load_shard(store: S3Store, shard: str) -> Shard:
     return Shard(shard, packages, stored.etag)
 
 
-def load_shards(store: S3Store, names: Iterable[str]) -> dict[str, Shard]:
-    return {shard: load_shard(store, shard) for shard in sorted({shard_of(name) for name in names})}
+def load_shards(store: S3Store, names: Iterable[str], workers: int = 16) -> dict[str, Shard]:
+    """The shards holding these packages, read in parallel (one GET each, whatever their size)."""
+    shards = sorted({shard_of(name) for name in names})
+    with ThreadPoolExecutor(max_workers=max(1, min(workers, len(shards)))) as pool:
+        return dict(zip(shards, pool.map(lambda shard: load_shard(store, shard), shards), strict=True))
 
 
 def save_package_states(store: S3Store, updates: dict[str, PackageState]) -> int:

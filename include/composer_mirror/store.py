@@ -5,13 +5,14 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import os
 import random
 import threading
 import time
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
-from typing import Any, TypeVar
+from typing import Any, BinaryIO, TypeVar
 
 from composer_mirror.errors import ConflictError, StoreError
 
@@ -24,6 +25,7 @@ STATE_CACHE = "no-store"
 JSON = "application/json"
 ZIP = "application/zip"
 # S3 answers these when it wants the client to slow down or try again.
+MULTIPART_THRESHOLD = 64 * 1024**2
 THROTTLE_CODES = frozenset({"SlowDown", "Throttling", "ThrottlingException", "RequestLimitExceeded", "503"})
 RETRY_CODES = THROTTLE_CODES | {"InternalError", "500", "RequestTimeout", "ServiceUnavailable"}
 MISSING_CODES = frozenset({"404", "NoSuchKey", "NotFound"})
@@ -99,13 +101,14 @@ class S3Store:
     def put(
         self,
         path: str,
-        data: bytes,
+        data: bytes | BinaryIO,
         *,
         content_type: str = JSON,
         cache_control: str = METADATA_CACHE,
         if_match: str | None = None,
         if_none_match: bool = False,
         metadata: dict[str, str] | None = None,
+        kind: str = "PUT",
     ) -> str:
         """PUT bytes; with ``if_match``/``if_none_match`` it is a compare-and-swap that may conflict."""
         kwargs: dict[str, Any] = {
@@ -124,19 +127,37 @@ class S3Store:
 
         def call() -> str:
             try:
-                return self.client.put_object(**kwargs).get("ETag", md5_etag(data))
+                if hasattr(data, "seek"):
+                    data.seek(0)  # a retried attempt sends the whole file again
+                return self.client.put_object(**kwargs).get("ETag", md5_etag(data) if isinstance(data, bytes) else "")
             except Exception as exc:
                 if _code(exc) in PRECONDITION_CODES:
                     raise ConflictError(f"{self.key(path)} was changed by another writer") from exc
                 raise
 
-        return self._call("PUT", call)
+        return self._call(kind, call)
+
+    def upload_new_file(self, path: str, filename: str, *, content_type: str, cache_control: str) -> bool:
+        """Store a local file unless an object already exists at ``path``; False when one did.
+
+        Below the multipart threshold this is one create-only PUT streamed from the file; above
+        it, a HEAD and then boto3's managed multipart transfer (bounded memory).
+        """
+        if os.path.getsize(filename) < MULTIPART_THRESHOLD:
+            with open(filename, "rb") as body:
+                return self.create(path, body, content_type=content_type, cache_control=cache_control)
+        if self.head(path) is not None:
+            return False
+        self.upload_file(path, filename, content_type=content_type, cache_control=cache_control)
+        return True
 
     def upload_file(self, path: str, filename: str, *, content_type: str, cache_control: str) -> None:
         """Upload a local file with boto3's managed transfer (multipart above 64 MB, bounded memory)."""
         from boto3.s3.transfer import TransferConfig
 
-        config = TransferConfig(multipart_threshold=64 * 1024**2, multipart_chunksize=16 * 1024**2, max_concurrency=4)
+        config = TransferConfig(
+            multipart_threshold=MULTIPART_THRESHOLD, multipart_chunksize=16 * 1024**2, max_concurrency=4
+        )
         extra = {"ContentType": content_type, "CacheControl": cache_control}
         self._call(
             "PUT",
@@ -200,17 +221,32 @@ class S3Store:
     ) -> bool:
         """Write only when the bytes differ from what is stored, so Last-Modified stays stable.
 
-        ``known_etag`` (from the mirror's state) spares the HEAD request; without it the stored
-        object's ETag is asked for. Returns True when the object was written.
+        ``known_etag`` (from the mirror's state) decides without asking S3. Without it, a
+        create-only PUT (``If-None-Match: *``) writes a new object in one request; only when an
+        object is already there is its ETag asked for. Returns True when the object was written.
         """
         etag = md5_etag(data)
-        current = known_etag
-        if current is None:
+        if known_etag is None:
+            if self.create(path, data, content_type=content_type, cache_control=cache_control):
+                return True
             head = self.head(path)
-            current = head.get("ETag") if head else None
-        if current == etag:
+            known_etag = head.get("ETag") if head else None
+        if known_etag == etag:
             return False
         self.put(path, data, content_type=content_type, cache_control=cache_control)
+        return True
+
+    def create(self, path: str, body: bytes | BinaryIO, *, content_type: str, cache_control: str) -> bool:
+        """PUT only if no object exists at ``path`` (one request); False when one already does.
+
+        Counted as CREATE in request_counts: a refused create writes nothing.
+        """
+        try:
+            self.put(
+                path, body, content_type=content_type, cache_control=cache_control, if_none_match=True, kind="CREATE"
+            )
+        except ConflictError:
+            return False
         return True
 
     def request_counts(self) -> dict[str, int]:

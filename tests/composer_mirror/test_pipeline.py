@@ -404,14 +404,15 @@ def test_a_first_run_publishes_every_selected_package_with_dists_on_the_mirror_a
     assert mirror.p2_document("psr/log")["security-advisories"] == []
 
 
-def test_a_quiet_incremental_run_writes_nothing_but_its_status_and_report(mirror: Mirror) -> None:
+def test_a_quiet_incremental_run_writes_nothing_but_its_report_status_json(mirror: Mirror) -> None:
     mirror.run("first")
     mirror.store.requests.clear()
     mirror.server.reset_log()
     report = mirror.run("second")
     assert report["plan"]["mode"] == "incremental"
-    assert mirror.store.request_counts().get("PUT", 0) == 2  # status.json and the run report
-    assert mirror.store.get("mirror-state/runs/second.json") is not None
+    assert mirror.store.request_counts().get("PUT", 0) == 1  # status.json, the run's report
+    assert json.loads(mirror.store.get("status.json").body)["run_id"] == "second"
+    assert mirror.store.get("mirror-state/runs/second.json") is None  # the history keeps runs that did something
     assert mirror.server.count(r"^/p2/") == 0
     assert report["root_written"] is False
 
@@ -426,7 +427,7 @@ def test_a_second_full_run_revalidates_conditionally_and_writes_nothing(mirror_w
     assert report["plan"]["mode"] == "full"
     assert mirror.server.count(r"^/p2/") == p2_requests == mirror.server.count(r"^/p2/", status=304)
     assert mirror.server.count(r"^/(zipball|codeload)/") == 0
-    assert mirror.store.request_counts().get("PUT", 0) == 2  # status.json and the run report
+    assert mirror.store.request_counts().get("PUT", 0) == 1  # status.json
     assert report["packages_published"] == len(SELECTED)
     assert report["upstream"].get("p2_written", 0) == 0
 

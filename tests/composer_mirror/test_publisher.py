@@ -269,11 +269,13 @@ def test_unchanged_package_files_are_not_written_again(store: S3Store) -> None:
     assert store.request_counts() == {}  # the known ETags spare even the HEAD requests
 
 
-def test_without_known_etags_unchanged_files_cost_a_head_each_and_no_put(store: S3Store) -> None:
+def test_without_known_etags_unchanged_files_cost_a_refused_create_and_a_head_each_and_no_put(
+    store: S3Store,
+) -> None:
     publish_package(store, "acme/tool", ENTRIES, {})
     store.requests.clear()
     assert publish_package(store, "acme/tool", ENTRIES, {}).written == 0
-    assert store.request_counts() == {"HEAD": 2}
+    assert store.request_counts() == {"CREATE": 2, "HEAD": 2}
 
 
 def test_a_changed_version_rewrites_only_its_file(store: S3Store) -> None:

@@ -211,9 +211,9 @@ def test_put_if_changed_does_not_rewrite_identical_bytes_found_by_head(
     assert store.put_if_changed("p2/a/b.json", b'{"v": 1}') is False
     after = client.head_object(Bucket=BUCKET, Key="repo/p2/a/b.json")
     assert (after["ETag"], after["LastModified"]) == (before["ETag"], before["LastModified"])
-    assert calls["PutObject"] == 1
-    assert calls["HeadObject"] == 4  # two from put_if_changed, two from this test
-    assert store.request_counts() == {"HEAD": 2, "PUT": 1}
+    assert calls["PutObject"] == 2  # two create-only PUTs: the first wrote, the second was refused
+    assert calls["HeadObject"] == 3  # one from put_if_changed after the refused create, two from this test
+    assert store.request_counts() == {"CREATE": 2, "HEAD": 1}
 
 
 def test_put_if_changed_with_a_known_etag_needs_no_request(store: S3Store, calls: Counter) -> None:
@@ -230,7 +230,7 @@ def test_put_if_changed_writes_changed_bytes(store: S3Store, calls: Counter) -> 
     stored = store.get("p2/a/b.json")
     assert stored is not None
     assert stored.body == b'{"v": 2}'
-    assert calls["PutObject"] == 3
+    assert calls["PutObject"] == 4  # the first put, a refused create then the rewrite, the known-ETag put
 
 
 def test_put_if_changed_passes_content_type_and_cache_control(store: S3Store) -> None:

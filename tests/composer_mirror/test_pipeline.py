@@ -635,3 +635,17 @@ def test_read_sbom_object_names_a_missing_key(mirror: Mirror) -> None:
 def test_read_sbom_object_returns_the_stored_bytes(mirror: Mirror) -> None:
     mirror.store.put("uploads/sbom.json", b'{"x": 1}')
     assert read_sbom_object(mirror.store, "repo/uploads/sbom.json") == b'{"x": 1}'
+
+
+def test_every_sbom_format_of_the_application_resolves_to_the_same_targets(mirror: Mirror) -> None:
+    """CycloneDX JSON and XML, SPDX JSON and tag-value of one lock file plan the same mirror."""
+    mirror.ctx.upstream = read_upstream(mirror.ctx.client, mirror.ctx.settings.upstream_url)
+    sboms = Path(__file__).resolve().parents[1] / "fixtures/sboms"
+    plans = {
+        name: resolve_request(mirror.ctx, {"sbom": (sboms / name).read_text(), "with_dependencies": True})
+        for name in ("symfony-demo.cdx.json", "symfony-demo.cdx.xml", "symfony-demo.spdx.json", "symfony-demo.spdx")
+    }
+    reference = plans.pop("symfony-demo.cdx.json")
+    assert len([name for name, selectors in reference.items() if any(s != "*" for s in selectors)]) >= 153
+    for name, targets in plans.items():
+        assert targets == reference, name

@@ -123,9 +123,6 @@ class Env:
         return [path for path, _size in self.store.list(prefix)]
 
 
-@pytest.fixture(scope="module")
-def session() -> boto3.session.Session:
-    return boto3.session.Session(aws_access_key_id="testing", aws_secret_access_key="testing")
 
 
 @pytest.fixture(scope="module")

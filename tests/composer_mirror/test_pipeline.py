@@ -331,9 +331,6 @@ class Mirror:
         return load_shards(self.store, [name])[shard_of(name)].packages.get(name, {})
 
 
-@pytest.fixture(scope="module")
-def session() -> boto3.session.Session:
-    return boto3.session.Session(aws_access_key_id="testing", aws_secret_access_key="testing")
 
 
 @contextmanager

@@ -23,9 +23,6 @@ from tests.composer_mirror.mirror_builder import PUBLIC_URL, Mirror, built_mirro
 LATER = datetime.now(UTC) + timedelta(days=3)  # every object of a test is older than 48 hours by then
 
 
-@pytest.fixture(scope="module")
-def session() -> boto3.session.Session:
-    return boto3.session.Session(aws_access_key_id="testing", aws_secret_access_key="testing")
 
 
 @pytest.fixture

@@ -17,11 +17,6 @@ from composer_mirror.verify import Problem, VerifyResult
 from tests.composer_mirror.mirror_builder import PUBLIC_URL, Mirror, built_mirror
 
 
-@pytest.fixture(scope="module")
-def session() -> boto3.session.Session:
-    return boto3.session.Session(aws_access_key_id="testing", aws_secret_access_key="testing")
-
-
 @pytest.fixture
 def mirror(session: boto3.session.Session) -> Iterator[Mirror]:
     with built_mirror(session) as built:

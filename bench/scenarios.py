@@ -22,7 +22,8 @@ from typing import Any
 import psutil
 
 from bench.services import CountingMoto, RegistryProcess, upstream_kinds
-from composer_mirror.state import CATALOG, run_report_path
+from composer_mirror.catalogue import STATUS_JSON
+from composer_mirror.state import CATALOG
 from tests.harness import VENV_BIN, AirflowEnv, aws_connection
 
 DAG_ID = "composer_mirror_sync"
@@ -200,7 +201,8 @@ class Bench:
         records = registry.log(reset=True)
         s3 = self.moto.s3_log(reset=True)
         tasks = task_instances(self.home)
-        report = read_json(self.moto, bucket, f"{PREFIX}/{run_report_path(tasks['run_id'])}") if tasks else None
+        # status.json is every run's report (runs/ keeps a copy only of runs that changed something)
+        report = read_json(self.moto, bucket, f"{PREFIX}/{STATUS_JSON}") if tasks else None
         p2_paths = Counter(path for _m, path, *_ in records if path.startswith("/p2/"))
         return {
             "label": label,
@@ -223,7 +225,9 @@ class Bench:
             "s3": {**s3["counts"], "bytes_in": s3["bytes_in"], "bytes_out": s3["bytes_out"]},
             "s3_put_keys": len(s3["puts"]),
             "s3_writes": sum(s3["counts"].get(kind, 0) for kind in WRITE_KINDS),
-            "s3_writes_other_than_report": [key for key, _size in s3["puts"] if "/mirror-state/runs/" not in key][:20],
+            "s3_writes_other_than_report": [
+                key for key, _size in s3["puts"] if "/mirror-state/runs/" not in key and not key.endswith(STATUS_JSON)
+            ][:20],
             "report": {
                 key: report.get(key)
                 for key in ("upstream", "s3_requests", "batches", "packages_published", "packages_available")

@@ -9,7 +9,6 @@ import json
 import os
 import subprocess
 import sys
-import time
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -17,7 +16,7 @@ from typing import Any
 
 import requests
 
-from tests.harness import DUMMY_AWS, ROOT, MotoServer, free_port
+from tests.harness import ROOT, MotoServer
 
 BENCH = Path(__file__).resolve().parent
 
@@ -26,22 +25,8 @@ BENCH = Path(__file__).resolve().parent
 class CountingMoto(MotoServer):
     """tests.harness.MotoServer, started from bench/moto_counting.py so that S3 requests are counted."""
 
-    def start(self) -> CountingMoto:
-        self.port = self.port or free_port()
-        self.process = subprocess.Popen(
-            [sys.executable, str(BENCH / "moto_counting.py"), "-p", str(self.port)],
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-            env={**os.environ, **DUMMY_AWS},
-        )
-        deadline = time.monotonic() + 30
-        while time.monotonic() < deadline:
-            try:
-                requests.get(self.endpoint + "/moto-api/", timeout=1)
-                return self
-            except requests.ConnectionError:
-                time.sleep(0.1)
-        raise RuntimeError("moto server did not start")
+    def command(self) -> list[str]:
+        return [sys.executable, str(BENCH / "moto_counting.py"), "-p", str(self.port)]
 
     def s3_log(self, reset: bool = True) -> dict[str, Any]:
         """Counters since the last reset: counts by kind, bytes in/out, PUT bytes by bucket/key."""

@@ -65,6 +65,8 @@ logger = logging.getLogger(__name__)
 FILE_KINDS = {"": False, "~dev": True}
 # Below this many packages per batch, Airflow's per-task overhead outweighs the parallelism gained.
 MIN_BATCH_SIZE = 200
+# Changed packages planned, fetched and published together: bounds the metadata held in memory.
+CHUNK_PACKAGES = 100
 
 
 @dataclass
@@ -395,16 +397,62 @@ class PackagePlan:
     failures: list[dict[str, str]] = field(default_factory=list)
 
 
+@dataclass
+class BatchOutcome:
+    """What a batch's chunks add up to: names to publish, state updates, failures and counts."""
+
+    published: list[str]
+    failures: list[dict[str, Any]]
+    anomalies: list[dict[str, str]] = field(default_factory=list)
+    updates: dict[str, dict[str, Any]] = field(default_factory=dict)
+    p2_written: int = 0
+    archives: int = 0
+    packages: int = 0
+
+
 def fetch_archives(ctx: Context, manifest: Mapping[str, Any]) -> dict[str, Any]:
     """Fetch the batch's new archives, then write its p2 files, then record the state.
 
-    Returns the names this batch publishes (changed and unchanged) for the root.
+    Packages go through in chunks (archives, then their p2 files), so the expanded metadata held
+    in memory is bounded whatever the batch size. Returns the names this batch publishes
+    (changed and unchanged) for the root.
     """
     started = time.monotonic()
     work = manifest["work"]
     shards = load_shards(ctx.store, [w["name"] for w in work])
+    outcome = BatchOutcome(published=list(manifest["unchanged"]), failures=list(manifest["failures"]))
+    for first in range(0, len(work), CHUNK_PACKAGES):
+        _mirror_chunk(ctx, work[first : first + CHUNK_PACKAGES], shards, outcome)
+        if len(work) > CHUNK_PACKAGES:
+            logger.info("batch %s: %d/%d changed packages done", manifest["index"], outcome.packages, len(work))
+    save_package_states(ctx.store, outcome.updates)
+    stats = Counter(manifest.get("stats", {}))
+    stats.update(ctx.client.stats.as_dict())
+    stats.update({"p2_written": outcome.p2_written, "packages_changed": outcome.packages})
+    s3 = Counter(manifest.get("s3_requests", {}))
+    s3.update(ctx.store.request_counts())
+    logger.info(
+        "batch %s: %d archives fetched, %d p2 files written, %d failures in %.1fs",
+        manifest["index"],
+        outcome.archives,
+        outcome.p2_written,
+        len(outcome.failures),
+        time.monotonic() - started,
+    )
+    return {
+        "index": manifest["index"],
+        "stale": manifest.get("stale", {}),
+        "published": sorted(outcome.published),
+        "failures": outcome.failures,
+        "anomalies": outcome.anomalies,
+        "stats": dict(stats),
+        "s3_requests": dict(s3),
+    }
+
+
+def _mirror_chunk(ctx: Context, work: list[dict[str, Any]], shards: Mapping[str, Any], outcome: BatchOutcome) -> None:
+    """Plan, fetch archives for, and publish one chunk of changed packages."""
     plans = []
-    failures = list(manifest["failures"])
     for item in work:
         plan = PackagePlan(
             item["name"],
@@ -415,60 +463,35 @@ def fetch_archives(ctx: Context, manifest: Mapping[str, Any]) -> dict[str, Any]:
         try:
             _plan_package(ctx, plan)
         except MirrorError as exc:
-            failures.append({"package": plan.name, "stage": "metadata", "error": str(exc)})
+            outcome.failures.append({"package": plan.name, "stage": "metadata", "error": str(exc)})
             continue
         plans.append(plan)
+    outcome.packages += len(plans)
 
-    _complete_advisories(ctx, plans, failures)
+    _complete_advisories(ctx, plans, outcome.failures)
     downloads = [(plan, entry) for plan in plans for entry in plan.fetch]
+    outcome.archives += len(downloads)
     with ThreadPoolExecutor(max_workers=ctx.settings.concurrency * 2) as pool:
         fetched = pool.map(lambda job: (*job, _fetch_one(ctx, *job)), downloads)
-        for plan, entry, outcome in track(fetched, "archives", len(downloads), _archive_bytes(ctx)):
-            if isinstance(outcome, ArchiveRecord):
-                plan.records[normalized_of(entry) or ""] = outcome
+        for plan, entry, result in track(fetched, "archives", len(downloads), _archive_bytes(ctx)):
+            if isinstance(result, ArchiveRecord):
+                plan.records[normalized_of(entry) or ""] = result
             else:
                 plan.failures.append(
-                    {"package": plan.name, "version": entry["version"], "stage": "archive", "error": outcome}
+                    {"package": plan.name, "version": entry["version"], "stage": "archive", "error": result}
                 )
-                logger.error("%s %s: %s", plan.name, entry["version"], outcome)
+                logger.error("%s %s: %s", plan.name, entry["version"], result)
 
-    published = list(manifest["unchanged"])
-    updates: dict[str, dict[str, Any]] = {}
-    p2_written = 0
-    anomalies: list[dict[str, str]] = []
     with ThreadPoolExecutor(max_workers=ctx.settings.concurrency * 2) as pool:
         for plan, written in track(pool.map(lambda p: (p, _publish_plan(ctx, p)), plans), "p2 files", len(plans)):
-            failures.extend(plan.failures)
-            anomalies.extend(plan.anomalies)
+            outcome.failures.extend(plan.failures)
+            outcome.anomalies.extend(plan.anomalies)
             if written is None:
                 continue
-            p2_written += written
-            updates[plan.name] = plan.state
+            outcome.p2_written += written
+            outcome.updates[plan.name] = plan.state
             if plan.state.get("published"):
-                published.append(plan.name)
-    save_package_states(ctx.store, updates)
-    stats = Counter(manifest.get("stats", {}))
-    stats.update(ctx.client.stats.as_dict())
-    stats.update({"p2_written": p2_written, "packages_changed": len(plans)})
-    s3 = Counter(manifest.get("s3_requests", {}))
-    s3.update(ctx.store.request_counts())
-    logger.info(
-        "batch %s: %d archives fetched, %d p2 files written, %d failures in %.1fs",
-        manifest["index"],
-        len(downloads),
-        p2_written,
-        len(failures),
-        time.monotonic() - started,
-    )
-    return {
-        "index": manifest["index"],
-        "stale": manifest.get("stale", {}),
-        "published": sorted(published),
-        "failures": failures,
-        "anomalies": anomalies,
-        "stats": dict(stats),
-        "s3_requests": dict(s3),
-    }
+                outcome.published.append(plan.name)
 
 
 def _plan_package(ctx: Context, plan: PackagePlan) -> None:

@@ -25,6 +25,7 @@ import boto3
 import pytest
 from moto import mock_aws
 
+from composer_mirror import pipeline
 from composer_mirror.composer_format import p2_path, parse_p2
 from composer_mirror.errors import TargetError
 from composer_mirror.pipeline import (
@@ -373,9 +374,11 @@ SELECTED = {
 }
 
 
+@pytest.mark.parametrize("chunk", [pipeline.CHUNK_PACKAGES, 1], ids=["one chunk", "a chunk per package"])
 def test_a_first_run_publishes_every_selected_package_with_dists_on_the_mirror_and_full_advisories(
-    mirror: Mirror,
+    mirror: Mirror, chunk: int, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    monkeypatch.setattr(pipeline, "CHUNK_PACKAGES", chunk)
     report = mirror.run()
     assert report["failures"] == [] and report["anomalies"] == []
     assert report["plan"]["mode"] == "full"

@@ -28,12 +28,6 @@ BUCKET = "mirror-bucket"
 PREFIX = "repo/"
 
 
-@pytest.fixture(scope="module")
-def session() -> boto3.session.Session:
-    """One session for the module: it loads the S3 service model once, which keeps each test fast."""
-    return boto3.session.Session(aws_access_key_id="testing", aws_secret_access_key="testing")
-
-
 @pytest.fixture
 def client(session: boto3.session.Session) -> Iterator[Any]:
     with mock_aws():

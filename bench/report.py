@@ -166,7 +166,7 @@ def fmt(value: Any, digits: int = 1) -> str:
 def table(rows: list[dict[str, Any]]) -> str:
     head = (
         "| size | scenario | wall s | fixed s | marginal s | floor s | marginal/floor | pkg/s | "
-        "upstream 200/304/404/archives | S3 PUT/GET/HEAD/LIST/DEL (moto) | S3 PUT/GET/HEAD/LIST (report) | "
+        "upstream 200/304/404/archives | S3 PUT/GET/HEAD/LIST/DEL (moto) | S3 (run report) | "
         "MB up / S3 in / S3 out | peak RSS MB | mapped TIs | other load (cores) | result |"
     )
     lines = [head, "|" + "---|" * (head.count("|") - 1)]
@@ -192,7 +192,7 @@ def table(rows: list[dict[str, Any]]) -> str:
                     fmt(row["packages_per_s"]),
                     "/".join(str(up.get(k, 0)) for k in ("p2_200", "p2_304", "p2_404", "archive_downloads")),
                     "/".join(str(s3.get(k, 0)) for k in ("PUT", "GET", "HEAD", "LIST", "DELETE")),
-                    "/".join(str(rep.get(k, 0)) for k in ("PUT", "GET", "HEAD", "LIST")) if rep else "-",
+                    " ".join(f"{k} {v}" for k, v in sorted(rep.items())) or "-",
                     f"{up.get('bytes', 0) / MB:.1f} / {s3.get('bytes_in', 0) / MB:.1f} / "
                     f"{s3.get('bytes_out', 0) / MB:.1f}",
                     f"{dag['peak_rss_process_mb']:.0f}",

@@ -312,7 +312,8 @@ def main(argv: list[str] | None = None) -> int:
     signal.signal(signal.SIGINT, signal.default_int_handler)
     sizes = [int(size) for size in args.sizes.split(",") if size]
     output = Path(args.output)
-    logs = output.parent / "logs"
+    # Another --output keeps its own logs, so concurrent or earlier runs are not clobbered.
+    logs = output.parent / ("logs" if output.stem == "latest" else f"{output.stem}-logs")
     shutil.rmtree(logs, ignore_errors=True)
     logs.mkdir(parents=True)
     info = machine()

@@ -46,16 +46,26 @@ def _upstream_auth() -> tuple[str, str] | str | None:
     raise SettingsError(f"connection {UPSTREAM_CONN_ID} needs a password (token) or a login and password")
 
 
-def s3_client(aws_conn_id: str) -> Any:
-    """A boto3 S3 client from the amazon provider's S3Hook (credentials, endpoint_url, region)."""
-    from airflow.providers.amazon.aws.hooks.s3 import S3Hook
+def s3_client(aws_conn_id: str, threads: int) -> Any:
+    """A boto3 S3 client from the amazon provider's S3Hook (credentials, endpoint_url, region).
 
-    return S3Hook(aws_conn_id=aws_conn_id).get_conn()
+    Tasks call S3 from ``threads`` threads at once; botocore's default pool of 10 connections would
+    discard and reopen connections under that load, so the pool is raised to the thread count
+    unless the connection's ``config_kwargs`` already allow more.
+    """
+    from airflow.providers.amazon.aws.hooks.s3 import S3Hook
+    from botocore.config import Config
+
+    hook = S3Hook(aws_conn_id=aws_conn_id)
+    config = hook.config
+    if (config.max_pool_connections or 10) < threads:
+        hook.conn_config.botocore_config = config.merge(Config(max_pool_connections=threads))
+    return hook.get_conn()
 
 
 def build_context(upstream: dict[str, Any] | None = None, settings: Settings | None = None) -> Context:
     settings = settings or load_settings()
-    store = S3Store(s3_client(settings.aws_conn_id), settings.bucket, settings.key_prefix)
+    store = S3Store(s3_client(settings.aws_conn_id, settings.concurrency * 2), settings.bucket, settings.key_prefix)
     client = UpstreamClient(
         FetchPolicy(
             settings.upstream_url,

@@ -137,4 +137,4 @@ def mirror_store() -> Any:
     from composer_mirror.store import S3Store
 
     settings = load_settings()
-    return S3Store(s3_client(settings.aws_conn_id), settings.bucket, settings.key_prefix)
+    return S3Store(s3_client(settings.aws_conn_id, settings.concurrency), settings.bucket, settings.key_prefix)

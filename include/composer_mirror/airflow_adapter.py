@@ -6,7 +6,8 @@ Everything here runs inside tasks, never at DAG parse time.
 from __future__ import annotations
 
 import logging
-from typing import Any
+from collections.abc import Callable
+from typing import Any, TypeVar
 
 from composer_mirror.errors import SettingsError
 from composer_mirror.pipeline import Context
@@ -17,10 +18,38 @@ from composer_mirror.upstream import FetchPolicy, RetryPolicy, UpstreamClient
 logger = logging.getLogger(__name__)
 
 UPSTREAM_CONN_ID = "composer_upstream"
+T = TypeVar("T")
+_RUN_CACHE: dict[tuple[str, ...], Any] = {}
+
+
+def once_per_run(name: str, make: Callable[[], T]) -> T:
+    """``make()`` once per DAG run in this process; every call outside a task makes a new one.
+
+    Under `airflow dags test` every task of a run executes in one process, and reading 14 Variables
+    (each a round trip to the execution API) and building a boto3 client (its service model parsed
+    again) in each task is most of what the mirror adds to an empty run. Under an executor each task
+    is its own process, so nothing is shared between tasks there. Only the current run is kept.
+    """
+    from airflow.sdk import get_current_context
+
+    try:
+        context = get_current_context()
+    except RuntimeError:  # not inside a task: the SBOM upload endpoint, scripts
+        return make()
+    key = (context["dag"].dag_id, str(context["run_id"]), name)
+    if key not in _RUN_CACHE:
+        for stale in [cached for cached in _RUN_CACHE if cached[:2] != key[:2]]:
+            del _RUN_CACHE[stale]
+        _RUN_CACHE[key] = make()
+    return _RUN_CACHE[key]
 
 
 def load_settings() -> Settings:
-    """Read every composer_mirror_* Variable (AIRFLOW_VAR_* environment variables work too)."""
+    """Every composer_mirror_* Variable (AIRFLOW_VAR_* environment variables work too), read once per run."""
+    return once_per_run("settings", _read_settings)
+
+
+def _read_settings() -> Settings:
     from airflow.sdk import Variable
 
     values = {name: Variable.get(name, default=None) for name in VARIABLES.values()}
@@ -47,6 +76,11 @@ def _upstream_auth() -> tuple[str, str] | str | None:
 
 
 def s3_client(aws_conn_id: str, threads: int) -> Any:
+    """A boto3 S3 client (thread-safe) for this run, from the amazon provider's S3Hook."""
+    return once_per_run(f"s3:{aws_conn_id}:{threads}", lambda: _new_s3_client(aws_conn_id, threads))
+
+
+def _new_s3_client(aws_conn_id: str, threads: int) -> Any:
     """A boto3 S3 client from the amazon provider's S3Hook (credentials, endpoint_url, region).
 
     Tasks call S3 from ``threads`` threads at once; botocore's default pool of 10 connections would
@@ -117,10 +151,14 @@ def label_batch(label: str) -> None:
 
 
 def repository_asset() -> Any:
-    """The published root as an Asset: other DAGs can schedule on every publish."""
+    """The published root as an Asset: other DAGs can schedule on every publish.
+
+    Named, without a URI: the bucket is a Variable, unknown at parse time, and a URI with a scheme
+    makes every parse load the providers' URI normalisers (about 0.3 s).
+    """
     from airflow.sdk import Asset
 
-    return Asset(name="composer_mirror_repository", uri="s3://composer-mirror/packages.json")
+    return Asset(name="composer_mirror_repository")
 
 
 def read_upstream_task() -> Any:

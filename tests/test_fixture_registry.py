@@ -56,9 +56,7 @@ def p2(session: requests.Session, srv: RegistryServer, name: str, dev: bool = Fa
     return session.get(f"{srv.url}/p2/{name}{'~dev' if dev else ''}.json", timeout=10)
 
 
-def served_versions(
-    session: requests.Session, srv: RegistryServer, name: str, dev: bool = False
-) -> list[dict]:
+def served_versions(session: requests.Session, srv: RegistryServer, name: str, dev: bool = False) -> list[dict]:
     response = p2(session, srv, name, dev)
     assert response.status_code == 200
     document = response.json()
@@ -109,9 +107,7 @@ def session() -> Iterator[requests.Session]:
 # ------------------------------------------------------------------------------------------ the root file
 
 
-def test_the_root_publishes_absolute_urls_like_packagist(
-    srv: RegistryServer, session: requests.Session
-) -> None:
+def test_the_root_publishes_absolute_urls_like_packagist(srv: RegistryServer, session: requests.Session) -> None:
     root = session.get(f"{srv.url}/packages.json").json()
     assert root["packages"] == []
     assert root["metadata-url"] == f"{srv.url}/p2/%package%.json"
@@ -175,20 +171,13 @@ def test_tags_are_newest_first_and_branches_live_in_the_dev_file(lock_registry: 
 
 
 def test_entries_keep_every_lock_field_and_point_dists_at_the_server(lock_registry: Registry) -> None:
-    locked = {
-        p["name"]: p
-        for section in ("packages", "packages-dev")
-        for p in json.loads(LOCK.read_text())[section]
-    }
+    locked = {p["name"]: p for section in ("packages", "packages-dev") for p in json.loads(LOCK.read_text())[section]}
     for name in ("symfony/cache", "monolog/monolog", "phpunit/phpunit"):
         served = lock_registry.version(name, locked[name]["version"], "http://upstream.test")
         for key, value in locked[name].items():
             if key not in ("dist", "source", "notification-url"):
                 assert served[key] == value, (name, key)
-        assert (
-            served["dist"]["url"]
-            == f"http://upstream.test/zipball/{name}/{locked[name]['dist']['reference']}"
-        )
+        assert served["dist"]["url"] == f"http://upstream.test/zipball/{name}/{locked[name]['dist']['reference']}"
         assert served["dist"]["type"] == "zip"
         assert re.fullmatch(r"[0-9a-f]{40}", served["dist"]["reference"])
         assert served["source"]["url"].startswith("http://upstream.test/")
@@ -209,9 +198,7 @@ def test_p2_files_answer_304_to_if_modified_since_and_if_none_match(
     for headers in ({"If-Modified-Since": last_modified}, {"If-None-Match": etag}):
         response = session.get(f"{srv.url}/p2/psr/log.json", headers=headers)
         assert response.status_code == 304 and response.content == b""
-    older = email.utils.formatdate(
-        email.utils.parsedate_to_datetime(last_modified).timestamp() - 1, usegmt=True
-    )
+    older = email.utils.formatdate(email.utils.parsedate_to_datetime(last_modified).timestamp() - 1, usegmt=True)
     assert session.get(f"{srv.url}/p2/psr/log.json", headers={"If-Modified-Since": older}).status_code == 200
     assert session.get(f"{srv.url}/p2/psr/log.json", headers={"If-None-Match": '"other"'}).status_code == 200
 
@@ -229,9 +216,7 @@ def test_a_change_moves_last_modified_forward_even_within_the_same_second(
         for h in (before, middle.headers["Last-Modified"], after.headers["Last-Modified"])
     ]
     assert stamps[0] < stamps[1] < stamps[2]
-    stale = session.get(
-        f"{srv.url}/p2/psr/log.json", headers={"If-Modified-Since": middle.headers["Last-Modified"]}
-    )
+    stale = session.get(f"{srv.url}/p2/psr/log.json", headers={"If-Modified-Since": middle.headers["Last-Modified"]})
     assert stale.status_code == 200
 
 
@@ -252,9 +237,7 @@ def test_list_json_lists_every_package_and_filters_by_vendor_and_glob(
     assert names == srv.registry.package_names() and len(names) == 153
     psr = session.get(f"{srv.url}/packages/list.json", params={"vendor": "psr"}).json()["packageNames"]
     assert psr and all(n.startswith("psr/") for n in psr)
-    glob = session.get(f"{srv.url}/packages/list.json", params={"filter": "symfony/http-*"}).json()[
-        "packageNames"
-    ]
+    glob = session.get(f"{srv.url}/packages/list.json", params={"filter": "symfony/http-*"}).json()["packageNames"]
     assert "symfony/http-kernel" in glob and all(n.startswith("symfony/http-") for n in glob)
 
 
@@ -280,12 +263,8 @@ def test_the_changes_feed_reports_an_update_after_touch(
     updates = [a for a in answer["actions"] if a["type"] == "update"]
     assert {a["package"] for a in updates} == {"psr/log", "psr/log~dev"}
     for action in updates:
-        response = p2(
-            session, srv, action["package"].removesuffix("~dev"), action["package"].endswith("~dev")
-        )
-        assert (
-            email.utils.parsedate_to_datetime(response.headers["Last-Modified"]).timestamp() >= action["time"]
-        )
+        response = p2(session, srv, action["package"].removesuffix("~dev"), action["package"].endswith("~dev"))
+        assert email.utils.parsedate_to_datetime(response.headers["Last-Modified"]).timestamp() >= action["time"]
     assert changes(session, srv, answer["timestamp"])["actions"] == []
 
 
@@ -344,9 +323,7 @@ def test_adding_retagging_and_removing_versions_are_update_actions(
 # -------------------------------------------------------------------------------------------- advisories
 
 
-def test_advisories_are_partial_in_p2_and_full_in_the_api(
-    srv: RegistryServer, session: requests.Session
-) -> None:
+def test_advisories_are_partial_in_p2_and_full_in_the_api(srv: RegistryServer, session: requests.Session) -> None:
     partial = p2(session, srv, "twig/twig").json()["security-advisories"]
     assert partial and set(partial[0]) == {"advisoryId", "affectedVersions"}
     assert p2(session, srv, "psr/log").json()["security-advisories"] == []
@@ -464,9 +441,7 @@ def test_auth_rejects_requests_without_the_right_credentials(
         good = {"Authorization": f"Bearer {auth}"}
     with RegistryServer(lock_registry, auth=auth) as server:
         assert requests.get(f"{server.url}/packages.json", timeout=10).status_code == 401
-        wrong = requests.get(
-            f"{server.url}/packages.json", headers={"Authorization": "Bearer nope"}, timeout=10
-        )
+        wrong = requests.get(f"{server.url}/packages.json", headers={"Authorization": "Bearer nope"}, timeout=10)
         assert wrong.status_code == 401 and "WWW-Authenticate" in wrong.headers
         assert requests.get(f"{server.url}/p2/psr/log.json", headers=good, timeout=10).status_code == 200
 
@@ -551,9 +526,7 @@ def test_a_delay_fault_answers_normally_after_the_delay(lock_registry: Registry)
 
 
 def test_a_truncate_fault_sends_less_than_its_content_length(lock_registry: Registry) -> None:
-    with RegistryServer(
-        lock_registry, faults=[FaultRule(r"^/(p2|codeload)/", "truncate", times=1)]
-    ) as server:
+    with RegistryServer(lock_registry, faults=[FaultRule(r"^/(p2|codeload)/", "truncate", times=1)]) as server:
         with pytest.raises(requests.exceptions.ChunkedEncodingError):
             requests.get(f"{server.url}/p2/psr/log.json", timeout=10)
         with pytest.raises(requests.exceptions.ChunkedEncodingError):
@@ -579,15 +552,11 @@ def test_a_wrong_package_fault_serves_another_packages_file(lock_registry: Regis
 
 
 def test_a_zip_fault_cuts_the_central_directory_with_a_consistent_length(lock_registry: Registry) -> None:
-    with RegistryServer(
-        lock_registry, faults=[FaultRule(r"^/codeload/", "zip_no_central_directory")]
-    ) as server:
+    with RegistryServer(lock_registry, faults=[FaultRule(r"^/codeload/", "zip_no_central_directory")]) as server:
         dist = server.versions("psr/log")[0]["dist"]
         response = requests.get(dist["url"], timeout=10)
         full = lock_registry.archive_bytes("psr/log", dist["reference"])
-        assert response.status_code == 200 and int(response.headers["Content-Length"]) == len(
-            response.content
-        )
+        assert response.status_code == 200 and int(response.headers["Content-Length"]) == len(response.content)
         assert full.startswith(response.content) and len(response.content) < len(full)
         with pytest.raises(zipfile.BadZipFile):
             zipfile.ZipFile(io.BytesIO(response.content))
@@ -628,9 +597,7 @@ def test_synthetic_registries_are_deterministic_sized_and_installable() -> None:
         index = int(name.rsplit("pkg", 1)[1])
         for entry in tags:
             for dependency, constraint in entry["require"].items():
-                assert dependency == "php" or (
-                    int(dependency.rsplit("pkg", 1)[1]) < index and constraint == "^1.0"
-                )
+                assert dependency == "php" or (int(dependency.rsplit("pkg", 1)[1]) < index and constraint == "^1.0")
     sizes = [len(json.dumps(e)) for n in names for e in registry.versions(n, dev=False)]
     assert 2000 < sum(sizes) / len(sizes) < 3200
     assert any(registry.versions(n, dev=True) for n in names)
@@ -658,9 +625,7 @@ def test_the_command_line_server_prints_ready_and_serves(tmp_path: Path) -> None
 
 @pytest.mark.integration
 @pytest.mark.skipif(shutil.which("composer") is None or shutil.which("php") is None, reason="needs composer")
-def test_the_real_composer_cli_installs_from_the_fixture_registry(
-    lock_registry: Registry, tmp_path: Path
-) -> None:
+def test_the_real_composer_cli_installs_from_the_fixture_registry(lock_registry: Registry, tmp_path: Path) -> None:
     project = tmp_path / "project"
     project.mkdir()
     requires = {

@@ -230,9 +230,7 @@ def _php_version_compare(version1: bytes, version2: bytes) -> int:
     the number marker ``#N#``; that is a tail call, so it is a loop here (no recursion limit on long input).
     """
     while version1 and version2:
-        result, left_rest, right_rest = _compare_common_segments(
-            _canonicalize(version1), _canonicalize(version2)
-        )
+        result, left_rest, right_rest = _compare_common_segments(_canonicalize(version1), _canonicalize(version2))
         if result or (left_rest is None and right_rest is None):
             return result
         if left_rest is not None:

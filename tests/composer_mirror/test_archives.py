@@ -123,8 +123,6 @@ class Env:
         return [path for path, _size in self.store.list(prefix)]
 
 
-
-
 @pytest.fixture(scope="module")
 def upstream() -> Iterator[Upstream]:
     server = Upstream()

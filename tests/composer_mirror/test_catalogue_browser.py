@@ -17,15 +17,24 @@ pytestmark = [pytest.mark.integration, pytest.mark.browser]
 PACKAGES = {
     "psr/log": {"description": "Common interface for logging libraries", "license": ["MIT"], "versions": ["3.0.2"]},
     "monolog/monolog": {"description": "Sends your logs to files", "license": ["MIT"], "versions": ["3.10.0"]},
-    "twig/twig": {"description": "Twig, the flexible template language", "license": ["BSD-3-Clause"],
-                  "versions": ["v3.27.1", "v3.27.0"]},
+    "twig/twig": {
+        "description": "Twig, the flexible template language",
+        "license": ["BSD-3-Clause"],
+        "versions": ["v3.27.1", "v3.27.0"],
+    },
 }
 
 
 def state_of(info: dict) -> dict:
     versions = {
-        f"{v.lstrip('v')}.0": {"version": v, "reference": "r", "sha1": "s", "sha256": "0" * 64, "size": 1,
-                               "source_url": "u"}
+        f"{v.lstrip('v')}.0": {
+            "version": v,
+            "reference": "r",
+            "sha1": "s",
+            "sha256": "0" * 64,
+            "size": 1,
+            "source_url": "u",
+        }
         for v in info["versions"]
     }
     return {"description": info["description"], "license": info["license"], "versions": versions}

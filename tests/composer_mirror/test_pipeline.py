@@ -332,8 +332,6 @@ class Mirror:
         return load_shards(self.store, [name])[shard_of(name)].packages.get(name, {})
 
 
-
-
 @contextmanager
 def built(
     session: boto3.session.Session, *, changes_feed: bool = True, packages: tuple[str, ...] = SELECTION

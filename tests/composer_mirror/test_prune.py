@@ -23,8 +23,6 @@ from tests.composer_mirror.mirror_builder import PUBLIC_URL, Mirror, built_mirro
 LATER = datetime.now(UTC) + timedelta(days=3)  # every object of a test is older than 48 hours by then
 
 
-
-
 @pytest.fixture
 def mirror(session: boto3.session.Session) -> Iterator[Mirror]:
     with built_mirror(session) as built:

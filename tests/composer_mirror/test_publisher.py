@@ -42,7 +42,6 @@ UPSTREAM_ROOT_KEYS = (
 )
 
 
-
 def upstream_entry(version: str = "1.0.0", **extra: Any) -> dict[str, Any]:
     return {
         "name": "acme/tool",

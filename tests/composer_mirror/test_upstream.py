@@ -701,7 +701,6 @@ def test_endpoints_named_by_the_upstream_root_may_be_fetched_but_other_hosts_may
         policy.check("http://meta.example.org/p2/psr/log.json")
 
 
-
 def test_a_server_that_trickles_its_body_is_given_up_on_after_the_transfer_time_limit(tmp_path: Path) -> None:
     from tests.fixture_registry import FaultRule, Registry, RegistryServer
 

@@ -145,19 +145,9 @@ def _raw_version(rng: random.Random) -> str:
     if kind < 0.84:
         return _release(rng) + _modifier(rng) + "@" + rng.choice(FLAGS)
     if kind < 0.9:
-        return (
-            _release(rng)
-            + rng.choice([" as ", "  as  "])
-            + _release(rng)
-            + rng.choice(["", "-dev", ".x-dev"])
-        )
+        return _release(rng) + rng.choice([" as ", "  as  "]) + _release(rng) + rng.choice(["", "-dev", ".x-dev"])
     if kind < 0.95:
-        return (
-            rng.choice([" ", "\t", ""])
-            + _release(rng)
-            + _modifier(rng, wild=True)
-            + rng.choice([" ", "\n", ""])
-        )
+        return rng.choice([" ", "\t", ""]) + _release(rng) + _modifier(rng, wild=True) + rng.choice([" ", "\n", ""])
     return rng.choice([*GARBAGE, "1.0.0.0.0", "1.0-beta.1.foo", "123456.0", "1.0 - 2.0", "1.0#abc"])
 
 
@@ -266,9 +256,7 @@ def build_corpus() -> dict[str, Any]:
     operators = ["==", "=", "!=", "<>", "<", "<=", ">", ">="]
     comparisons = [
         [rng.choice(normalized), rng.choice(operators), rng.choice(normalized)] for _ in range(COMPARE_COUNT)
-    ] + [
-        [left, operator, right] for left in EDGE_VERSIONS for right in EDGE_VERSIONS for operator in operators
-    ]
+    ] + [[left, operator, right] for left in EDGE_VERSIONS for right in EDGE_VERSIONS for operator in operators]
     to_normalize = raw_versions + [_raw_version(rng) for _ in range(EXTRA_NORMALIZE_COUNT)]
     return {
         "satisfies": pairs,
@@ -351,19 +339,14 @@ def test_the_corpus_is_large_and_covers_valid_and_invalid_inputs(corpus, php_ans
 
 
 def test_satisfies_agrees_with_composer_semver_on_every_pair(corpus, php_answers):
-    python = [
-        _python_or_none(versions.satisfies, version, constraint)
-        for version, constraint in corpus["satisfies"]
-    ]
+    python = [_python_or_none(versions.satisfies, version, constraint) for version, constraint in corpus["satisfies"]]
     disagreements = _disagreements(corpus["satisfies"], php_answers["satisfies"], python)
     print(f"satisfies: {len(python)} pairs, {len(disagreements)} disagreements")
     assert not disagreements, "\n".join(disagreements[:50])
 
 
 def test_parsed_constraints_render_like_composer_semver(corpus, php_answers):
-    python = [
-        _python_or_none(lambda text: str(versions.parse_constraints(text)), text) for text in corpus["parse"]
-    ]
+    python = [_python_or_none(lambda text: str(versions.parse_constraints(text)), text) for text in corpus["parse"]]
     disagreements = _disagreements(corpus["parse"], php_answers["parse"], python)
     print(f"parse: {len(python)} constraints, {len(disagreements)} disagreements")
     assert not disagreements, "\n".join(disagreements[:50])

@@ -22,16 +22,12 @@ DEFAULT_LOCK = Path(__file__).resolve().parent.parent / "fixtures" / "symfony-de
 def _parse(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="python -m tests.fixture_registry", description=__doc__)
     source = parser.add_mutually_exclusive_group()
-    source.add_argument(
-        "--lock", type=Path, help="serve the packages of this composer.lock (default: symfony-demo)"
-    )
+    source.add_argument("--lock", type=Path, help="serve the packages of this composer.lock (default: symfony-demo)")
     source.add_argument("--synthetic", type=int, metavar="N", help="serve N synthetic packages instead")
     parser.add_argument("--versions", type=int, default=9, help="versions per synthetic package")
     parser.add_argument("--vendors", type=int, default=50, help="vendors of the synthetic packages")
     parser.add_argument("--seed", type=int, default=1, help="seed of the synthetic data")
-    parser.add_argument(
-        "--extra-versions", type=int, default=2, help="older synthetic tags per locked package"
-    )
+    parser.add_argument("--extra-versions", type=int, default=2, help="older synthetic tags per locked package")
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=8081, help="0 picks a free port")
     parser.add_argument("--archive-server", action="store_true", help="serve archives from a second origin")
@@ -43,9 +39,7 @@ def _parse(argv: list[str] | None) -> argparse.Namespace:
 
 def _registry(args: argparse.Namespace) -> Registry:
     if args.synthetic is not None:
-        return Registry.synthetic(
-            packages=args.synthetic, versions=args.versions, vendors=args.vendors, seed=args.seed
-        )
+        return Registry.synthetic(packages=args.synthetic, versions=args.versions, vendors=args.vendors, seed=args.seed)
     return Registry.from_lock(args.lock or DEFAULT_LOCK, extra_versions=args.extra_versions)
 
 

@@ -143,9 +143,7 @@ class StreamedArchive(Archive):
         head += _local_header(data_name, payload_crc, self.payload_size)
         self.head = bytes(head)
         self.central_directory_offset = len(head) + self.payload_size
-        eocd = struct.pack(
-            "<IHHHHIIH", 0x06054B50, 0, 0, 3, 3, len(central), self.central_directory_offset, 0
-        )
+        eocd = struct.pack("<IHHHHIIH", 0x06054B50, 0, 0, 3, 3, len(central), self.central_directory_offset, 0)
         self.tail = bytes(central) + eocd
         self.length = self.central_directory_offset + len(self.tail)
 
@@ -246,9 +244,7 @@ def _autoload_files(package: str, manifest: dict[str, Any]) -> dict[str, tuple[b
     return files
 
 
-def _add_class(
-    files: dict[str, tuple[bytes, int]], package: str, directory: str | None, namespace: str
-) -> None:
+def _add_class(files: dict[str, tuple[bytes, int]], package: str, directory: str | None, namespace: str) -> None:
     if directory is None:
         return
     digest = hashlib.sha1(f"{package}|{namespace}|{directory}".encode()).hexdigest()[:10]
@@ -291,10 +287,7 @@ def _central_directory_offset(data: bytes) -> int:
 
 
 def _local_header(name: bytes, crc: int, size: int) -> bytes:
-    return (
-        struct.pack("<IHHHHHIIIHH", 0x04034B50, 10, 0, 0, _DOS_TIME, _DOS_DATE, crc, size, size, len(name), 0)
-        + name
-    )
+    return struct.pack("<IHHHHHIIIHH", 0x04034B50, 10, 0, 0, _DOS_TIME, _DOS_DATE, crc, size, size, len(name), 0) + name
 
 
 def _central_header(name: bytes, crc: int, size: int, offset: int, mode: int, dos_attr: int) -> bytes:

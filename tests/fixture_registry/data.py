@@ -132,9 +132,7 @@ class Registry:
             package = registry._new_package(name)
             package.real_shasum = name == "psr/log" or (shasum_every > 0 and index % shasum_every == 0)
             template = {k: v for k, v in locked.items() if k not in _LOCK_DROPPED_KEYS}
-            locked_ref = (locked.get("dist") or {}).get("reference") or _reference(
-                "lock", name, locked["version"]
-            )
+            locked_ref = (locked.get("dist") or {}).get("reference") or _reference("lock", name, locked["version"])
             registry._publish(package, _entry(template, name, locked["version"], locked_ref))
             for age, version in enumerate(older_versions(locked["version"], extra_versions), start=1):
                 entry = _entry(template, name, version, _reference("lock", name, version))
@@ -395,9 +393,7 @@ class Registry:
             if pattern:
                 names = [n for n in names if fnmatch.fnmatchcase(n, pattern.lower())]
             if package_type:
-                names = [
-                    n for n in names if _latest(self._packages[n]).get("type", "library") == package_type
-                ]
+                names = [n for n in names if _latest(self._packages[n]).get("type", "library") == package_type]
             return names
 
     def changes(self, since: str | None) -> tuple[int, dict[str, Any]]:
@@ -600,8 +596,7 @@ class Registry:
         }
         if not dev:
             document["security-advisories"] = [
-                {"advisoryId": a["advisoryId"], "affectedVersions": a["affectedVersions"]}
-                for a in package.advisories
+                {"advisoryId": a["advisoryId"], "affectedVersions": a["affectedVersions"]} for a in package.advisories
             ]
         return document
 
@@ -794,8 +789,6 @@ def _synthetic_entry(
         "issues": f"https://example.org/{name}/issues",
         "source": f"https://example.org/{name}/tree/{version}",
     }
-    release = dt.datetime(2020, 1, 1, tzinfo=dt.UTC) + dt.timedelta(
-        days=30 * number, minutes=sum(map(ord, name))
-    )
+    release = dt.datetime(2020, 1, 1, tzinfo=dt.UTC) + dt.timedelta(days=30 * number, minutes=sum(map(ord, name)))
     entry["time"] = release.isoformat()
     return entry

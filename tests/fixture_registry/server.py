@@ -267,9 +267,7 @@ class RegistryServer:
         if path == "/packages.json":
             return _conditional(self._root(), headers, "json")
         if path == "/packages/list.json":
-            names = self.registry.list_names(
-                _first(params, "vendor"), _first(params, "filter"), _first(params, "type")
-            )
+            names = self.registry.list_names(_first(params, "vendor"), _first(params, "filter"), _first(params, "type"))
             return _json(200, {"packageNames": names})
         if path == "/metadata/changes.json" and self.changes_feed:
             status, document = self.registry.changes(_first(params, "since"))
@@ -294,9 +292,7 @@ class RegistryServer:
         if path.rstrip("/") == "/api/security-advisories":
             content_type = headers.get("Content-Type", "")
             params = (
-                parse_qs(body.decode("utf-8", "replace"), keep_blank_values=True)
-                if "json" not in content_type
-                else {}
+                parse_qs(body.decode("utf-8", "replace"), keep_blank_values=True) if "json" not in content_type else {}
             )
             return self._advisories(params)
         if path == "/downloads/":
@@ -327,28 +323,18 @@ class RegistryServer:
             if not self.changes_feed:
                 del root["metadata-changes-url"]
             body = json.dumps(root, separators=(",", ":")).encode()
-            self._root_cache = FileBody(
-                body, '"' + hashlib.sha1(body).hexdigest() + '"', self.registry.created
-            )
+            self._root_cache = FileBody(body, '"' + hashlib.sha1(body).hexdigest() + '"', self.registry.created)
         return self._root_cache
 
     def _advisories(self, params: dict[str, list[str]]) -> _Response:
-        names = [
-            v
-            for k, values in params.items()
-            if k == "packages" or k.startswith("packages[")
-            for v in values
-            if v
-        ]
+        names = [v for k, values in params.items() if k == "packages" or k.startswith("packages[") for v in values if v]
         since = _first(params, "updatedSince")
         if not names and since is None:
             return _json(
                 400,
                 {"status": "error", "message": 'Missing array of package names as the "packages" parameter'},
             )
-        found = self.registry.full_advisories(
-            names, int(since or 0) if (since or "0").isdigit() else 0, self.url
-        )
+        found = self.registry.full_advisories(names, int(since or 0) if (since or "0").isdigit() else 0, self.url)
         # PHP serialises an empty array as [], and packagist answers {"advisories": []} when none match.
         return _json(200, {"advisories": found or []})
 
@@ -389,9 +375,7 @@ class RegistryServer:
         others = [n for n in names if n != response.package]
         if not others:
             document = json.loads(response.body or b"{}")
-            document["packages"] = {
-                "fixture/wrong-package": next(iter(document.get("packages", {}).values()), [])
-            }
+            document["packages"] = {"fixture/wrong-package": next(iter(document.get("packages", {}).values()), [])}
             return _json(200, document, kind="p2")
         index = names.index(response.package) if response.package in names else -1
         other = names[(index + 1) % len(names)] if index >= 0 else others[0]
@@ -488,9 +472,7 @@ class _Handler(BaseHTTPRequestHandler):
         split = urlsplit(self.path)
         body = self._read_body()
         try:
-            response = owner._respond(
-                self.server.role, self.command, split.path, split.query, body, self.headers
-            )
+            response = owner._respond(self.server.role, self.command, split.path, split.query, body, self.headers)
         except Exception:
             owner.errors.append(traceback.format_exc())
             response = _json(500, {"status": "error", "message": "fixture registry bug"}, kind="error")
@@ -554,9 +536,7 @@ class _Handler(BaseHTTPRequestHandler):
             self.close_connection = True
 
     def _head(self, response: _Response, declared: int) -> bytes:
-        reason = (
-            HTTPStatus(response.status).phrase if response.status in HTTPStatus._value2member_map_ else ""
-        )
+        reason = HTTPStatus(response.status).phrase if response.status in HTTPStatus._value2member_map_ else ""
         lines = [
             f"HTTP/1.1 {response.status} {reason}",
             f"Date: {email.utils.formatdate(usegmt=True)}",
@@ -637,9 +617,7 @@ def _not_modified(file_body: FileBody, if_none_match: str | None, if_modified_si
 
 
 def _fault_status(rule: FaultRule) -> _Response:
-    response = _json(
-        rule.status, {"status": "error", "message": f"injected fault: HTTP {rule.status}"}, kind="error"
-    )
+    response = _json(rule.status, {"status": "error", "message": f"injected fault: HTTP {rule.status}"}, kind="error")
     if rule.retry_after is not None:
         response.headers.append(("Retry-After", str(rule.retry_after)))
     return response

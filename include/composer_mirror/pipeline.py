@@ -421,10 +421,11 @@ def fetch_archives(ctx: Context, manifest: Mapping[str, Any]) -> dict[str, Any]:
     work = manifest["work"]
     shards = load_shards(ctx.store, [w["name"] for w in work])
     outcome = BatchOutcome(published=list(manifest["unchanged"]), failures=list(manifest["failures"]))
-    for first in range(0, len(work), CHUNK_PACKAGES):
-        _mirror_chunk(ctx, work[first : first + CHUNK_PACKAGES], shards, outcome)
-        if len(work) > CHUNK_PACKAGES:
-            logger.info("batch %s: %d/%d changed packages done", manifest["index"], outcome.packages, len(work))
+    with ThreadPoolExecutor(max_workers=ctx.settings.concurrency * 2) as pool:
+        for first in range(0, len(work), CHUNK_PACKAGES):
+            _mirror_chunk(ctx, pool, work[first : first + CHUNK_PACKAGES], shards, outcome)
+            if len(work) > CHUNK_PACKAGES:
+                logger.info("batch %s: %d/%d changed packages done", manifest["index"], outcome.packages, len(work))
     save_package_states(ctx.store, outcome.updates)
     stats = Counter(manifest.get("stats", {}))
     stats.update(ctx.client.stats.as_dict())
@@ -450,10 +451,16 @@ def fetch_archives(ctx: Context, manifest: Mapping[str, Any]) -> dict[str, Any]:
     }
 
 
-def _mirror_chunk(ctx: Context, work: list[dict[str, Any]], shards: Mapping[str, Any], outcome: BatchOutcome) -> None:
-    """Plan, fetch archives for, and publish one chunk of changed packages."""
-    plans = []
-    for item in work:
+def _mirror_chunk(
+    ctx: Context, pool: ThreadPoolExecutor, work: list[dict[str, Any]], shards: Mapping[str, Any], outcome: BatchOutcome
+) -> None:
+    """Plan, fetch archives for, and publish one chunk of changed packages.
+
+    Planning reads each package's cached upstream metadata (and its journal when versions are new)
+    from S3: round trips, so packages are planned side by side like the downloads.
+    """
+
+    def plan_one(item: dict[str, Any]) -> tuple[PackagePlan, str | None]:
         plan = PackagePlan(
             item["name"],
             item["selectors"],
@@ -463,35 +470,39 @@ def _mirror_chunk(ctx: Context, work: list[dict[str, Any]], shards: Mapping[str,
         try:
             _plan_package(ctx, plan)
         except MirrorError as exc:
-            outcome.failures.append({"package": plan.name, "stage": "metadata", "error": str(exc)})
-            continue
-        plans.append(plan)
+            return plan, str(exc)
+        return plan, None
+
+    plans = []
+    for plan, error in pool.map(plan_one, work):
+        if error is None:
+            plans.append(plan)
+        else:
+            outcome.failures.append({"package": plan.name, "stage": "metadata", "error": error})
     outcome.packages += len(plans)
 
     _complete_advisories(ctx, plans, outcome.failures)
     downloads = [(plan, entry) for plan in plans for entry in plan.fetch]
     outcome.archives += len(downloads)
-    with ThreadPoolExecutor(max_workers=ctx.settings.concurrency * 2) as pool:
-        fetched = pool.map(lambda job: (*job, _fetch_one(ctx, *job)), downloads)
-        for plan, entry, result in track(fetched, "archives", len(downloads), _archive_bytes(ctx)):
-            if isinstance(result, ArchiveRecord):
-                plan.records[normalized_of(entry) or ""] = result
-            else:
-                plan.failures.append(
-                    {"package": plan.name, "version": entry["version"], "stage": "archive", "error": result}
-                )
-                logger.error("%s %s: %s", plan.name, entry["version"], result)
+    fetched = pool.map(lambda job: (*job, _fetch_one(ctx, *job)), downloads)
+    for plan, entry, result in track(fetched, "archives", len(downloads), _archive_bytes(ctx)):
+        if isinstance(result, ArchiveRecord):
+            plan.records[normalized_of(entry) or ""] = result
+        else:
+            plan.failures.append(
+                {"package": plan.name, "version": entry["version"], "stage": "archive", "error": result}
+            )
+            logger.error("%s %s: %s", plan.name, entry["version"], result)
 
-    with ThreadPoolExecutor(max_workers=ctx.settings.concurrency * 2) as pool:
-        for plan, written in track(pool.map(lambda p: (p, _publish_plan(ctx, p)), plans), "p2 files", len(plans)):
-            outcome.failures.extend(plan.failures)
-            outcome.anomalies.extend(plan.anomalies)
-            if written is None:
-                continue
-            outcome.p2_written += written
-            outcome.updates[plan.name] = plan.state
-            if plan.state.get("published"):
-                outcome.published.append(plan.name)
+    for plan, written in track(pool.map(lambda p: (p, _publish_plan(ctx, p)), plans), "p2 files", len(plans)):
+        outcome.failures.extend(plan.failures)
+        outcome.anomalies.extend(plan.anomalies)
+        if written is None:
+            continue
+        outcome.p2_written += written
+        outcome.updates[plan.name] = plan.state
+        if plan.state.get("published"):
+            outcome.published.append(plan.name)
 
 
 def _plan_package(ctx: Context, plan: PackagePlan) -> None:

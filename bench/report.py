@@ -9,6 +9,7 @@ from typing import Any
 FIXED_MAX_S = 10.0
 REVALIDATION_MAX_RATIO = 1.5
 COLD_MIN_THROUGHPUT_RATIO = 0.5
+COLD_MIN_ONE_AT_A_TIME_RATIO = 10.0
 RSS_MAX_MB = 300.0
 MAPPED_MAX = 64
 MB = 1024**2
@@ -83,6 +84,20 @@ def checks(row: dict[str, Any]) -> list[tuple[str, bool, str]]:
                 ratio >= COLD_MIN_THROUGHPUT_RATIO,
                 f"{row['packages_per_s_marginal']} pkg/s (marginal) vs floor {row['packages_per_s_floor']} pkg/s "
                 f"= {ratio:.2f}x",
+            )
+        )
+    baseline = row.get("one_at_a_time")
+    if scenario == "b" and baseline and row["packages_per_s_marginal"]:
+        per_package = dag["upstream"].get("archive_downloads", 0) / row["packages"]
+        one_rate = baseline["versions_per_s"] / per_package if per_package else None
+        ratio = row["packages_per_s_marginal"] / one_rate if one_rate else float("inf")
+        result.append(
+            (
+                f"cold throughput >= {COLD_MIN_ONE_AT_A_TIME_RATIO:.0f}x re-archiving one version at a time",
+                ratio >= COLD_MIN_ONE_AT_A_TIME_RATIO,
+                f"{row['packages_per_s_marginal']} pkg/s vs {baseline['versions_per_s']} versions/s one at a time "
+                f"({baseline['versions']} sampled, `composer archive` + one PUT each) = {one_rate or 0:.2f} pkg/s "
+                f"at {per_package:.1f} archives per package: {ratio:.1f}x",
             )
         )
     if scenario in ("c", "e"):

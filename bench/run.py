@@ -38,6 +38,7 @@ sys.path[:0] = [str(ROOT / "include"), str(ROOT)]
 import psutil  # noqa: E402
 
 from bench import report  # noqa: E402
+from bench.one_at_a_time import run_one_at_a_time  # noqa: E402
 from bench.raw_floor import run_floor, workload_from  # noqa: E402
 from bench.scenarios import Bench, CpuAccount, catalog_cursor  # noqa: E402
 from bench.services import CountingMoto, RegistryProcess  # noqa: E402
@@ -59,6 +60,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         default="2000",
         help="sizes at which the cold mirror is a scenario with a target; elsewhere it runs only as setup "
         "for c/d/e ('all' for every size)",
+    )
+    parser.add_argument(
+        "--one-at-a-time-versions",
+        type=int,
+        default=30,
+        help="versions re-archived one at a time (`composer archive` + one PUT each) for the cold row's baseline",
     )
     parser.add_argument("--changed-percent", type=float, default=1.0, help="packages changed in scenario d")
     parser.add_argument("--big-archive-mb", type=int, default=1024, help="archive size of scenario f")
@@ -206,7 +213,7 @@ class Runner:
                 self.measure(size, "a", "fixed cost: empty selection, empty bucket", registry, self.bucket("empty"), [])
             if wanted & set("bcde"):
                 bucket = self.bucket(f"mirror-{size}")
-                self.measure(
+                cold = self.measure(
                     size,
                     "b",
                     "cold mirror, everything new",
@@ -215,6 +222,8 @@ class Runner:
                     ["*"],
                     setup=not (cold_is_scenario and "b" in wanted),
                 )
+                if not cold["setup"] and args.one_at_a_time_versions:
+                    self.one_at_a_time(cold, registry, names)
                 if "c" in wanted:
                     validators = registry.validators(candidates)
                     self.measure(
@@ -241,6 +250,16 @@ class Runner:
                 self.big_archive(size, registry, names[1])
         finally:
             registry.stop()
+
+    def one_at_a_time(self, row: dict[str, Any], registry: RegistryProcess, names: list[str]) -> None:
+        """The cold row's second baseline: a sample of versions re-archived one at a time."""
+        print(f"[{time.strftime('%H:%M:%S')}] {row['size']}-b: re-archiving one version at a time ...", flush=True)
+        self.bench.wait_quiet(registry)
+        with tempfile.TemporaryDirectory(prefix="bench-one-at-a-time-") as workdir:
+            row["one_at_a_time"] = run_one_at_a_time(
+                registry.url, names, self.floor_s3, SCRATCH_BUCKET, Path(workdir), self.args.one_at_a_time_versions
+            )
+        print(f"    {row['one_at_a_time']}", flush=True)
 
     def changes_feed(self, size: int, registry: RegistryProcess, bucket: str, candidates: list[str]) -> None:
         registry.feed(True)

@@ -168,16 +168,15 @@ def sample_replace() -> dict[str, str]:
     return dict(json.loads(SAMPLE_APP.read_text()).get("replace", {}))
 
 
-def composer_install(
+def composer_project(
     project_dir: Path,
     repository_url: str,
-    require: Mapping[str, str],
+    require: Mapping[str, str] | None = None,
     *,
     replace: Mapping[str, str] | None = None,
-    update: bool = True,
-    timeout: float = 600,
-) -> subprocess.CompletedProcess[str]:
-    """Install a project from the mirror alone: packagist disabled, plugins and scripts off."""
+) -> dict[str, str]:
+    """A composer.json that knows only ``repository_url`` (packagist disabled), and the environment
+    (its own COMPOSER_HOME and cache) to run ``composer`` in ``project_dir`` with."""
     project_dir.mkdir(parents=True, exist_ok=True)
     composer_json = project_dir / "composer.json"
     document = json.loads(composer_json.read_text()) if composer_json.exists() else {"name": "demo/app"}
@@ -188,7 +187,7 @@ def composer_install(
     config = document.setdefault("config", {})
     config.update({"secure-http": False, "platform": {"php": "8.4.99"}, "allow-plugins": False})
     composer_json.write_text(json.dumps(document, indent=2))
-    env = {
+    return {
         **os.environ,
         "COMPOSER_HOME": str(project_dir / ".composer-home"),
         "COMPOSER_CACHE_DIR": str(project_dir / ".composer-cache"),
@@ -196,6 +195,19 @@ def composer_install(
         "COMPOSER_ALLOW_SUPERUSER": "1",
         "COMPOSER_DISABLE_NETWORK": "0",
     }
+
+
+def composer_install(
+    project_dir: Path,
+    repository_url: str,
+    require: Mapping[str, str],
+    *,
+    replace: Mapping[str, str] | None = None,
+    update: bool = True,
+    timeout: float = 600,
+) -> subprocess.CompletedProcess[str]:
+    """Install a project from the mirror alone: packagist disabled, plugins and scripts off."""
+    env = composer_project(project_dir, repository_url, require, replace=replace)
     command = [
         "composer",
         "update" if update else "install",

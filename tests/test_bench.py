@@ -1,4 +1,4 @@
-"""Smoke test of `make bench` at a tiny size: the cold mirror (as setup) and the revalidation scenario."""
+"""Smoke test of `make bench` at a tiny size: the cold mirror with its baselines, and the revalidation scenario."""
 
 from __future__ import annotations
 
@@ -16,19 +16,21 @@ pytestmark = pytest.mark.integration
 
 def test_bench_runs_and_writes_json_and_markdown(tmp_path: Path) -> None:
     output = tmp_path / "results.json"
-    command = [sys.executable, str(ROOT / "bench/run.py"), "--sizes", "20", "--scenarios", "c", "--quiet-wait", "0"]
-    command += ["--repeat", "1"]
+    command = [sys.executable, str(ROOT / "bench/run.py"), "--sizes", "20", "--scenarios", "bc", "--quiet-wait", "0"]
+    command += ["--repeat", "1", "--cold-sizes", "20", "--one-at-a-time-versions", "3"]
     command += ["--output", str(output)]
     result = subprocess.run(command, capture_output=True, text=True, timeout=300)
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
 
     document = json.loads(output.read_text())
     rows = {(row["scenario"], row["setup"]): row for row in document["rows"]}
-    assert set(rows) == {("b", True), ("c", False)}
-    cold, warm = rows["b", True], rows["c", False]
+    assert set(rows) == {("b", False), ("c", False)}
+    cold, warm = rows["b", False], rows["c", False]
     assert cold["dag"]["returncode"] == 0 and warm["dag"]["returncode"] == 0
     assert cold["dag"]["upstream"]["archive_downloads"] > 0
     assert cold["floor"]["statuses"].get("archive_200") == cold["floor"]["workload"]["archives"]
+    assert cold["one_at_a_time"]["versions"] == 3 and cold["one_at_a_time"]["versions_per_s"] > 0
+    assert any("one version at a time" in name for name, _ok, _detail in cold["checks"])
     assert warm["dag"]["upstream"].get("archive_downloads", 0) == 0
     assert warm["floor"]["statuses"].get("p2_304") == warm["dag"]["p2_files"] == 20
     assert warm["dag"]["peak_rss_process_mb"] > 50

@@ -40,12 +40,22 @@ def package_summary(state: Mapping[str, Any]) -> dict[str, Any]:
 
 
 def build_index(store: S3Store, available: Iterable[str], *, workers: int = 16) -> bytes:
-    """index.json: every available package with its versions and licences, from all shards."""
+    """index.json: every available package with its versions and licences, from all shards.
+
+    Shards are summarised as they are read, so only summaries, not the whole state, are held.
+    """
+    wanted = set(available)
     shards = sorted({path.rsplit("/", 1)[-1].removesuffix(".json") for path, _ in store.list(f"{STATE_DIR}/shards/")})
+
+    def summaries(shard: str) -> dict[str, dict[str, Any]]:
+        packages = load_shard(store, shard).packages
+        return {name: package_summary(state) for name, state in packages.items() if name in wanted}
+
+    found: dict[str, dict[str, Any]] = {}
     with ThreadPoolExecutor(max_workers=workers) as pool:
-        loaded = list(pool.map(lambda shard: load_shard(store, shard).packages, shards))
-    states = {name: state for packages in loaded for name, state in packages.items()}
-    document = {name: package_summary(states.get(name, {})) for name in sorted(set(available))}
+        for part in pool.map(summaries, shards):
+            found.update(part)
+    document = {name: found.get(name) or package_summary({}) for name in sorted(wanted)}
     return json.dumps({"packages": document}, sort_keys=True, separators=(",", ":")).encode()
 
 

@@ -13,7 +13,7 @@ import logging
 import math
 import time
 from collections import Counter
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
@@ -42,6 +42,7 @@ from composer_mirror.state import (
     run_report_path,
     save_package_states,
     shard_of,
+    shard_windows,
     update_catalog,
     upstream_cache_path,
 )
@@ -67,6 +68,8 @@ FILE_KINDS = {"": False, "~dev": True}
 MIN_BATCH_SIZE = 200
 # Changed packages planned, fetched and published together: bounds the metadata held in memory.
 CHUNK_PACKAGES = 100
+# Packages whose state shards sync_metadata holds at once (whole shards: 256 of them hold the mirror).
+STATE_WINDOW = 1000
 
 
 @dataclass
@@ -246,7 +249,6 @@ def sync_metadata(ctx: Context, batch: Mapping[str, Any]) -> dict[str, Any]:
     otherwise its archives may still be missing and the full metadata is needed again.
     """
     packages: Mapping[str, list[str]] = batch["packages"]
-    shards = load_shards(ctx.store, packages)
     manifest: dict[str, Any] = {
         "index": batch["index"],
         "label": batch.get("label", ""),
@@ -258,20 +260,26 @@ def sync_metadata(ctx: Context, batch: Mapping[str, Any]) -> dict[str, Any]:
     min_times: Mapping[str, Mapping[str, int]] = batch.get("min_times", {})
     manifest["stale"] = {}
 
-    def one(name: str) -> tuple[str, dict[str, Any] | None, str | None]:
-        state = shards[shard_of(name)].packages.get(name, {})
+    Outcome = tuple[str, dict[str, Any], dict[str, Any] | None, str | None]  # name, state, work, error
+
+    def one(name: str, state: dict[str, Any]) -> Outcome:
         try:
-            return name, _revalidate(ctx, name, packages[name], state, min_times.get(name)), None
+            return name, state, _revalidate(ctx, name, packages[name], state, min_times.get(name)), None
         except StaleMetadata as exc:
             logger.warning("%s", exc)
             manifest["stale"][name] = max(min_times[name].values())
-            return name, None, None
+            return name, state, None, None
         except MirrorError as exc:
-            return name, None, str(exc)
+            return name, state, None, str(exc)
+
+    def revalidated(pool: ThreadPoolExecutor) -> Iterator[Outcome]:
+        # One window of state shards in memory at a time, whatever the batch size.
+        for names in shard_windows(packages, STATE_WINDOW):
+            shards = load_shards(ctx.store, names)
+            yield from pool.map(one, names, [shards[shard_of(name)].packages.get(name, {}) for name in names])
 
     with ThreadPoolExecutor(max_workers=ctx.settings.concurrency * 2) as pool:
-        for name, work, error in track(pool.map(one, packages), "metadata", len(packages), _metadata_bytes(ctx)):
-            state = shards[shard_of(name)].packages.get(name, {})
+        for name, state, work, error in track(revalidated(pool), "metadata", len(packages), _metadata_bytes(ctx)):
             if error:
                 manifest["failures"].append({"package": name, "stage": "metadata", "error": error})
                 logger.error("%s: %s", name, error)
@@ -413,20 +421,23 @@ class BatchOutcome:
 def fetch_archives(ctx: Context, manifest: Mapping[str, Any]) -> dict[str, Any]:
     """Fetch the batch's new archives, then write its p2 files, then record the state.
 
-    Packages go through in chunks (archives, then their p2 files), so the expanded metadata held
-    in memory is bounded whatever the batch size. Returns the names this batch publishes
-    (changed and unchanged) for the root.
+    Packages go through in chunks of whole state shards (archives, then their p2 files, then their
+    states), so the metadata and state held in memory are bounded whatever the batch size, and a
+    long cold run keeps its progress. Returns the names this batch publishes (changed and
+    unchanged) for the root.
     """
     started = time.monotonic()
-    work = manifest["work"]
-    shards = load_shards(ctx.store, [w["name"] for w in work])
+    work = {item["name"]: item for item in manifest["work"]}
     outcome = BatchOutcome(published=list(manifest["unchanged"]), failures=list(manifest["failures"]))
     with ThreadPoolExecutor(max_workers=ctx.settings.concurrency * 2) as pool:
-        for first in range(0, len(work), CHUNK_PACKAGES):
-            _mirror_chunk(ctx, pool, work[first : first + CHUNK_PACKAGES], shards, outcome)
+        for names in shard_windows(work, CHUNK_PACKAGES):
+            shards = load_shards(ctx.store, names)
+            _mirror_chunk(ctx, pool, [work[name] for name in names], shards, outcome)
+            # Each chunk holds whole shards: its states are final, written once, and not kept.
+            save_package_states(ctx.store, outcome.updates)
+            outcome.updates.clear()
             if len(work) > CHUNK_PACKAGES:
                 logger.info("batch %s: %d/%d changed packages done", manifest["index"], outcome.packages, len(work))
-    save_package_states(ctx.store, outcome.updates)
     stats = Counter(manifest.get("stats", {}))
     stats.update(ctx.client.stats.as_dict())
     stats.update({"p2_written": outcome.p2_written, "packages_changed": outcome.packages})

@@ -17,7 +17,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
@@ -167,34 +167,51 @@ def load_shards(store: S3Store, names: Iterable[str], workers: int = 16) -> dict
         return dict(zip(shards, pool.map(lambda shard: load_shard(store, shard), shards), strict=True))
 
 
-def save_package_states(store: S3Store, updates: dict[str, PackageState]) -> int:
-    """Write the changed package states, one compare-and-swap per shard; returns shards written.
+def shard_windows(names: Iterable[str], packages: int) -> Iterator[list[str]]:
+    """The names grouped by shard, in windows of whole shards holding at least ``packages`` names.
 
-    A conflict means another run wrote the shard meanwhile: re-read it and apply our packages
-    on top (package states are independent), so neither run's update is lost.
+    A task working through its batch one window at a time holds only that window's shards, and
+    writes each shard once, whatever the size of the batch and of the mirror.
     """
+    by_shard: dict[str, list[str]] = {}
+    for name in names:
+        by_shard.setdefault(shard_of(name), []).append(name)
+    window: list[str] = []
+    for shard in sorted(by_shard):
+        window.extend(by_shard[shard])
+        if len(window) >= packages:
+            yield window
+            window = []
+    if window:
+        yield window
+
+
+def save_package_states(store: S3Store, updates: dict[str, PackageState], workers: int = 16) -> int:
+    """Write the changed package states, one compare-and-swap per shard (in parallel); returns shards written."""
     by_shard: dict[str, dict[str, PackageState]] = {}
     for name, state in updates.items():
         by_shard.setdefault(shard_of(name), {})[name] = state
-    written = 0
-    for shard, packages in sorted(by_shard.items()):
-        for _attempt in range(CAS_ATTEMPTS):
-            current = load_shard(store, shard)
-            merged = {**current.packages, **packages}
-            if dumps(merged) == dumps(current.packages):
-                break
-            try:
-                store.put(
-                    shard_path(shard),
-                    dumps(merged),
-                    cache_control=STATE_CACHE,
-                    if_match=current.etag,
-                    if_none_match=current.etag is None,
-                )
-                written += 1
-                break
-            except ConflictError:
-                logger.info("shard %s changed under us; merging again", shard)
-        else:
-            raise ConflictError(f"could not update shard {shard} after {CAS_ATTEMPTS} attempts")
-    return written
+    with ThreadPoolExecutor(max_workers=max(1, min(workers, len(by_shard)))) as pool:
+        return sum(pool.map(lambda item: _save_shard(store, *item), sorted(by_shard.items())))
+
+
+def _save_shard(store: S3Store, shard: str, packages: dict[str, PackageState]) -> int:
+    """A conflict means another run wrote the shard meanwhile: re-read it and apply our packages
+    on top (package states are independent), so neither run's update is lost."""
+    for _attempt in range(CAS_ATTEMPTS):
+        current = load_shard(store, shard)
+        merged = {**current.packages, **packages}
+        if dumps(merged) == dumps(current.packages):
+            return 0
+        try:
+            store.put(
+                shard_path(shard),
+                dumps(merged),
+                cache_control=STATE_CACHE,
+                if_match=current.etag,
+                if_none_match=current.etag is None,
+            )
+            return 1
+        except ConflictError:
+            logger.info("shard %s changed under us; merging again", shard)
+    raise ConflictError(f"could not update shard {shard} after {CAS_ATTEMPTS} attempts")

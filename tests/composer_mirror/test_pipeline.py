@@ -372,13 +372,18 @@ SELECTED = {
 }
 
 
-@pytest.mark.parametrize("chunk", [pipeline.CHUNK_PACKAGES, 1], ids=["one chunk", "a chunk per package"])
+@pytest.mark.parametrize(
+    "chunk", [pipeline.CHUNK_PACKAGES, 1], ids=["one chunk", "a chunk and a state window per shard"]
+)
 def test_a_first_run_publishes_every_selected_package_with_dists_on_the_mirror_and_full_advisories(
     mirror: Mirror, chunk: int, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setattr(pipeline, "CHUNK_PACKAGES", chunk)
+    monkeypatch.setattr(pipeline, "STATE_WINDOW", chunk)
     report = mirror.run()
     assert report["failures"] == [] and report["anomalies"] == []
+    for name in SELECTED:
+        assert mirror.state(name)["versions"], name
     assert report["plan"]["mode"] == "full"
     root = mirror.root()
     assert set(root["available-packages"]) == SELECTED

@@ -24,6 +24,7 @@ from composer_mirror.state import (
     save_package_states,
     shard_of,
     shard_path,
+    shard_windows,
     update_catalog,
     upstream_cache_path,
 )
@@ -220,6 +221,27 @@ def test_package_states_land_in_their_shards_and_load_back(store: S3Store) -> No
     assert shards[shard_of("psr/log")].packages["psr/log"] == states["psr/log"]
     assert shards[shard_of("twig/twig")].packages["twig/twig"] == states["twig/twig"]
     assert shards[shard_of("never/saved")].packages.get("never/saved") is None
+
+
+@pytest.mark.parametrize("size", [1, 7, 100])
+def test_shard_windows_hold_whole_shards_and_every_name_once(size: int) -> None:
+    names = [f"vendor{i % 13}/package-{i}" for i in range(500)]
+    windows = list(shard_windows(names, size))
+    assert sorted(name for window in windows for name in window) == sorted(names)
+    shards_seen = [{shard_of(name) for name in window} for window in windows]
+    for index, shards in enumerate(shards_seen):
+        assert all(shards.isdisjoint(other) for other in shards_seen[index + 1 :])  # a shard is in one window
+    assert all(len(window) >= size for window in windows[:-1])
+    assert list(shard_windows([], size)) == []
+
+
+def test_many_shards_are_saved_side_by_side_and_each_once(store: S3Store) -> None:
+    states = {f"vendor/package-{i}": {"n": i} for i in range(300)}
+    shards = {shard_of(name) for name in states}
+    assert save_package_states(store, states) == len(shards)
+    assert store.request_counts()["PUT"] == len(shards)
+    loaded = load_shards(store, states)
+    assert {name: loaded[shard_of(name)].packages[name] for name in states} == states
 
 
 def test_saving_unchanged_states_writes_nothing(store: S3Store) -> None:

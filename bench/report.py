@@ -87,15 +87,21 @@ def checks(row: dict[str, Any]) -> list[tuple[str, bool, str]]:
             )
         )
     baseline = row.get("one_at_a_time")
-    if scenario == "b" and baseline and row["packages_per_s_marginal"]:
+    # Without an empty run at this size there is no marginal cost: the whole wall time is a lower bound.
+    rate, basis = (
+        (row["packages_per_s_marginal"], "marginal")
+        if row["packages_per_s_marginal"]
+        else (row["packages_per_s"], "wall")
+    )
+    if scenario == "b" and baseline and rate:
         per_package = dag["upstream"].get("archive_downloads", 0) / row["packages"]
         one_rate = baseline["versions_per_s"] / per_package if per_package else None
-        ratio = row["packages_per_s_marginal"] / one_rate if one_rate else float("inf")
+        ratio = rate / one_rate if one_rate else float("inf")
         result.append(
             (
                 f"cold throughput >= {COLD_MIN_ONE_AT_A_TIME_RATIO:.0f}x re-archiving one version at a time",
                 ratio >= COLD_MIN_ONE_AT_A_TIME_RATIO,
-                f"{row['packages_per_s_marginal']} pkg/s vs {baseline['versions_per_s']} versions/s one at a time "
+                f"{rate} pkg/s ({basis}) vs {baseline['versions_per_s']} versions/s one at a time "
                 f"({baseline['versions']} sampled, `composer archive` + one PUT each) = {one_rate or 0:.2f} pkg/s "
                 f"at {per_package:.1f} archives per package: {ratio:.1f}x",
             )

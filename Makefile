@@ -41,7 +41,7 @@ test-unit: venv
 demo: venv
 	$(PY) scripts/demo.py $(if $(UPSTREAM),--upstream "$(UPSTREAM)") $(if $(PACKAGES),--packages "$(PACKAGES)")
 
-bench: venv
+bench: venv tools
 	$(PY) bench/run.py $(BENCH_ARGS)
 
 lint: venv

@@ -6,6 +6,9 @@ POST for multipart initiate/complete, OTHER) and counts the body bytes in and ou
 straight to moto's S3 app: moto's dispatcher works out the service of every request under one lock
 (about 40% of the server's CPU in a cold mirror), which would make the bench measure moto's routing
 for the DAG and the raw floor alike. ``/moto-api`` still goes through the dispatcher.
+A LIST with a prefix looks only at the keys under it (see ``prefix_listing``); moto itself copies
+every key of the bucket for each LIST, which made a 10,000-package mirror spend most of the
+server's CPU listing a one-package prefix.
 ``GET /_bench/s3log?reset=1`` returns the counters and the PUTs (key, bytes) since the last reset.
 """
 
@@ -18,10 +21,12 @@ import signal
 import sys
 import threading
 from collections import Counter
+from types import SimpleNamespace
 from typing import Any
 from urllib.parse import parse_qs, unquote
 
 from moto.moto_server.werkzeug_app import DomainDispatcherApplication, MotoRequestHandler, create_backend_app
+from moto.s3.models import FakeTableStorageBucket, S3Backend
 from werkzeug.serving import run_simple
 
 LIST_PARAMS = {
@@ -107,6 +112,26 @@ class Counting:
                 close()
 
 
+def prefix_listing(list_objects: Any) -> Any:
+    """Wrap ``S3Backend.list_objects`` so a prefixed LIST reads only the keys under its prefix.
+
+    moto's own loop copies the bucket's whole key store and resolves every key's latest version per
+    LIST; this still scans the key names (real S3 does not), but resolves only the matching ones,
+    about 7x cheaper at 200,000 keys. What the LIST returns is unchanged: the same method runs on a
+    view of the bucket holding only those keys.
+    """
+
+    def patched(self: S3Backend, bucket: Any, prefix: str | None, *args: Any, **kwargs: Any) -> Any:
+        if prefix and not isinstance(bucket, FakeTableStorageBucket):
+            store = bucket.keys
+            matching = [name for name in list(dict.keys(store)) if name.startswith(prefix)]
+            keys = {name: store[name] for name in matching if name in store}
+            bucket = SimpleNamespace(keys=keys)
+        return list_objects(self, bucket, prefix, *args, **kwargs)
+
+    return patched
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("-H", "--host", default="127.0.0.1")
@@ -114,6 +139,7 @@ def main() -> None:
     args = parser.parse_args()
     os.environ.setdefault("MOTO_PORT", str(args.port))
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
+    S3Backend.list_objects = prefix_listing(S3Backend.list_objects)  # type: ignore[method-assign]
     app = DomainDispatcherApplication(create_backend_app)
     app.debug = True  # as moto_server sets it
     s3_app = create_backend_app("s3")

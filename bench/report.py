@@ -75,6 +75,13 @@ def checks(row: dict[str, Any]) -> list[tuple[str, bool, str]]:
     if scenario == "a":
         idle = dag.get("idle_sleep_s", 0.0)
         detail = f"{dag['wall_s']} s, of which {idle:.0f} s `dags test` idle sleeps"
+        own = row.get("airflow_floor")
+        if own and own["returncode"] == 0:
+            detail += (
+                f"; Airflow alone (bench/airflow_floor: the same seven tasks doing nothing) {own['wall_s']} s "
+                f"and {own['peak_rss_process_mb']} MB, so the mirror adds {dag['wall_s'] - own['wall_s']:.1f} s "
+                f"and {dag['peak_rss_process_mb'] - own['peak_rss_process_mb']:.1f} MB"
+            )
         result.append((f"fixed cost <= {FIXED_MAX_S:.0f} s", dag["wall_s"] <= FIXED_MAX_S, detail))
     if scenario == "b" and marginal is not None and floor:
         ratio = floor / marginal if marginal > 0 else float("inf")
@@ -250,6 +257,12 @@ def details(rows: list[dict[str, Any]]) -> str:
             lines.append(f"  - CPU during the raw floor: {json.dumps(row['floor']['cpu'])}")
         if row["dag"].get("phases_s"):
             lines.append(f"  - wall time phases (s): {json.dumps(row['dag']['phases_s'])}")
+        if row.get("airflow_floor"):
+            own = row["airflow_floor"]
+            lines.append(
+                f"  - Airflow alone (no-op DAG of the same shape): walls {own['walls_s']} s, rc {own['returncode']}, "
+                f"phases (s) {json.dumps(own['phases_s'])}"
+            )
         if row["floor"]:
             lines.append(
                 f"  - raw floor: {json.dumps(row['floor']['workload'])} -> {json.dumps(row['floor']['statuses'])}"

@@ -27,6 +27,8 @@ from composer_mirror.state import CATALOG
 from tests.harness import VENV_BIN, AirflowEnv, aws_connection
 
 DAG_ID = "composer_mirror_sync"
+AIRFLOW_FLOOR_DAG_ID = "bench_airflow_floor"
+AIRFLOW_FLOOR_DAGS = Path(__file__).resolve().parent / "airflow_floor"
 PREFIX = "repo"
 WRITE_KINDS = ("PUT", "POST", "DELETE")
 
@@ -162,41 +164,9 @@ class Bench:
         quiet = self.wait_quiet(registry)
         registry.log(reset=True)
         self.moto.s3_log(reset=True)
-        command = [str(VENV_BIN / "airflow"), "dags", "test", DAG_ID]
-        if self.use_executor:
-            command.append("--use-executor")
-        log_path = self.logs / f"{label}.log"
-        profile = None
-        if self.py_spy and label.split("-")[1] in self.profile:
-            profile = self.logs / f"{label}.speedscope.json"
-            command = [
-                self.py_spy,
-                "record",
-                "-r",
-                "100",
-                "-f",
-                "speedscope",
-                "--idle",
-                "-s",
-                "-o",
-                str(profile),
-                "--",
-                *command,
-            ]
         assert self.moto.process is not None
         cpu = CpuAccount([registry.pid, self.moto.process.pid])
-        with log_path.open("w") as log:
-            started, started_at = time.monotonic(), time.time()
-            process = subprocess.Popen(command, env=env.env(), stdout=log, stderr=subprocess.STDOUT)
-            sampler = PeakRSS(process.pid)
-            sampler.start()
-            try:
-                returncode = process.wait(timeout=6 * 3600)
-            except BaseException:
-                process.kill()  # stopped (Ctrl-C, SIGTERM) or timed out: do not leave airflow running
-                raise
-            wall = time.monotonic() - started
-            sampler.stop()
+        run = self.dags_test(label, DAG_ID, env)
         cpu_used = cpu.stop()
         records = registry.log(reset=True)
         s3 = self.moto.s3_log(reset=True)
@@ -205,20 +175,8 @@ class Bench:
         report = read_json(self.moto, bucket, f"{PREFIX}/{STATUS_JSON}") if tasks else None
         p2_paths = Counter(path for _m, path, *_ in records if path.startswith("/p2/"))
         return {
-            "label": label,
-            "returncode": returncode,
-            "log": str(log_path),
-            "wall_s": round(wall, 3),
-            "peak_rss_tree_mb": round(sampler.peak_tree / 2**20, 1),
-            "peak_rss_process_mb": round(sampler.peak_process / 2**20, 1),
-            "peak_rss_process": sampler.peak_process_name,
-            "rss_samples": sampler.samples,
-            "phases_s": phases(log_path, started_at, wall),
-            # `dags test` sleeps 1 s per pass of its loop that finds no task to run (mapped tasks that
-            # expand to nothing): part of an empty run's wall time, absent from a run with work.
-            "idle_sleep_s": float(log_path.read_text(errors="replace").count("No tasks to run")),
+            **run,
             "cpu": {**cpu_used, **quiet},
-            "profile": str(profile) if profile else None,
             "upstream": upstream_kinds(records),
             "p2_files": len(p2_paths),
             "p2_max_requests_per_file": max(p2_paths.values(), default=0),
@@ -238,6 +196,51 @@ class Bench:
             "tasks": tasks,
             "_records": records,
             "_puts": s3["puts"],
+        }
+
+    def airflow_floor(self, label: str) -> dict[str, Any]:
+        """Airflow's own fixed cost: the no-op DAG of bench/airflow_floor, run like scenario a."""
+        env = AirflowEnv(self.home, extra_env=self.executor_env)
+        overrides = {"AIRFLOW__CORE__DAGS_FOLDER": str(AIRFLOW_FLOOR_DAGS)}
+        return self.dags_test(label, AIRFLOW_FLOOR_DAG_ID, env, **overrides)
+
+    def dags_test(self, label: str, dag_id: str, env: AirflowEnv, **overrides: str) -> dict[str, Any]:
+        """One `airflow dags test`: its wall time, peak RSS, log and phases (py-spy when asked)."""
+        command = [str(VENV_BIN / "airflow"), "dags", "test", dag_id]
+        if self.use_executor:
+            command.append("--use-executor")
+        log_path = self.logs / f"{label}.log"
+        profile = None
+        if self.py_spy and label.split("-")[1] in self.profile:
+            profile = self.logs / f"{label}.speedscope.json"
+            spy = [self.py_spy, "record", "-r", "100", "-f", "speedscope", "--idle", "-s", "-o", str(profile)]
+            command = [*spy, "--", *command]
+        with log_path.open("w") as log:
+            started, started_at = time.monotonic(), time.time()
+            process = subprocess.Popen(command, env=env.env(**overrides), stdout=log, stderr=subprocess.STDOUT)
+            sampler = PeakRSS(process.pid)
+            sampler.start()
+            try:
+                returncode = process.wait(timeout=6 * 3600)
+            except BaseException:
+                process.kill()  # stopped (Ctrl-C, SIGTERM) or timed out: do not leave airflow running
+                raise
+            wall = time.monotonic() - started
+            sampler.stop()
+        return {
+            "label": label,
+            "returncode": returncode,
+            "log": str(log_path),
+            "wall_s": round(wall, 3),
+            "peak_rss_tree_mb": round(sampler.peak_tree / 2**20, 1),
+            "peak_rss_process_mb": round(sampler.peak_process / 2**20, 1),
+            "peak_rss_process": sampler.peak_process_name,
+            "rss_samples": sampler.samples,
+            "phases_s": phases(log_path, started_at, wall),
+            # `dags test` sleeps 1 s per pass of its loop that finds no task to run (mapped tasks that
+            # expand to nothing): part of an empty run's wall time, absent from a run with work.
+            "idle_sleep_s": float(log_path.read_text(errors="replace").count("No tasks to run")),
+            "profile": str(profile) if profile else None,
         }
 
 

@@ -66,7 +66,11 @@ class MotoServer:
     def stop(self) -> None:
         if self.process:
             self.process.terminate()
-            self.process.wait(10)
+            try:
+                self.process.wait(10)
+            except subprocess.TimeoutExpired:  # a request thread holds it up: the server has no state to keep
+                self.process.kill()
+                self.process.wait(10)
 
     def client(self):  # type: ignore[no-untyped-def]
         import boto3

@@ -1,4 +1,5 @@
-"""Smoke test of `make bench` at a tiny size: the cold mirror with its baselines, and the revalidation scenario."""
+"""Smoke test of `make bench` at a tiny size: the fixed cost beside Airflow's own, the cold mirror with its
+baselines, and the revalidation scenario."""
 
 from __future__ import annotations
 
@@ -16,7 +17,7 @@ pytestmark = pytest.mark.integration
 
 def test_bench_runs_and_writes_json_and_markdown(tmp_path: Path) -> None:
     output = tmp_path / "results.json"
-    command = [sys.executable, str(ROOT / "bench/run.py"), "--sizes", "20", "--scenarios", "bc", "--quiet-wait", "0"]
+    command = [sys.executable, str(ROOT / "bench/run.py"), "--sizes", "20", "--scenarios", "abc", "--quiet-wait", "0"]
     command += ["--repeat", "1", "--cold-sizes", "20", "--one-at-a-time-versions", "3"]
     command += ["--output", str(output)]
     result = subprocess.run(command, capture_output=True, text=True, timeout=300)
@@ -24,8 +25,12 @@ def test_bench_runs_and_writes_json_and_markdown(tmp_path: Path) -> None:
 
     document = json.loads(output.read_text())
     rows = {(row["scenario"], row["setup"]): row for row in document["rows"]}
-    assert set(rows) == {("b", False), ("c", False)}
-    cold, warm = rows["b", False], rows["c", False]
+    assert set(rows) == {("a", False), ("b", False), ("c", False)}
+    empty, cold, warm = rows["a", False], rows["b", False], rows["c", False]
+    own = empty["airflow_floor"]
+    assert own["returncode"] == 0 and own["wall_s"] > 0 and own["phases_s"]["tasks"] > 0
+    assert any("Airflow alone" in detail for _name, _ok, detail in empty["checks"])
+    assert cold["marginal_s"] is not None
     assert cold["dag"]["returncode"] == 0 and warm["dag"]["returncode"] == 0
     assert cold["dag"]["upstream"]["archive_downloads"] > 0
     assert cold["floor"]["statuses"].get("archive_200") == cold["floor"]["workload"]["archives"]

@@ -576,13 +576,14 @@ def test_a_slow_body_fault_delivers_the_whole_body_slowly(lock_registry: Registr
 # ----------------------------------------------------------------------------------- speed, data, CLI
 
 
-def test_a_keep_alive_session_does_500_p2_requests_well_under_two_seconds(lock_registry: Registry) -> None:
+def test_a_keep_alive_session_reuses_one_connection_with_tcp_nodelay(lock_registry: Registry) -> None:
+    """The fixture is never the bottleneck: without TCP_NODELAY, delayed ACKs stall each keep-alive
+    response ~40 ms (how fast it answers is `make bench`'s business, not a timed test's)."""
     names = lock_registry.package_names()
     with RegistryServer(lock_registry) as server, requests.Session() as http:
-        started = time.monotonic()
-        for index in range(500):
+        for index in range(200):
             assert p2(http, server, names[index % len(names)]).status_code == 200
-        assert time.monotonic() - started < 2.0
+        assert server.open_connections() == [{"nodelay": True}]
 
 
 def test_synthetic_registries_are_deterministic_sized_and_installable() -> None:

@@ -34,9 +34,13 @@ WRITE_KINDS = ("PUT", "POST", "DELETE")
 
 
 class PeakRSS(threading.Thread):
-    """Samples the RSS of a process and all its descendants every ``interval`` seconds."""
+    """Samples the RSS of a process and all its descendants every ``interval`` seconds.
 
-    def __init__(self, pid: int, interval: float = 0.05) -> None:
+    Besides the peaks it keeps a timeline (seconds since start, largest process MB) every
+    ``timeline_every`` seconds, to be read beside the log's timestamps: where a run's memory grows.
+    """
+
+    def __init__(self, pid: int, interval: float = 0.05, timeline_every: float = 1.0) -> None:
         super().__init__(daemon=True)
         self.root = psutil.Process(pid)
         self.interval = interval
@@ -44,9 +48,13 @@ class PeakRSS(threading.Thread):
         self.peak_process = 0  # the largest single process
         self.peak_process_name = ""
         self.samples = 0
+        self.timeline: list[tuple[float, float]] = []
+        self.timeline_every = timeline_every
         self._stop_event = threading.Event()
 
     def run(self) -> None:
+        started = time.monotonic()
+        window_peak = 0
         while not self._stop_event.is_set():
             try:
                 processes = [self.root, *self.root.children(recursive=True)]
@@ -59,11 +67,16 @@ class PeakRSS(threading.Thread):
                 except psutil.Error:
                     continue
                 total += rss
+                window_peak = max(window_peak, rss)
                 if rss > self.peak_process:
                     self.peak_process = rss
                     self.peak_process_name = _describe(process)
             self.peak_tree = max(self.peak_tree, total)
             self.samples += 1
+            elapsed = time.monotonic() - started
+            if elapsed >= len(self.timeline) * self.timeline_every:
+                self.timeline.append((round(elapsed, 1), round(window_peak / 2**20, 1)))
+                window_peak = 0
             self._stop_event.wait(self.interval)
 
     def stop(self) -> None:
@@ -236,6 +249,7 @@ class Bench:
             "peak_rss_process_mb": round(sampler.peak_process / 2**20, 1),
             "peak_rss_process": sampler.peak_process_name,
             "rss_samples": sampler.samples,
+            "rss_timeline_mb": sampler.timeline,
             "phases_s": phases(log_path, started_at, wall),
             # `dags test` sleeps 1 s per pass of its loop that finds no task to run (mapped tasks that
             # expand to nothing): part of an empty run's wall time, absent from a run with work.

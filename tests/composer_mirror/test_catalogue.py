@@ -83,7 +83,17 @@ def test_the_index_lists_every_available_package_from_all_shards(store: S3Store)
 
 
 def test_the_index_of_an_empty_mirror_is_empty(store: S3Store) -> None:
-    assert index_of(build_index(store, [])) == {}
+    assert build_index(store, []) == b'{"packages":{}}'
+
+
+def test_the_index_is_canonical_json_whatever_the_names(store: S3Store) -> None:
+    """Assembled from serialised summaries, it is byte for byte the sorted compact dump, so an
+    unchanged repository rewrites nothing (put_if_changed compares bytes)."""
+    states = {**STATES, "zz/\u00e9t\u00e9": state_with("1.0.0", description='quote " and \u2603')}
+    save_package_states(store, states)
+    data = build_index(store, [*states, "aa/none"])
+    assert data == json.dumps(json.loads(data), sort_keys=True, separators=(",", ":")).encode()
+    assert index_of(data)["zz/\u00e9t\u00e9"]["description"] == 'quote " and \u2603'
 
 
 def test_the_first_catalogue_writes_the_index_and_the_page(store: S3Store) -> None:

@@ -194,6 +194,14 @@ class RegistryServer:
             raise RuntimeError("server not started")
         return f"http://{self._host}:{self._httpd.server_address[1]}"
 
+    def open_connections(self) -> list[dict[str, bool]]:
+        """The main server's open client connections, each with whether TCP_NODELAY is set on it."""
+        if self._httpd is None:
+            return []
+        with self._httpd._connections_lock:
+            connections = list(self._httpd._connections)
+        return [{"nodelay": bool(c.getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY))} for c in connections]
+
     @property
     def archive_url(self) -> str | None:
         """Origin of the archive server, or None when archives are served by the main server."""
@@ -405,7 +413,6 @@ class _HTTPServer(ThreadingHTTPServer):
 
     def get_request(self) -> tuple[socket.socket, Any]:
         connection, address = super().get_request()
-        connection.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         with self._connections_lock:
             self._connections.add(connection)
         return connection, address

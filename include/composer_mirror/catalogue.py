@@ -14,7 +14,7 @@ from concurrent.futures import ThreadPoolExecutor
 from importlib import resources
 from typing import Any
 
-from composer_mirror.state import STATE_DIR, load_shard
+from composer_mirror.state import STATE_DIR, dumps, load_shard
 from composer_mirror.store import S3Store
 from composer_mirror.targets import newest_first
 
@@ -51,19 +51,15 @@ def build_index(store: S3Store, available: Iterable[str], *, workers: int = 16) 
 
     def summaries(shard: str) -> dict[str, bytes]:
         packages = load_shard(store, shard).packages
-        return {name: _compact(package_summary(state)) for name, state in packages.items() if name in wanted}
+        return {name: dumps(package_summary(state)) for name, state in packages.items() if name in wanted}
 
     found: dict[str, bytes] = {}
     with ThreadPoolExecutor(max_workers=workers) as pool:
         for part in pool.map(summaries, shards):
             found.update(part)
-    empty = _compact(package_summary({}))
-    entries = b",".join(_compact(name) + b":" + found.get(name, empty) for name in sorted(wanted))
+    empty = dumps(package_summary({}))
+    entries = b",".join(dumps(name) + b":" + found.get(name, empty) for name in sorted(wanted))
     return b'{"packages":{' + entries + b"}}"
-
-
-def _compact(value: Any) -> bytes:
-    return json.dumps(value, sort_keys=True, separators=(",", ":")).encode()
 
 
 def page() -> bytes:

@@ -165,7 +165,8 @@ def unchanged_checks(dag: dict[str, Any], up: dict[str, int], s3: dict[str, int]
         (
             "no S3 writes but the run report" + (" and the catalog cursor" if allow_catalog else ""),
             not other_writes and s3.get("DELETE", 0) == 0 and s3.get("POST", 0) == 0,
-            f"{dag['s3_writes']} writes" + (f", e.g. {other_writes[:3]}" if other_writes else ""),
+            f"{dag['s3_writes']} writes, of them {dag.get('s3_handoff_puts', 0)} hand-offs between tasks"
+            + (f", e.g. {other_writes[:3]}" if other_writes else ""),
         ),
     ]
 

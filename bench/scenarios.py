@@ -31,6 +31,7 @@ AIRFLOW_FLOOR_DAG_ID = "bench_airflow_floor"
 AIRFLOW_FLOOR_DAGS = Path(__file__).resolve().parent / "airflow_floor"
 PREFIX = "repo"
 WRITE_KINDS = ("PUT", "POST", "DELETE")
+HANDOFF = "/mirror-state/handoff/"
 
 
 class PeakRSS(threading.Thread):
@@ -196,8 +197,12 @@ class Bench:
             "s3": {**s3["counts"], "bytes_in": s3["bytes_in"], "bytes_out": s3["bytes_out"]},
             "s3_put_keys": len(s3["puts"]),
             "s3_writes": sum(s3["counts"].get(kind, 0) for kind in WRITE_KINDS),
+            # Hand-offs are a run's values too large for XCom, deleted by its last task (a DeleteObjects: OTHER).
+            "s3_handoff_puts": sum(1 for key, _size in s3["puts"] if HANDOFF in key),
             "s3_writes_other_than_report": [
-                key for key, _size in s3["puts"] if "/mirror-state/runs/" not in key and not key.endswith(STATUS_JSON)
+                key
+                for key, _size in s3["puts"]
+                if "/mirror-state/runs/" not in key and HANDOFF not in key and not key.endswith(STATUS_JSON)
             ][:20],
             "report": {
                 key: report.get(key)

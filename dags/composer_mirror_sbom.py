@@ -35,7 +35,7 @@ from typing import Any
 import pendulum
 from airflow.sdk import Param, dag, task
 
-from composer_mirror.airflow_adapter import build_context, mirror_tasks, read_upstream_task
+from composer_mirror.airflow_adapter import handed_off, mirror_tasks, read_upstream_task
 
 
 @dag(
@@ -86,9 +86,14 @@ def composer_mirror_sbom() -> None:
         """Parse the SBOM/PURLs, check every version upstream, add dependencies, log the plan."""
         from composer_mirror import pipeline
 
-        return pipeline.run_with_context(
-            lambda: build_context(upstream), lambda ctx: {"targets": pipeline.resolve_request(ctx, dict(params or {}))}
-        )
+        params = dict(params or {})
+
+        def plan(ctx: Any) -> dict[str, Any]:
+            targets = pipeline.resolve_request(ctx, params)
+            # A dry run stops after this task: nothing downstream reads the plan, so nothing is written.
+            return {"targets": {} if params.get("dry_run") else targets}
+
+        return handed_off("plan", upstream, plan)
 
     @task.short_circuit
     def unless_dry_run(params: dict[str, Any] | None = None) -> bool:

@@ -23,7 +23,7 @@ from typing import Any
 import pendulum
 from airflow.sdk import dag, task
 
-from composer_mirror.airflow_adapter import build_context, mirror_tasks, read_upstream_task
+from composer_mirror.airflow_adapter import handed_off, mirror_tasks, read_upstream_task
 
 
 @dag(
@@ -40,7 +40,7 @@ def composer_mirror_sync() -> None:
         """The selection plus everything already mirrored, or only what the changes feed names."""
         from composer_mirror import pipeline
 
-        return pipeline.run_with_context(lambda: build_context(upstream), pipeline.plan_sync)
+        return handed_off("plan", upstream, pipeline.plan_sync)
 
     upstream = read_upstream_task()
     mirror_tasks(enumerate_targets(upstream), upstream)

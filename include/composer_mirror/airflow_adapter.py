@@ -9,9 +9,12 @@ import logging
 from collections.abc import Callable
 from typing import Any, TypeVar
 
+from composer_mirror import handoff, pipeline
 from composer_mirror.errors import SettingsError
+from composer_mirror.handoff import hand_off, receive
 from composer_mirror.pipeline import Context
 from composer_mirror.settings import VARIABLES, Settings
+from composer_mirror.state import handoff_dir
 from composer_mirror.store import S3Store
 from composer_mirror.upstream import FetchPolicy, RetryPolicy, UpstreamClient
 
@@ -137,10 +140,30 @@ def batch_slots(max_batches: int) -> int:
     return max(1, min(max_batches, conf.getint("core", "parallelism", fallback=32)))
 
 
-def current_run_id() -> str:
+def run_ids() -> tuple[str, str]:
+    """The current task's DAG id and run id."""
     from airflow.sdk import get_current_context
 
-    return str(get_current_context()["run_id"])
+    context = get_current_context()
+    return context["dag"].dag_id, str(context["run_id"])
+
+
+def current_run_id() -> str:
+    return run_ids()[1]
+
+
+def handed_off(
+    name: str, upstream: dict[str, Any] | None, step: Callable[[Context], Any], **visible: Any
+) -> dict[str, Any]:
+    """Run a pipeline step and return its result for the next task: inline, or through the bucket.
+
+    See :mod:`composer_mirror.handoff`: large values in XCom cost the task process tens of MB.
+    """
+    directory = handoff_dir(*run_ids())
+    return pipeline.run_with_context(
+        lambda: build_context(upstream),
+        lambda ctx: hand_off(ctx.store, directory, name, step(ctx), ctx.settings.handoff_inline_bytes, **visible),
+    )
 
 
 def label_batch(label: str) -> None:
@@ -165,8 +188,6 @@ def read_upstream_task() -> Any:
     """The first task of every mirroring DAG: settings checked, the upstream's endpoints discovered."""
     from airflow.sdk import task
 
-    from composer_mirror import pipeline
-
     @task
     def read_upstream() -> dict[str, Any]:
         """Read the settings and discover the upstream's endpoints from its packages.json."""
@@ -187,35 +208,57 @@ def mirror_tasks(plan: Any, upstream: Any, after: Any = None) -> Any:
     """
     from airflow.sdk import task
 
-    from composer_mirror import pipeline
-
     @task
-    def plan_batches(plan: dict[str, Any]) -> list[dict[str, Any]]:
+    def plan_batches(plan: dict[str, Any], upstream: dict[str, Any]) -> list[dict[str, Any]]:
         """Group the targets into batches (at most composer_mirror_max_batches)."""
-        targets = plan["targets"]
-        batches = pipeline.plan_batches(
-            targets, batch_slots(load_settings().max_batches), min_times=plan.get("min_times")
-        )
-        if not batches and runs_in_process():
-            # `dags test` idles a second per tick on a mapped task with nothing to map; an empty batch is cheaper.
-            batches = [{"index": 0, "label": "(nothing to do)", "packages": {}, "min_times": {}}]
-        logger.info("%d targets in %d batches", len(targets), len(batches))
-        return batches
+        directory = handoff_dir(*run_ids())
+
+        def step(ctx: Context) -> list[dict[str, Any]]:
+            planned = receive(ctx.store, plan)
+            targets = planned["targets"]
+            batches = pipeline.plan_batches(
+                targets, batch_slots(ctx.settings.max_batches), min_times=planned.get("min_times")
+            )
+            if not batches and runs_in_process():
+                # `dags test` idles a second per tick on a mapped task with nothing to map; an empty batch is cheaper.
+                batches = [{"index": 0, "label": "(nothing to do)", "packages": {}, "min_times": {}}]
+            logger.info("%d targets in %d batches", len(targets), len(batches))
+            return [
+                hand_off(
+                    ctx.store,
+                    directory,
+                    f"batch-{b['index']}",
+                    b,
+                    ctx.settings.handoff_inline_bytes,
+                    index=b["index"],
+                    label=b["label"],
+                )
+                for b in batches
+            ]
+
+        return pipeline.run_with_context(lambda: build_context(upstream), step)
 
     @task(map_index_template="{{ batch_label }}")
     def sync_metadata(batch: dict[str, Any], upstream: dict[str, Any]) -> dict[str, Any]:
         """Revalidate the batch's p2 files upstream (conditional requests)."""
         label_batch(batch["label"])
-        return pipeline.run_with_context(
-            lambda: build_context(upstream), lambda ctx: pipeline.sync_metadata(ctx, batch)
+        return handed_off(
+            f"manifest-{batch['index']}",
+            upstream,
+            lambda ctx: pipeline.sync_metadata(ctx, receive(ctx.store, batch)),
+            index=batch["index"],
+            label=batch["label"],
         )
 
     @task(map_index_template="{{ batch_label }}")
     def fetch_archives(manifest: dict[str, Any], upstream: dict[str, Any]) -> dict[str, Any]:
         """Fetch new archives into the bucket, then write the batch's p2 files."""
-        label_batch(manifest.get("label") or f"batch {manifest['index']}")
-        return pipeline.run_with_context(
-            lambda: build_context(upstream), lambda ctx: pipeline.fetch_archives(ctx, manifest)
+        label_batch(manifest["label"])
+        return handed_off(
+            f"result-{manifest['index']}",
+            upstream,
+            lambda ctx: pipeline.fetch_archives(ctx, receive(ctx.store, manifest)),
+            index=manifest["index"],
         )
 
     @task(trigger_rule="none_failed", outlets=[repository_asset()])
@@ -223,23 +266,37 @@ def mirror_tasks(plan: Any, upstream: Any, after: Any = None) -> Any:
         """Publish packages.json last, then the run report (and advance the changes-feed cursor)."""
         run_id = current_run_id()
         # One slice request: iterating the lazy sequence probes offsets until one is missing (logged as an error).
-        batches = list(results[:]) if results else []
-        return pipeline.run_with_context(
-            lambda: build_context(upstream), lambda ctx: pipeline.publish_index(ctx, batches, plan, run_id)
-        )
+        refs = list(results[:]) if results else []
+
+        def step(ctx: Context) -> dict[str, Any]:
+            batches = [receive(ctx.store, ref) for ref in refs]
+            return pipeline.publish_index(ctx, batches, receive(ctx.store, plan), run_id)
+
+        return handed_off("report", upstream, step)
 
     @task
-    def report(summary: dict[str, Any]) -> None:
-        """Log the run's counts; fail the run (after publishing) when any package or archive failed."""
-        pipeline.log_report(summary)
-        if summary["failures"]:
+    def report(summary: dict[str, Any], upstream: dict[str, Any]) -> None:
+        """Log the run's counts; fail the run (after publishing) when any package or archive failed.
+
+        The last task: it deletes the run's hand-offs (and any left by failed runs of this DAG).
+        """
+        dag_id = run_ids()[0]
+
+        def step(ctx: Context) -> dict[str, Any]:
+            received = receive(ctx.store, summary)
+            handoff.clear(ctx.store, dag_id)
+            return received
+
+        received = pipeline.run_with_context(lambda: build_context(upstream), step)
+        pipeline.log_report(received)
+        if received["failures"]:
             from airflow.exceptions import AirflowException
 
-            raise AirflowException(f"{len(summary['failures'])} failures; the index was published without them")
+            raise AirflowException(f"{len(received['failures'])} failures; the index was published without them")
 
-    batches = plan_batches(plan)
+    batches = plan_batches(plan, upstream)
     if after is not None:
         after >> batches
     manifests = sync_metadata.partial(upstream=upstream).expand(batch=batches)
     results = fetch_archives.partial(upstream=upstream).expand(manifest=manifests)
-    return report(publish_index(results, plan, upstream))
+    return report(publish_index(results, plan, upstream), upstream)

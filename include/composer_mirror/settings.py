@@ -34,10 +34,11 @@ VARIABLES = {
     "prune_grace_hours": "composer_mirror_prune_grace_hours",
     "delete_grace_hours": "composer_mirror_delete_grace_hours",
     "retry_backoff_ms": "composer_mirror_retry_backoff_ms",
+    "handoff_inline_bytes": "composer_mirror_handoff_inline_bytes",
 }
 INTEGER_SETTINGS = frozenset(
     {"max_batches", "concurrency", "max_archive_bytes", "max_metadata_bytes", "prune_grace_hours", "delete_grace_hours"}
-    | {"retry_backoff_ms"}
+    | {"retry_backoff_ms", "handoff_inline_bytes"}
 )
 BUCKET_RE = re.compile(r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$")
 
@@ -66,6 +67,8 @@ class Settings:
     delete_grace_hours: int = 168
     # Base of the exponential backoff between upstream retries (full jitter), in milliseconds.
     retry_backoff_ms: int = 500
+    # Values passed between tasks whose JSON is larger go through the bucket, not XCom (0: always).
+    handoff_inline_bytes: int = 32 * 1024
     upstream_auth: tuple[str, str] | str | None = field(default=None, repr=False)
 
     def __post_init__(self) -> None:
@@ -88,8 +91,9 @@ class Settings:
         for name in ("max_archive_bytes", "max_metadata_bytes"):
             if getattr(self, name) < 1:
                 raise SettingsError(f"composer_mirror_{name} must be a positive number of bytes")
-        if self.retry_backoff_ms < 0:
-            raise SettingsError("composer_mirror_retry_backoff_ms must not be negative")
+        for name in ("retry_backoff_ms", "handoff_inline_bytes"):
+            if getattr(self, name) < 0:
+                raise SettingsError(f"composer_mirror_{name} must not be negative")
 
     @property
     def key_prefix(self) -> str:

@@ -10,6 +10,8 @@ Layout under the prefix (next to the published repository):
 - ``mirror-state/archives/<name>/<id>.json``: one marker per stored archive, written right after
   the upload: the journal that lets a run after a crash find archives stored but not yet recorded.
 - ``mirror-state/runs/<run id>.json``: run reports.
+- ``mirror-state/handoff/<dag id>/<run id>/``: values too large for XCom, passed between the tasks
+  of a running DAG run (see :mod:`composer_mirror.handoff`).
 """
 
 from __future__ import annotations
@@ -60,9 +62,19 @@ def archive_id(version_normalized: str, reference: str) -> str:
     return hashlib.sha1(f"{version_normalized}\n{reference}".encode()).hexdigest()
 
 
+def key_segment(text: str) -> str:
+    """A run or DAG id as one object-key segment: ``/`` and ``:`` would nest or need escaping."""
+    return "".join(c if c.isalnum() or c in "-_.+" else "_" for c in text)
+
+
 def run_report_path(run_id: str) -> str:
-    safe = "".join(c if c.isalnum() or c in "-_.+" else "_" for c in run_id)
-    return f"{STATE_DIR}/runs/{safe}.json"
+    return f"{STATE_DIR}/runs/{key_segment(run_id)}.json"
+
+
+def handoff_dir(dag_id: str, run_id: str | None = None) -> str:
+    """Where a DAG's runs (or one run) hand values to their next tasks."""
+    run = f"{key_segment(run_id)}/" if run_id is not None else ""
+    return f"{STATE_DIR}/handoff/{key_segment(dag_id)}/{run}"
 
 
 def dumps(document: Any) -> bytes:

@@ -25,6 +25,11 @@ def run_report(moto_server: MotoServer, bucket: str) -> dict:
     return json.loads(moto_server.client().get_object(Bucket=bucket, Key="repo/status.json")["Body"].read())
 
 
+def list_keys(moto_server: MotoServer, bucket: str, prefix: str) -> list[str]:
+    listed = moto_server.client().list_objects_v2(Bucket=bucket, Prefix=prefix)
+    return [item["Key"] for item in listed.get("Contents", [])]
+
+
 @pytest.fixture(scope="module")
 def registry() -> Registry:
     return Registry.from_lock(FIXTURES / "symfony-demo/composer.lock")
@@ -40,8 +45,11 @@ def test_sync_mirrors_the_selection_and_composer_installs_from_the_mirror_alone(
         airflow = mirror_airflow(server.url, SELECTION)
         repository = airflow.variables["composer_mirror_public_url"]
 
-        first = airflow.dags_test("composer_mirror_sync")
+        # Every value between tasks goes through the bucket (as a large selection's do); the last task clears them.
+        first = airflow.dags_test("composer_mirror_sync", AIRFLOW_VAR_COMPOSER_MIRROR_HANDOFF_INLINE_BYTES="0")
         assert first.returncode == 0, first.stdout[-4000:] + first.stderr[-4000:]
+        assert "/handoff/composer_mirror_sync/" in first.stdout + first.stderr
+        assert list_keys(moto_server, bucket, "repo/mirror-state/handoff/") == []
 
         published = check_repository(repository)
         assert published.problems == []

@@ -1,0 +1,66 @@
+"""Values passed between the tasks of a run: inline in XCom when small, through the bucket when large.
+
+XCom is the wrong carrier for a 10,000-package plan or manifest. Measured under ``airflow dags
+test`` (Airflow 3.3.2): one task returning a 2.3 MB JSON value and the next reading it raised the
+process's peak RSS by 50-90 MB, because the value is serialised, sent to the execution API,
+validated and stored, then fetched and rebuilt the same way. That alone broke the 300 MB budget
+of a 10,000-package run; under an executor the copies land in the API server and the metadata
+database instead. So a value whose JSON exceeds ``inline_limit`` bytes (the setting
+``composer_mirror_handoff_inline_bytes``, 32 KiB by default) is written once to
+``mirror-state/handoff/<dag>/<run>/<name>.json`` and the XCom carries its path, plus the few
+fields a task needs before reading it (a batch's index and label for the UI).
+
+The run's last task deletes its DAG's hand-offs with :func:`clear`: the run's own, and any left by
+earlier runs that failed on the way (every mirroring DAG has ``max_active_runs=1``, so no other run
+of the DAG is using them).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping
+from typing import Any
+
+from composer_mirror.errors import StoreError
+from composer_mirror.state import dumps, handoff_dir
+from composer_mirror.store import STATE_CACHE, S3Store
+
+logger = logging.getLogger(__name__)
+
+
+def hand_off(
+    store: S3Store, directory: str, name: str, value: Any, inline_limit: int, **visible: Any
+) -> dict[str, Any]:
+    """What a task returns: ``visible`` fields plus the value itself, or the path it was written to."""
+    body = dumps(value)
+    if len(body) <= inline_limit:
+        return {**visible, "value": value}
+    path = f"{directory}{name}.json"
+    store.put(path, body, cache_control=STATE_CACHE)
+    return {**visible, "handoff": path, "bytes": len(body)}
+
+
+def receive(store: S3Store, ref: Mapping[str, Any]) -> Any:
+    """The value behind a :func:`hand_off` result."""
+    if "value" in ref:
+        return ref["value"]
+    value = store.get_json(ref["handoff"])
+    if value is None:
+        raise StoreError(
+            f"{store.key(ref['handoff'])} is gone: a later run of this DAG published and cleared the hand-offs "
+            "of this failed run; start a new run instead of retrying this one"
+        )
+    return value
+
+
+def clear(store: S3Store, dag_id: str) -> int:
+    """Delete every hand-off of the DAG's runs; returns how many were deleted.
+
+    Called by a run's last task, after publishing: a failed delete only leaves garbage for the next run to clear, so it
+    is logged rather than failing a run whose repository is already published.
+    """
+    paths = [path for path, _size in store.list(handoff_dir(dag_id))]
+    failed = store.delete_many(paths)
+    if failed:
+        logger.warning("%d hand-off objects not deleted (the next run retries): %s", len(failed), failed[:5])
+    return len(paths) - len(failed)

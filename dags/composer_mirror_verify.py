@@ -26,7 +26,9 @@ from typing import Any
 import pendulum
 from airflow.sdk import Param, dag, task
 
-from composer_mirror.airflow_adapter import build_context, current_run_id, label_batch, load_settings
+from composer_mirror.airflow_adapter import build_context, handed_off, handed_off_batches, label_batch, run_ids
+from composer_mirror.handoff import receive
+from composer_mirror.pipeline import Context
 
 
 @dag(
@@ -50,40 +52,54 @@ def composer_mirror_verify() -> None:
     @task
     def list_packages() -> dict[str, Any]:
         """Read packages.json: its packages, and what is wrong with the root itself."""
-        from composer_mirror import pipeline, verify
+        from composer_mirror import verify
 
-        return pipeline.run_with_context(build_context, verify.list_packages)
+        return handed_off("listing", None, verify.list_packages)
 
     @task
     def plan_batches(listing: dict[str, Any]) -> list[dict[str, Any]]:
         """Group the packages into batches (at most composer_mirror_max_batches), whole state shards each."""
         from composer_mirror import verify
 
-        return verify.plan_verify_batches(listing["packages"], load_settings().max_batches)
+        return handed_off_batches(
+            listing, None, lambda ctx, listed: verify.plan_verify_batches(listed["packages"], ctx.settings.max_batches)
+        )
 
     @task(map_index_template="{{ batch_label }}")
     def verify_batch(batch: dict[str, Any], params: dict[str, Any] | None = None) -> dict[str, Any]:
         """Check (and with `repair`, restore) the batch's p2 files and archives."""
-        from composer_mirror import pipeline, verify
+        from composer_mirror import verify
 
         label_batch(batch["label"])
         repair = bool((params or {}).get("repair"))
-        return pipeline.run_with_context(
-            build_context, lambda ctx: verify.verify_batch(ctx, batch, repair=repair).to_dict()
+        return handed_off(
+            f"result-{batch['index']}",
+            None,
+            lambda ctx: verify.verify_batch(ctx, receive(ctx.store, batch), repair=repair).to_dict(),
+            index=batch["index"],
         )
 
     @task(trigger_rule="none_failed")
     def report(listing: dict[str, Any], results: list[dict[str, Any]], params: dict[str, Any] | None = None) -> None:
-        """Log the summary table and every problem; fail the run while problems remain."""
-        from composer_mirror import pipeline, verify
+        """Log the summary table and every problem; fail the run while problems remain.
 
-        run_id = current_run_id()
+        The last task: it deletes the run's hand-offs (and any left by failed runs of this DAG).
+        """
+        from composer_mirror import handoff, pipeline, verify
+
+        dag_id, run_id = run_ids()
         repair = bool((params or {}).get("repair"))
         # One slice request: iterating the lazy sequence probes offsets until one is missing (logged as an error).
-        batches = list(results[:]) if results else []
-        total = pipeline.run_with_context(
-            build_context, lambda ctx: verify.finish(ctx, listing["root"], batches, run_id=run_id, repair=repair)
-        )
+        refs = list(results[:]) if results else []
+
+        def step(ctx: Context) -> verify.VerifyResult:
+            root = receive(ctx.store, listing)["root"]
+            batches = [receive(ctx.store, ref) for ref in refs]
+            total = verify.finish(ctx, root, batches, run_id=run_id, repair=repair)
+            handoff.clear(ctx.store, dag_id)
+            return total
+
+        total = pipeline.run_with_context(build_context, step)
         if total.problems:
             from airflow.exceptions import AirflowException
 

@@ -117,6 +117,27 @@ def build_context(upstream: dict[str, Any] | None = None, settings: Settings | N
     return Context(settings, store, client, dict(upstream or {}))
 
 
+def handed_off_batches(
+    ref: dict[str, Any],
+    upstream: dict[str, Any] | None,
+    plan: Callable[[Context, Any], list[dict[str, Any]]],
+) -> list[dict[str, Any]]:
+    """Receive a value, plan batches from it, and hand each batch to its mapped task instance.
+
+    The batches' ``index`` and ``label`` stay visible: the UI labels each mapped instance with them.
+    """
+    directory = handoff_dir(*run_ids())
+
+    def step(ctx: Context) -> list[dict[str, Any]]:
+        inline = ctx.settings.handoff_inline_bytes
+        return [
+            hand_off(ctx.store, directory, f"batch-{b['index']}", b, inline, index=b["index"], label=b["label"])
+            for b in plan(ctx, receive(ctx.store, ref))
+        ]
+
+    return pipeline.run_with_context(lambda: build_context(upstream), step)
+
+
 def runs_in_process() -> bool:
     """True under `airflow dags test` / `dag.test()`: tasks run one after another in this process."""
     try:
@@ -211,10 +232,8 @@ def mirror_tasks(plan: Any, upstream: Any, after: Any = None) -> Any:
     @task
     def plan_batches(plan: dict[str, Any], upstream: dict[str, Any]) -> list[dict[str, Any]]:
         """Group the targets into batches (at most composer_mirror_max_batches)."""
-        directory = handoff_dir(*run_ids())
 
-        def step(ctx: Context) -> list[dict[str, Any]]:
-            planned = receive(ctx.store, plan)
+        def step(ctx: Context, planned: dict[str, Any]) -> list[dict[str, Any]]:
             targets = planned["targets"]
             batches = pipeline.plan_batches(
                 targets, batch_slots(ctx.settings.max_batches), min_times=planned.get("min_times")
@@ -223,20 +242,9 @@ def mirror_tasks(plan: Any, upstream: Any, after: Any = None) -> Any:
                 # `dags test` idles a second per tick on a mapped task with nothing to map; an empty batch is cheaper.
                 batches = [{"index": 0, "label": "(nothing to do)", "packages": {}, "min_times": {}}]
             logger.info("%d targets in %d batches", len(targets), len(batches))
-            return [
-                hand_off(
-                    ctx.store,
-                    directory,
-                    f"batch-{b['index']}",
-                    b,
-                    ctx.settings.handoff_inline_bytes,
-                    index=b["index"],
-                    label=b["label"],
-                )
-                for b in batches
-            ]
+            return batches
 
-        return pipeline.run_with_context(lambda: build_context(upstream), step)
+        return handed_off_batches(plan, upstream, step)
 
     @task(map_index_template="{{ batch_label }}")
     def sync_metadata(batch: dict[str, Any], upstream: dict[str, Any]) -> dict[str, Any]:

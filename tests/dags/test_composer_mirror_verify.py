@@ -59,8 +59,11 @@ def test_verify_names_broken_archives_repair_restores_them_and_prune_deletes_onl
         s3.delete_object(Bucket=bucket, Key=missing)
         s3.delete_object(Bucket=bucket, Key=lost_key)
 
-        code, output = run(airflow, "composer_mirror_verify")
+        # Listing, batches and results all go through the bucket; the last task clears them even on a failed run.
+        code, output = run(airflow, "composer_mirror_verify", AIRFLOW_VAR_COMPOSER_MIRROR_HANDOFF_INLINE_BYTES="0")
         assert code != 0, "a broken mirror must fail the verify run"
+        assert "/handoff/composer_mirror_verify/" in output
+        assert "Contents" not in s3.list_objects_v2(Bucket=bucket, Prefix="repo/mirror-state/handoff/")
         report = newest_report(moto_server, bucket, "verify")
         assert report["counts_by_kind"] == {"missing_archive": 1, "missing_p2": 1, "sha256_mismatch": 1}
         for key in (corrupt, missing, lost_key):

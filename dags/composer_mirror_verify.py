@@ -26,7 +26,7 @@ from typing import Any
 import pendulum
 from airflow.sdk import Param, dag, task
 
-from composer_mirror.airflow_adapter import build_context, handed_off, handed_off_batches, label_batch, run_ids
+from composer_mirror.airflow_adapter import batch_step, build_context, handed_off, handed_off_batches, run_ids
 from composer_mirror.handoff import receive
 from composer_mirror.pipeline import Context
 
@@ -70,14 +70,8 @@ def composer_mirror_verify() -> None:
         """Check (and with `repair`, restore) the batch's p2 files and archives."""
         from composer_mirror import verify
 
-        label_batch(batch["label"])
         repair = bool((params or {}).get("repair"))
-        return handed_off(
-            f"result-{batch['index']}",
-            None,
-            lambda ctx: verify.verify_batch(ctx, receive(ctx.store, batch), repair=repair).to_dict(),
-            index=batch["index"],
-        )
+        return batch_step("result", batch, None, lambda ctx, b: verify.verify_batch(ctx, b, repair=repair).to_dict())
 
     @task(trigger_rule="none_failed")
     def report(listing: dict[str, Any], results: list[dict[str, Any]], params: dict[str, Any] | None = None) -> None:

@@ -138,6 +138,20 @@ def handed_off_batches(
     return pipeline.run_with_context(lambda: build_context(upstream), step)
 
 
+def batch_step(
+    name: str, ref: dict[str, Any], upstream: dict[str, Any] | None, step: Callable[[Context, Any], Any]
+) -> dict[str, Any]:
+    """A mapped task's body: label the instance, receive its batch, hand the step's result on."""
+    label_batch(ref["label"])
+    return handed_off(
+        f"{name}-{ref['index']}",
+        upstream,
+        lambda ctx: step(ctx, receive(ctx.store, ref)),
+        index=ref["index"],
+        label=ref["label"],
+    )
+
+
 def runs_in_process() -> bool:
     """True under `airflow dags test` / `dag.test()`: tasks run one after another in this process."""
     try:
@@ -249,25 +263,12 @@ def mirror_tasks(plan: Any, upstream: Any, after: Any = None) -> Any:
     @task(map_index_template="{{ batch_label }}")
     def sync_metadata(batch: dict[str, Any], upstream: dict[str, Any]) -> dict[str, Any]:
         """Revalidate the batch's p2 files upstream (conditional requests)."""
-        label_batch(batch["label"])
-        return handed_off(
-            f"manifest-{batch['index']}",
-            upstream,
-            lambda ctx: pipeline.sync_metadata(ctx, receive(ctx.store, batch)),
-            index=batch["index"],
-            label=batch["label"],
-        )
+        return batch_step("manifest", batch, upstream, pipeline.sync_metadata)
 
     @task(map_index_template="{{ batch_label }}")
     def fetch_archives(manifest: dict[str, Any], upstream: dict[str, Any]) -> dict[str, Any]:
         """Fetch new archives into the bucket, then write the batch's p2 files."""
-        label_batch(manifest["label"])
-        return handed_off(
-            f"result-{manifest['index']}",
-            upstream,
-            lambda ctx: pipeline.fetch_archives(ctx, receive(ctx.store, manifest)),
-            index=manifest["index"],
-        )
+        return batch_step("result", manifest, upstream, pipeline.fetch_archives)
 
     @task(trigger_rule="none_failed", outlets=[repository_asset()])
     def publish_index(results: list[dict[str, Any]], plan: dict[str, Any], upstream: dict[str, Any]) -> dict[str, Any]:

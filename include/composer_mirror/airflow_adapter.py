@@ -244,7 +244,7 @@ def mirror_tasks(plan: Any, upstream: Any, after: Any = None) -> Any:
     from airflow.sdk import task
 
     @task
-    def plan_batches(plan: dict[str, Any], upstream: dict[str, Any]) -> list[dict[str, Any]]:
+    def plan_batches(plan: dict[str, Any]) -> list[dict[str, Any]]:
         """Group the targets into batches (at most composer_mirror_max_batches)."""
 
         def step(ctx: Context, planned: dict[str, Any]) -> list[dict[str, Any]]:
@@ -258,7 +258,7 @@ def mirror_tasks(plan: Any, upstream: Any, after: Any = None) -> Any:
             logger.info("%d targets in %d batches", len(targets), len(batches))
             return batches
 
-        return handed_off_batches(plan, upstream, step)
+        return handed_off_batches(plan, None, step)  # no upstream request: no endpoints to allow
 
     @task(map_index_template="{{ batch_label }}")
     def sync_metadata(batch: dict[str, Any], upstream: dict[str, Any]) -> dict[str, Any]:
@@ -284,7 +284,7 @@ def mirror_tasks(plan: Any, upstream: Any, after: Any = None) -> Any:
         return handed_off("report", upstream, step)
 
     @task
-    def report(summary: dict[str, Any], upstream: dict[str, Any]) -> None:
+    def report(summary: dict[str, Any]) -> None:
         """Log the run's counts; fail the run (after publishing) when any package or archive failed.
 
         The last task: it deletes the run's hand-offs (and any left by failed runs of this DAG).
@@ -296,16 +296,16 @@ def mirror_tasks(plan: Any, upstream: Any, after: Any = None) -> Any:
             handoff.clear(ctx.store, dag_id)
             return received
 
-        received = pipeline.run_with_context(lambda: build_context(upstream), step)
+        received = pipeline.run_with_context(build_context, step)
         pipeline.log_report(received)
         if received["failures"]:
             from airflow.exceptions import AirflowException
 
             raise AirflowException(f"{len(received['failures'])} failures; the index was published without them")
 
-    batches = plan_batches(plan, upstream)
+    batches = plan_batches(plan)
     if after is not None:
         after >> batches
     manifests = sync_metadata.partial(upstream=upstream).expand(batch=batches)
     results = fetch_archives.partial(upstream=upstream).expand(manifest=manifests)
-    return report(publish_index(results, plan, upstream), upstream)
+    return report(publish_index(results, plan, upstream))

@@ -22,8 +22,7 @@ from typing import Any
 import psutil
 
 from bench.services import CountingMoto, RegistryProcess, upstream_kinds
-from composer_mirror.catalogue import STATUS_JSON
-from composer_mirror.state import CATALOG
+from composer_mirror.store.layout import CATALOG, STATUS_JSON
 from tests.harness import VENV_BIN, AirflowEnv, aws_connection
 
 DAG_ID = "composer_mirror_sync"

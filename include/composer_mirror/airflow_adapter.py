@@ -14,8 +14,8 @@ from composer_mirror.errors import SettingsError
 from composer_mirror.handoff import hand_off, receive
 from composer_mirror.pipeline import Context
 from composer_mirror.settings import VARIABLES, Settings
-from composer_mirror.state import handoff_dir
 from composer_mirror.store import S3Store
+from composer_mirror.store.layout import handoff_dir
 from composer_mirror.upstream import FetchPolicy, RetryPolicy, UpstreamClient
 
 logger = logging.getLogger(__name__)

@@ -11,8 +11,8 @@ from dataclasses import asdict, dataclass
 from typing import Any
 
 from composer_mirror.errors import ArchiveError
-from composer_mirror.state import archive_id, archive_marker_prefix
 from composer_mirror.store import ARCHIVE_CACHE, STATE_CACHE, ZIP, S3Store
+from composer_mirror.store.layout import archive_id, archive_marker_prefix, archive_path
 from composer_mirror.upstream import UpstreamClient, redact
 
 logger = logging.getLogger(__name__)
@@ -41,13 +41,6 @@ class ArchiveRecord:
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> ArchiveRecord:
         return cls(**{key: data[key] for key in cls.__dataclass_fields__})
-
-
-def archive_path(sha256: str) -> str:
-    """Content-addressed, hash-sharded key: ``dists/ab/cd/<sha256>.zip``."""
-    if len(sha256) != 64 or any(c not in "0123456789abcdef" for c in sha256):
-        raise ArchiveError(f"not a sha256 digest: {sha256!r}")
-    return f"dists/{sha256[:2]}/{sha256[2:4]}/{sha256}.zip"
 
 
 def check_zip(path: str, *, url: str) -> int:
@@ -86,10 +79,10 @@ def load_markers(store: S3Store, name: str) -> dict[str, ArchiveRecord]:
     """The journal of archives stored for a package, keyed by archive id (see state.archive_id)."""
     markers: dict[str, ArchiveRecord] = {}
     prefix = archive_marker_prefix(name)
-    for path, _size in store.list(prefix):
-        document = store.get_json(path)
+    for info in store.list(prefix):
+        document = store.get_json(info.path)
         if document:
-            markers[path[len(prefix) :].removesuffix(".json")] = ArchiveRecord.from_dict(document)
+            markers[info.path[len(prefix) :].removesuffix(".json")] = ArchiveRecord.from_dict(document)
     return markers
 
 

@@ -14,15 +14,13 @@ from concurrent.futures import ThreadPoolExecutor
 from importlib import resources
 from typing import Any
 
-from composer_mirror.state import STATE_DIR, dumps, load_shard
+from composer_mirror.state import dumps, load_shard
 from composer_mirror.store import S3Store
+from composer_mirror.store.layout import INDEX_HTML, INDEX_JSON, STATE_DIR, STATUS_JSON
 from composer_mirror.targets import newest_first
 
 logger = logging.getLogger(__name__)
 
-INDEX_HTML = "index.html"
-INDEX_JSON = "index.json"
-STATUS_JSON = "status.json"
 HTML = "text/html; charset=utf-8"
 SHORT_CACHE = "public, max-age=60"
 
@@ -47,7 +45,7 @@ def build_index(store: S3Store, available: Iterable[str], *, workers: int = 16) 
     fragments a few. The bytes are those of ``json.dumps(..., sort_keys=True)`` of the document.
     """
     wanted = set(available)
-    shards = sorted({path.rsplit("/", 1)[-1].removesuffix(".json") for path, _ in store.list(f"{STATE_DIR}/shards/")})
+    shards = sorted({info.path.rsplit("/", 1)[-1].removesuffix(".json") for info in store.list(f"{STATE_DIR}/shards/")})
 
     def summaries(shard: str) -> dict[str, bytes]:
         packages = load_shard(store, shard).packages

@@ -158,12 +158,6 @@ def split_dev(versions: Iterable[Mapping[str, Any]]) -> tuple[list[Version], lis
     return tagged, dev
 
 
-def p2_path(name: str, dev: bool = False) -> str:
-    """Relative path of a package file, e.g. ``p2/psr/log~dev.json``."""
-    validate_package_name(name)
-    return f"p2/{name}{DEV_SUFFIX if dev else ''}.json"
-
-
 def metadata_url_for(name: str, template: str, dev: bool = False) -> str:
     """Fill an upstream ``metadata-url`` template with a package (or its ``~dev`` variant)."""
     return template.replace("%package%", name + (DEV_SUFFIX if dev else ""))

@@ -22,8 +22,9 @@ from collections.abc import Mapping
 from typing import Any
 
 from composer_mirror.errors import StoreError
-from composer_mirror.state import dumps, handoff_dir
+from composer_mirror.state import dumps
 from composer_mirror.store import STATE_CACHE, S3Store
+from composer_mirror.store.layout import handoff_dir
 
 logger = logging.getLogger(__name__)
 
@@ -59,7 +60,7 @@ def clear(store: S3Store, dag_id: str) -> int:
     Called by a run's last task, after publishing: a failed delete only leaves garbage for the next run to clear, so it
     is logged rather than failing a run whose repository is already published.
     """
-    paths = [path for path, _size in store.list(handoff_dir(dag_id))]
+    paths = [info.path for info in store.list(handoff_dir(dag_id))]
     failed = store.delete_many(paths)
     if failed:
         logger.warning("%d hand-off objects not deleted (the next run retries): %s", len(failed), failed[:5])

@@ -35,18 +35,15 @@ from composer_mirror.publisher import mirror_entry, publish_package, publish_roo
 from composer_mirror.settings import Settings
 from composer_mirror.state import (
     Catalog,
-    archive_id,
     dumps,
     load_catalog,
     load_shards,
-    run_report_path,
     save_package_states,
-    shard_of,
     shard_windows,
     update_catalog,
-    upstream_cache_path,
 )
 from composer_mirror.store import STATE_CACHE, S3Store, md5_etag
+from composer_mirror.store.layout import archive_id, run_report_path, shard_of, upstream_cache_path
 from composer_mirror.targets import (
     Targets,
     add_selector,

@@ -23,30 +23,37 @@ a marker never outlives its archive, so a later sync never trusts a marker whose
 from __future__ import annotations
 
 import logging
-import re
 from collections import Counter
 from collections.abc import Iterable
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from composer_mirror.archives import ArchiveRecord, archive_path
-from composer_mirror.composer_format import DEV_SUFFIX, is_valid_package_name, p2_path
+from composer_mirror.archives import ArchiveRecord
 from composer_mirror.errors import MirrorError, SettingsError
 from composer_mirror.publisher import read_available, read_published
 from composer_mirror.settings import Settings
-from composer_mirror.state import STATE_DIR, archive_id, archive_marker_prefix, dumps, load_shard, run_report_path
+from composer_mirror.state import dumps, load_shard
 from composer_mirror.store import STATE_CACHE, S3Store
-from composer_mirror.verify import archive_path_of_url, map_bounded
+from composer_mirror.store.layout import (
+    ARCHIVE_DIR,
+    MARKER_DIR,
+    P2_DIR,
+    SHARD_DIR,
+    archive_id,
+    archive_marker_prefix,
+    archive_path,
+    archive_path_of_url,
+    is_archive_path,
+    is_marker_path,
+    p2_name,
+    run_report_path,
+    shard_of_path,
+)
+from composer_mirror.verify import map_bounded
 
 logger = logging.getLogger(__name__)
 
-ARCHIVES = "dists/"
-MARKERS = f"{STATE_DIR}/archives/"
-P2 = "p2/"
-SHARDS = f"{STATE_DIR}/shards/"
-SHARD_KEY_RE = re.compile(rf"^{SHARDS}([0-9a-f]{{2}})\.json$")
-MARKER_KEY_RE = re.compile(rf"^{MARKERS}(.+)/([0-9a-f]{{40}})\.json$")
 # Deletion order: a marker never outlives its archive (see the module docstring).
 KINDS = ("marker", "archive", "p2")
 LABELS = {"marker": "journal markers", "archive": "archives", "p2": "p2 files"}
@@ -151,7 +158,7 @@ def read_references(store: S3Store, workers: int) -> References:
             path = archive_path_of_url(str((entry.get("dist") or {}).get("url") or ""))
             if path:
                 refs.archives.add(path)
-    shards = [m.group(1) for path, _size in store.list(SHARDS) if (m := SHARD_KEY_RE.match(path))]
+    shards = [shard for info in store.list(SHARD_DIR) if (shard := shard_of_path(info.path))]
     for shard in map_bounded(lambda shard: load_shard(store, shard), shards, workers):
         for name, state in shard.packages.items():
             refs.packages.add(name)
@@ -203,47 +210,26 @@ def _read_marker(store: S3Store, path: str) -> tuple[datetime | None, str | None
         archive = archive_path(str(document["sha256"])) if isinstance(document, dict) else None
     except (MirrorError, KeyError):
         archive = None
-    return head["LastModified"], archive
+    return head.last_modified, archive
 
 
 def _older_than(store: S3Store, candidates: list[Orphan], cutoff: datetime, workers: int) -> tuple[list[Orphan], int]:
     """The candidates last written before the cutoff (a HEAD each), and how many are younger."""
     heads = map_bounded(lambda orphan: (orphan, store.head(orphan.path)), candidates, workers)
-    old = [orphan for orphan, head in heads if head is not None and head["LastModified"] <= cutoff]
-    young = sum(1 for _orphan, head in heads if head is not None and head["LastModified"] > cutoff)
+    old = [orphan for orphan, head in heads if head is not None and head.last_modified <= cutoff]
+    young = sum(1 for _orphan, head in heads if head is not None and head.last_modified > cutoff)
     return old, young
 
 
 def _list_kind(store: S3Store, kind: str) -> Iterable[tuple[str, int]]:
     """Objects of one kind whose key the mirror itself would write; anything else is left alone."""
-    prefix = {"archive": ARCHIVES, "marker": MARKERS, "p2": P2}[kind]
-    owned = {"archive": _is_archive_key, "marker": _is_marker_key, "p2": lambda path: _p2_name(path) is not None}
-    return ((path, size) for path, size in store.list(prefix) if owned[kind](path))
-
-
-def _is_archive_key(path: str) -> bool:
-    name = path.rsplit("/", 1)[-1].removesuffix(".zip")
-    try:
-        return archive_path(name) == path
-    except MirrorError:
-        return False
-
-
-def _is_marker_key(path: str) -> bool:
-    match = MARKER_KEY_RE.match(path)
-    return bool(match and is_valid_package_name(match.group(1)))
-
-
-def _p2_name(path: str) -> str | None:
-    """The package a p2 key belongs to, when it is exactly a key the publisher writes."""
-    name = path.removeprefix(P2).removesuffix(".json").removesuffix(DEV_SUFFIX)
-    if not is_valid_package_name(name):
-        return None
-    return name if path in (p2_path(name), p2_path(name, dev=True)) else None
+    prefix = {"archive": ARCHIVE_DIR, "marker": MARKER_DIR, "p2": P2_DIR}[kind]
+    owned = {"archive": is_archive_path, "marker": is_marker_path, "p2": lambda path: p2_name(path) is not None}
+    return ((info.path, info.size) for info in store.list(prefix) if owned[kind](info.path))
 
 
 def _p2_is_orphan(path: str, refs: References) -> bool:
-    name = _p2_name(path)
+    name = p2_name(path)
     return name is not None and name not in refs.available and name not in refs.packages
 
 

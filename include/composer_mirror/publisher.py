@@ -15,14 +15,14 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from composer_mirror.archives import ArchiveRecord
-from composer_mirror.composer_format import dump_p2, p2_path, parse_p2, split_dev
+from composer_mirror.composer_format import dump_p2, parse_p2, split_dev
 from composer_mirror.errors import ConflictError
 from composer_mirror.state import CAS_ATTEMPTS
 from composer_mirror.store import ROOT_CACHE, S3Store, md5_etag
+from composer_mirror.store.layout import ROOT, p2_path
 
 logger = logging.getLogger(__name__)
 
-ROOT = "packages.json"
 # Version keys that would send clients back to the upstream (install statistics).
 UPSTREAM_ONLY_KEYS = ("notification-url",)
 

@@ -16,7 +16,6 @@ Layout under the prefix (next to the published repository):
 
 from __future__ import annotations
 
-import hashlib
 import json
 import logging
 from collections.abc import Callable, Iterable, Iterator
@@ -24,57 +23,16 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
-from composer_mirror.composer_format import DEV_SUFFIX, validate_package_name
 from composer_mirror.errors import ConflictError, StoreError
 from composer_mirror.store import STATE_CACHE, S3Store
+from composer_mirror.store.layout import CATALOG, shard_of, shard_path
 
 logger = logging.getLogger(__name__)
 
-STATE_DIR = "mirror-state"
-CATALOG = f"{STATE_DIR}/catalog.json"
 SHARD_COUNT = 256
 CAS_ATTEMPTS = 8
 
 PackageState = dict[str, Any]
-
-
-def shard_of(name: str) -> str:
-    """Two hex digits of the name's hash: spreads packages evenly over 256 shards."""
-    return hashlib.sha1(name.encode()).hexdigest()[:2]
-
-
-def shard_path(shard: str) -> str:
-    return f"{STATE_DIR}/shards/{shard}.json"
-
-
-def upstream_cache_path(name: str, dev: bool) -> str:
-    validate_package_name(name)
-    return f"{STATE_DIR}/upstream/{name}{DEV_SUFFIX if dev else ''}.json"
-
-
-def archive_marker_prefix(name: str) -> str:
-    validate_package_name(name)
-    return f"{STATE_DIR}/archives/{name}/"
-
-
-def archive_id(version_normalized: str, reference: str) -> str:
-    """A key-safe identity for (version, reference): both are untrusted strings."""
-    return hashlib.sha1(f"{version_normalized}\n{reference}".encode()).hexdigest()
-
-
-def key_segment(text: str) -> str:
-    """A run or DAG id as one object-key segment: ``/`` and ``:`` would nest or need escaping."""
-    return "".join(c if c.isalnum() or c in "-_.+" else "_" for c in text)
-
-
-def run_report_path(run_id: str) -> str:
-    return f"{STATE_DIR}/runs/{key_segment(run_id)}.json"
-
-
-def handoff_dir(dag_id: str, run_id: str | None = None) -> str:
-    """Where a DAG's runs (or one run) hand values to their next tasks."""
-    run = f"{key_segment(run_id)}/" if run_id is not None else ""
-    return f"{STATE_DIR}/handoff/{key_segment(dag_id)}/{run}"
 
 
 def dumps(document: Any) -> bytes:

@@ -27,29 +27,27 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-import re
 from collections import Counter
 from collections.abc import Callable, Iterable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from typing import Any, TypeVar
-from urllib.parse import urlsplit
 
-from composer_mirror.archives import ArchiveRecord, archive_path, mirror_archive
-from composer_mirror.composer_format import dump_p2, is_valid_package_name, p2_path, parse_p2, split_dev
+from composer_mirror.archives import ArchiveRecord, mirror_archive
+from composer_mirror.composer_format import dump_p2, is_valid_package_name, parse_p2, split_dev
 from composer_mirror.errors import ArchiveError, MirrorError
 from composer_mirror.pipeline import FILE_KINDS, Context, plan_batches
-from composer_mirror.publisher import ROOT, metadata_url, mirror_entry
-from composer_mirror.state import (
-    PackageState,
-    dumps,
-    load_shard,
-    load_shards,
+from composer_mirror.publisher import metadata_url, mirror_entry
+from composer_mirror.state import PackageState, dumps, load_shard, load_shards
+from composer_mirror.store import STATE_CACHE, S3Store, md5_etag
+from composer_mirror.store.layout import (
+    ROOT,
+    archive_path_of_url,
+    p2_path,
     run_report_path,
     shard_of,
     upstream_cache_path,
 )
-from composer_mirror.store import STATE_CACHE, S3Store, md5_etag
 from composer_mirror.targets import normalized_of, select_versions
 
 logger = logging.getLogger(__name__)
@@ -60,8 +58,6 @@ P2_KINDS = frozenset({"missing_p2", "bad_json", "p2_mismatch"})
 # Problems a sync running at the same time can cause for an instant (it writes p2 files before
 # the state that records them): a package showing one is read a second time before it counts.
 RACY_KINDS = frozenset({"p2_mismatch", "not_in_state", "dist_mismatch"})
-# A dist URL on the mirror ends with the archive's key, whatever public URL it was published under.
-ARCHIVE_URL_RE = re.compile(r"/(dists/[0-9a-f]{2}/[0-9a-f]{2}/([0-9a-f]{64})\.zip)$")
 
 COUNTS = ("packages", "p2_files", "versions", "archives", "archive_bytes")
 
@@ -349,18 +345,12 @@ def _ref_from_dist(name: str, version: str, normalized: str, dist: Mapping[str, 
     return ArchiveRef(name, version, normalized, path, str(dist.get("shasum") or ""), sha256, None, None)
 
 
-def archive_path_of_url(url: str) -> str | None:
-    """The store path (``dists/ab/cd/<sha256>.zip``) a mirrored dist URL points at, or None."""
-    match = ARCHIVE_URL_RE.search(urlsplit(url).path)
-    return archive_path(match.group(2)) if match else None
-
-
 def _check_archive(store: S3Store, ref: ArchiveRef) -> tuple[int, tuple[str, str] | None]:
     """(stored size, (kind, detail) or None): HEAD for existence and size, then stream and hash."""
     head = store.head(ref.path)
     if head is None:
         return 0, ("missing_archive", f"{store.key(ref.path)} does not exist")
-    size = int(head.get("ContentLength", 0))
+    size = head.size
     if ref.size is not None and size != ref.size:
         return size, ("size_mismatch", f"{store.key(ref.path)} is {size} bytes, the state records {ref.size}")
     digests = hash_object(store, ref.path)
@@ -379,20 +369,14 @@ def hash_object(store: S3Store, path: str) -> tuple[str, str, int] | None:
 
     The store's ``get`` reads whole bodies (fine for metadata); archives can be hundreds of MB.
     """
-    client = store.client
-    try:
-        response = client.get_object(Bucket=store.bucket, Key=store.key(path))
-    except client.exceptions.NoSuchKey:
+    chunks = store.stream(path, CHUNK)
+    if chunks is None:
         return None
     sha1, sha256, size = hashlib.sha1(), hashlib.sha256(), 0
-    body = response["Body"]
-    try:
-        for chunk in body.iter_chunks(CHUNK):
-            sha1.update(chunk)
-            sha256.update(chunk)
-            size += len(chunk)
-    finally:
-        body.close()
+    for chunk in chunks:
+        sha1.update(chunk)
+        sha256.update(chunk)
+        size += len(chunk)
     return sha1.hexdigest(), sha256.hexdigest(), size
 
 

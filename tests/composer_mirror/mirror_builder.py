@@ -25,8 +25,9 @@ from composer_mirror.composer_format import dump_p2
 from composer_mirror.pipeline import Context
 from composer_mirror.publisher import mirror_entry, publish_package, publish_root
 from composer_mirror.settings import Settings
-from composer_mirror.state import save_package_states, upstream_cache_path
+from composer_mirror.state import save_package_states
 from composer_mirror.store import STATE_CACHE, S3Store
+from composer_mirror.store.layout import upstream_cache_path
 from composer_mirror.upstream import FetchPolicy, RetryPolicy, UpstreamClient
 from composer_mirror.versions import normalize
 

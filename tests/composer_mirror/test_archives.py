@@ -13,10 +13,10 @@ import boto3
 import pytest
 from moto import mock_aws
 
-from composer_mirror.archives import ArchiveRecord, archive_path, check_zip, load_markers, mirror_archive
+from composer_mirror.archives import ArchiveRecord, check_zip, load_markers, mirror_archive
 from composer_mirror.errors import ArchiveError
-from composer_mirror.state import archive_id, archive_marker_prefix
 from composer_mirror.store import ARCHIVE_CACHE, ZIP, S3Store
+from composer_mirror.store.layout import archive_id, archive_marker_prefix, archive_path
 from composer_mirror.upstream import FetchPolicy, RetryPolicy, UpstreamClient
 from tests.composer_mirror.mirror_builder import Upstream, make_zip
 
@@ -120,7 +120,7 @@ class Env:
         return self.upstream.url + path
 
     def keys(self, prefix: str = "") -> list[str]:
-        return [path for path, _size in self.store.list(prefix)]
+        return [info.path for info in self.store.list(prefix)]
 
 
 @pytest.fixture(scope="module")

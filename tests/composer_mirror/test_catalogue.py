@@ -9,18 +9,16 @@ import pytest
 
 from composer_mirror.catalogue import (
     HTML,
-    INDEX_HTML,
-    INDEX_JSON,
     SHORT_CACHE,
-    STATUS_JSON,
     build_index,
     package_summary,
     page,
     publish_catalogue,
     publish_status,
 )
-from composer_mirror.state import save_package_states, shard_of
+from composer_mirror.state import save_package_states
 from composer_mirror.store import S3Store
+from composer_mirror.store.layout import INDEX_HTML, INDEX_JSON, STATUS_JSON, shard_of
 
 
 def state_with(*pretty: str, **fields: Any) -> dict[str, Any]:
@@ -102,7 +100,7 @@ def test_the_first_catalogue_writes_the_index_and_the_page(store: S3Store) -> No
     assert index_of(store.get(INDEX_JSON).body) == {"psr/log": package_summary(STATES["psr/log"])}
     assert store.get(INDEX_HTML).body == page()
     head = store.head(INDEX_HTML)
-    assert (head["ContentType"], head["CacheControl"]) == (HTML, SHORT_CACHE)
+    assert (head.content_type, head.cache_control) == (HTML, SHORT_CACHE)
 
 
 def test_an_unchanged_repository_with_an_index_writes_nothing_and_reads_no_shard(store: S3Store) -> None:
@@ -151,7 +149,7 @@ def test_the_status_is_the_public_face_of_the_run_report(store: S3Store) -> None
         "failures": failures[:200],
         "failure_count": 205,
     }
-    assert store.head(STATUS_JSON)["CacheControl"] == SHORT_CACHE
+    assert store.head(STATUS_JSON).cache_control == SHORT_CACHE
 
 
 def test_the_status_of_a_minimal_report_has_defaults(store: S3Store) -> None:

@@ -19,13 +19,13 @@ from composer_mirror.composer_format import (
     metadata_url_for,
     minify,
     origin_of,
-    p2_path,
     parse_p2,
     resolve_url,
     split_dev,
     validate_package_name,
 )
 from composer_mirror.errors import InvalidPackageName, MirrorError
+from composer_mirror.store.layout import p2_path
 
 
 def strict(value: Any) -> str:

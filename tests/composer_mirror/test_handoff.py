@@ -6,8 +6,9 @@ import pytest
 
 from composer_mirror.errors import StoreError
 from composer_mirror.handoff import clear, hand_off, receive
-from composer_mirror.state import dumps, handoff_dir
+from composer_mirror.state import dumps
 from composer_mirror.store import S3Store
+from composer_mirror.store.layout import handoff_dir
 
 RUN = handoff_dir("composer_mirror_sync", "manual__2026-11-29T12:00:00+00:00")
 LIMIT = 32 * 1024
@@ -18,7 +19,7 @@ def large_manifest(packages: int = 2000) -> dict:
 
 
 def stored(store: S3Store) -> list[str]:
-    return sorted(path for path, _size in store.list(""))
+    return sorted(info.path for info in store.list(""))
 
 
 def test_a_small_value_stays_in_xcom_and_writes_nothing(store: S3Store) -> None:

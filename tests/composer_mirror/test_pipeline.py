@@ -26,7 +26,7 @@ import pytest
 from moto import mock_aws
 
 from composer_mirror import pipeline
-from composer_mirror.composer_format import p2_path, parse_p2
+from composer_mirror.composer_format import parse_p2
 from composer_mirror.errors import TargetError
 from composer_mirror.pipeline import (
     Context,
@@ -45,10 +45,10 @@ from composer_mirror.pipeline import (
     summarise,
     sync_metadata,
 )
-from composer_mirror.publisher import ROOT
 from composer_mirror.settings import Settings
-from composer_mirror.state import Catalog, load_catalog, load_shards, shard_of
+from composer_mirror.state import Catalog, load_catalog, load_shards
 from composer_mirror.store import S3Store
+from composer_mirror.store.layout import ROOT, p2_path, shard_of
 from composer_mirror.upstream import FetchPolicy, RetryPolicy, UpstreamClient
 from composer_mirror.versions import is_stable
 from tests.fixture_registry import Registry, RegistryServer
@@ -523,7 +523,7 @@ def test_archives_stored_by_a_run_that_crashed_before_recording_them_are_found_t
     mirror.run("first")
     published = {name: mirror.published(name) for name in SELECTED}
     # the state of every package is lost, as if the run had crashed before save_package_states
-    for path, _size in list(mirror.store.list("mirror-state/shards/")):
+    for path in [info.path for info in mirror.store.list("mirror-state/shards/")]:
         mirror.store.delete(path)
     mirror.server.reset_log()
     report = mirror.run("second")

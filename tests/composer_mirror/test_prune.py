@@ -6,6 +6,7 @@ import hashlib
 import json
 import logging
 from collections.abc import Iterator
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -13,11 +14,10 @@ import boto3
 import pytest
 
 from composer_mirror import prune, verify
-from composer_mirror.archives import archive_path
-from composer_mirror.composer_format import p2_path
 from composer_mirror.errors import MirrorError, SettingsError
-from composer_mirror.publisher import ROOT, mirror_entry, publish_package, read_published
-from composer_mirror.state import archive_marker_prefix
+from composer_mirror.publisher import mirror_entry, publish_package, read_published
+from composer_mirror.store import ObjectInfo
+from composer_mirror.store.layout import ROOT, archive_marker_prefix, archive_path, p2_path
 from tests.composer_mirror.mirror_builder import PUBLIC_URL, Mirror, built_mirror, make_zip
 
 LATER = datetime.now(UTC) + timedelta(days=3)  # every object of a test is older than 48 hours by then
@@ -46,7 +46,7 @@ def plant_marker(mirror: Mirror, name: str, archive: str) -> str:
 
 
 def all_paths(mirror: Mirror) -> set[str]:
-    return {path for path, _size in mirror.store.list("")}
+    return {info.path for info in mirror.store.list("")}
 
 
 def test_a_dry_run_deletes_nothing_and_logs_what_it_would_delete(mirror: Mirror, caplog: Any) -> None:
@@ -130,10 +130,10 @@ def test_a_young_journal_marker_protects_the_archive_it_names(mirror: Mirror, mo
     marker = plant_marker(mirror, "gone/away", orphan)
     head = mirror.store.head
 
-    def aged(path: str) -> dict[str, Any] | None:
+    def aged(path: str) -> ObjectInfo | None:
         found = head(path)
-        if found is not None and path != marker:
-            found = {**found, "LastModified": found["LastModified"] - timedelta(days=3)}
+        if found is not None and path != marker and found.last_modified is not None:
+            found = replace(found, last_modified=found.last_modified - timedelta(days=3))
         return found
 
     monkeypatch.setattr(mirror.store, "head", aged)

@@ -9,10 +9,9 @@ from typing import Any
 import pytest
 
 from composer_mirror.archives import ArchiveRecord
-from composer_mirror.composer_format import p2_path, parse_p2, resolve_url
+from composer_mirror.composer_format import parse_p2, resolve_url
 from composer_mirror.errors import ConflictError
 from composer_mirror.publisher import (
-    ROOT,
     build_root,
     metadata_url,
     mirror_entry,
@@ -23,6 +22,7 @@ from composer_mirror.publisher import (
 )
 from composer_mirror.state import CAS_ATTEMPTS
 from composer_mirror.store import ROOT_CACHE, S3Store, md5_etag
+from composer_mirror.store.layout import ROOT, p2_path
 
 REPO = "https://mirror.example/repo"
 SHA256 = "ab" * 32
@@ -139,7 +139,7 @@ def test_the_first_root_is_written_with_a_short_cache(store: S3Store) -> None:
     assert (written, available) == (True, ["acme/tool", "psr/log"])
     assert root_of(store)["available-packages"] == ["acme/tool", "psr/log"]
     head = store.head(ROOT)
-    assert head["CacheControl"] == ROOT_CACHE
+    assert head.cache_control == ROOT_CACHE
 
 
 def test_publishing_keeps_every_package_already_published(store: S3Store) -> None:
@@ -158,12 +158,12 @@ def test_only_removed_packages_leave_the_root_and_not_when_published_again(store
 
 def test_an_unchanged_root_is_not_written_again(store: S3Store) -> None:
     publish_root(store, REPO, ["psr/log", "acme/tool"], advisories=True)
-    etag = store.head(ROOT)["ETag"]
+    etag = store.head(ROOT).etag
     store.requests.clear()
     written, available = publish_root(store, REPO, ["psr/log"], advisories=True)
     assert (written, available) == (False, ["acme/tool", "psr/log"])
     assert store.request_counts() == {"GET": 1}
-    assert store.head(ROOT)["ETag"] == etag
+    assert store.head(ROOT).etag == etag
 
 
 def test_switching_advisories_on_rewrites_the_root(store: S3Store) -> None:
@@ -250,7 +250,7 @@ def test_publish_package_writes_tags_and_branches_to_their_own_files(store: S3St
     assert [e["version"] for e in tagged] == ["2.0.0", "1.0.0"]
     assert [e["version"] for e in branches] == ["dev-main", "2.x-dev"]
     assert tagged[0] == ENTRIES[0]
-    assert files.etags[""] == store.head(p2_path("acme/tool"))["ETag"]
+    assert files.etags[""] == store.head(p2_path("acme/tool")).etag
 
 
 def test_both_files_are_written_even_when_one_list_is_empty(store: S3Store) -> None:

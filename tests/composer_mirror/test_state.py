@@ -12,23 +12,25 @@ import pytest
 from composer_mirror.errors import ConflictError, InvalidPackageName, StoreError
 from composer_mirror.state import (
     CAS_ATTEMPTS,
-    CATALOG,
     Catalog,
-    archive_id,
-    archive_marker_prefix,
     dumps,
     load_catalog,
     load_shard,
     load_shards,
-    run_report_path,
     save_package_states,
-    shard_of,
-    shard_path,
     shard_windows,
     update_catalog,
-    upstream_cache_path,
 )
 from composer_mirror.store import S3Store, safe_key_part
+from composer_mirror.store.layout import (
+    CATALOG,
+    archive_id,
+    archive_marker_prefix,
+    run_report_path,
+    shard_of,
+    shard_path,
+    upstream_cache_path,
+)
 
 
 def names_in_one_shard(count: int) -> list[str]:

@@ -152,14 +152,14 @@ def test_put_defaults_to_json_with_the_metadata_cache(store: S3Store) -> None:
     store.put("p2/a/b.json", b"{}")
     head = store.head("p2/a/b.json")
     assert head is not None
-    assert (head["ContentType"], head["CacheControl"]) == ("application/json", METADATA_CACHE)
+    assert (head.content_type, head.cache_control) == ("application/json", METADATA_CACHE)
 
 
 def test_put_stores_metadata(store: S3Store) -> None:
     store.put("dists/a.zip", b"zip", content_type=ZIP, metadata={"sha256": "abc"})
     head = store.head("dists/a.zip")
     assert head is not None
-    assert head["Metadata"] == {"sha256": "abc"}
+    assert head.metadata == {"sha256": "abc"}
 
 
 def test_get_json_parses_and_refuses_invalid_json(store: S3Store) -> None:
@@ -185,7 +185,7 @@ def test_upload_file_sends_a_local_file_with_its_headers(store: S3Store, tmp_pat
     assert stored is not None
     assert head is not None
     assert stored.body == archive.read_bytes()
-    assert (head["ContentType"], head["CacheControl"]) == (ZIP, ARCHIVE_CACHE)
+    assert (head.content_type, head.cache_control) == (ZIP, ARCHIVE_CACHE)
 
 
 # --- put_if_changed -----------------------------------------------------------------------
@@ -231,7 +231,7 @@ def test_put_if_changed_passes_content_type_and_cache_control(store: S3Store) ->
     store.put_if_changed("dists/a.zip", b"zip", content_type=ZIP, cache_control=ARCHIVE_CACHE)
     head = store.head("dists/a.zip")
     assert head is not None
-    assert (head["ContentType"], head["CacheControl"]) == (ZIP, ARCHIVE_CACHE)
+    assert (head.content_type, head.cache_control) == (ZIP, ARCHIVE_CACHE)
 
 
 # --- conditional writes -------------------------------------------------------------------
@@ -275,7 +275,7 @@ def test_list_pages_through_more_than_a_thousand_keys(store: S3Store, client: An
         client.put_object(Bucket=BUCKET, Key=PREFIX + name, Body=b"z" * (len(name) % 7))
     client.put_object(Bucket=BUCKET, Key=PREFIX + "p2/v/p.json", Body=b"{}")
     client.put_object(Bucket=BUCKET, Key="other/dists/v/x.zip", Body=b"z")
-    listed = dict(store.list("dists/"))
+    listed = {info.path: info.size for info in store.list("dists/")}
     assert set(listed) == names
     assert all(size == len(name) % 7 for name, size in listed.items())
     assert store.request_counts()["LIST"] == 2
@@ -285,8 +285,8 @@ def test_list_returns_paths_relative_to_the_prefix(store: S3Store) -> None:
     store.put("p2/a/b.json", b"{}")
     store.put("p2/a/b~dev.json", b"{ }")
     store.put("packages.json", b"{}")
-    assert sorted(store.list("p2/")) == [("p2/a/b.json", 2), ("p2/a/b~dev.json", 3)]
-    assert sorted(path for path, _ in store.list("")) == ["p2/a/b.json", "p2/a/b~dev.json", "packages.json"]
+    assert [(info.path, info.size) for info in store.list("p2/")] == [("p2/a/b.json", 2), ("p2/a/b~dev.json", 3)]
+    assert sorted(info.path for info in store.list("")) == ["p2/a/b.json", "p2/a/b~dev.json", "packages.json"]
 
 
 def test_list_of_an_empty_prefix_yields_nothing(store: S3Store) -> None:
@@ -315,7 +315,7 @@ def test_throttling_is_logged_with_the_setting_to_lower(
     assert "composer_mirror_concurrency" in caplog.text
 
 
-@pytest.mark.parametrize("operation", ["GetObject", "HeadObject", "ListObjectsV2", "DeleteObject"])
+@pytest.mark.parametrize("operation", ["GetObject", "HeadObject", "ListObjectsV2", "DeleteObjects"])
 def test_every_operation_retries_throttling(store: S3Store, client: Any, operation: str) -> None:
     store.put("p2/a/b.json", b"{}")
     made = fail_first(client, operation, 1, "SlowDown", 503)
@@ -323,7 +323,7 @@ def test_every_operation_retries_throttling(store: S3Store, client: Any, operati
         "GetObject": lambda: store.get("p2/a/b.json"),
         "HeadObject": lambda: store.head("p2/a/b.json"),
         "ListObjectsV2": lambda: list(store.list("p2/")),
-        "DeleteObject": lambda: store.delete("p2/a/b.json"),
+        "DeleteObjects": lambda: store.delete("p2/a/b.json"),
     }[operation]()
     assert len(made) == 2
 

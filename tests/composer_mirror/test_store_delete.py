@@ -11,9 +11,9 @@ import pytest
 from botocore.exceptions import ClientError
 from moto import mock_aws
 
-from composer_mirror import store as store_module
 from composer_mirror.errors import StoreError
 from composer_mirror.store import S3Store
+from composer_mirror.store import s3 as store_module
 
 BUCKET = "mirror-bucket"
 PREFIX = "repo/"

@@ -10,9 +10,8 @@ import pytest
 
 from composer_mirror import verify
 from composer_mirror.archives import ArchiveRecord
-from composer_mirror.composer_format import p2_path
-from composer_mirror.publisher import ROOT
-from composer_mirror.state import dumps, load_shard, shard_of, shard_path, upstream_cache_path
+from composer_mirror.state import dumps, load_shard
+from composer_mirror.store.layout import ROOT, p2_path, shard_of, shard_path, upstream_cache_path
 from composer_mirror.verify import Problem, VerifyResult
 from tests.composer_mirror.mirror_builder import PUBLIC_URL, Mirror, built_mirror
 

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from composer_mirror.archives import archive_path
+from composer_mirror.store.layout import archive_path
 from tests.fixture_registry import Registry, RegistryServer
 from tests.harness import AirflowEnv, MotoServer
 from tests.mirror_checks import check_repository, snapshot

@@ -19,8 +19,9 @@ from typing import Any
 import pytest
 
 from composer_mirror.publisher import publish_root, read_available
-from composer_mirror.state import Catalog, load_catalog, load_shard, save_package_states, shard_of, update_catalog
+from composer_mirror.state import Catalog, load_catalog, load_shard, save_package_states, update_catalog
 from composer_mirror.store import S3Store
+from composer_mirror.store.layout import shard_of
 from tests.faults.helpers import PREFIX, airflow_env, mirror_variables, private_home, read_json
 from tests.faults.s3_proxy import S3FaultProxy, S3Rule
 from tests.fixture_registry import Registry, RegistryServer

@@ -14,23 +14,24 @@ from pathlib import Path
 
 import pytest
 
-from composer_mirror.archives import archive_path
 from composer_mirror.changes import read_changes
-from composer_mirror.composer_format import p2_path, parse_p2
+from composer_mirror.composer_format import parse_p2
 from composer_mirror.errors import MirrorError
 from composer_mirror.pipeline import read_sbom_object
 from composer_mirror.sbom import parse_purl
 from composer_mirror.settings import Settings
-from composer_mirror.state import (
+from composer_mirror.store import S3Store
+from composer_mirror.store.layout import (
     CATALOG,
     archive_id,
     archive_marker_prefix,
+    archive_path,
+    p2_path,
     run_report_path,
     shard_of,
     shard_path,
     upstream_cache_path,
 )
-from composer_mirror.store import S3Store
 from composer_mirror.targets import expand_patterns, parse_selection
 from composer_mirror.upstream import Fetched
 from tests.faults.helpers import PREFIX, keys, mirror_variables, run_pipeline

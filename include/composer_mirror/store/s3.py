@@ -1,31 +1,30 @@
-"""The S3 store: a few primitives over a boto3 client (from the Airflow S3Hook), keyed under the prefix."""
+"""The S3 backend of the store: the primitives over a boto3 client (from the Airflow S3Hook), keyed
+under the prefix, with S3's error codes mapped onto the contract's (absent, conflict, retried)."""
 
 from __future__ import annotations
 
-import hashlib
-import json
 import logging
-import os
 import random
 import threading
 import time
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator
-from dataclasses import dataclass
 from typing import Any, BinaryIO, TypeVar
 
 from composer_mirror.errors import ConflictError, StoreError
+from composer_mirror.store.base import (
+    JSON,
+    METADATA_CACHE,
+    MULTIPART_THRESHOLD,
+    ObjectInfo,
+    StoreBase,
+    StoredObject,
+    md5_etag,
+)
 
 logger = logging.getLogger(__name__)
 
-ARCHIVE_CACHE = "public, max-age=31536000, immutable"
-METADATA_CACHE = "public, max-age=300"
-ROOT_CACHE = "public, max-age=60"
-STATE_CACHE = "no-store"
-JSON = "application/json"
-ZIP = "application/zip"
 # S3 answers these when it wants the client to slow down or try again.
-MULTIPART_THRESHOLD = 64 * 1024**2
 THROTTLE_CODES = frozenset({"SlowDown", "Throttling", "ThrottlingException", "RequestLimitExceeded", "503"})
 RETRY_CODES = THROTTLE_CODES | {"InternalError", "500", "RequestTimeout", "ServiceUnavailable"}
 MISSING_CODES = frozenset({"404", "NoSuchKey", "NotFound"})
@@ -36,26 +35,7 @@ DELETE_BATCH = 1000
 T = TypeVar("T")
 
 
-@dataclass(frozen=True)
-class StoredObject:
-    body: bytes
-    etag: str
-
-
-def md5_etag(data: bytes) -> str:
-    """The ETag S3 gives a single-part upload: the quoted MD5 of its bytes."""
-    return '"' + hashlib.md5(data).hexdigest() + '"'
-
-
-def safe_key_part(path: str) -> str:
-    """Refuse keys that could escape the prefix: everything written derives from untrusted names."""
-    segments = path.split("/")
-    if not path or path.startswith("/") or "\\" in path or any(s in ("", ".", "..") for s in segments):
-        raise StoreError(f"refusing unsafe object key {path!r}")
-    return path
-
-
-class S3Store:
+class S3Store(StoreBase):
     """Objects under ``<bucket>/<prefix>``, with the error handling written once.
 
     404 means absent; throttling and 5xx are retried with backoff and logged with the setting to
@@ -71,9 +51,6 @@ class S3Store:
         self.requests: Counter = Counter()
         self._lock = threading.Lock()
 
-    def key(self, path: str) -> str:
-        return self.prefix + safe_key_part(path)
-
     # --- primitives ---------------------------------------------------------------------
     def get(self, path: str) -> StoredObject | None:
         def call() -> StoredObject | None:
@@ -87,16 +64,48 @@ class S3Store:
 
         return self._call("GET", call)
 
-    def head(self, path: str) -> dict[str, Any] | None:
-        def call() -> dict[str, Any] | None:
+    def head(self, path: str) -> ObjectInfo | None:
+        def call() -> ObjectInfo | None:
             try:
-                return self.client.head_object(Bucket=self.bucket, Key=self.key(path))
+                response = self.client.head_object(Bucket=self.bucket, Key=self.key(path))
+            except Exception as exc:
+                if _code(exc) in MISSING_CODES:
+                    return None
+                raise
+            return ObjectInfo(
+                path,
+                int(response.get("ContentLength", 0)),
+                response.get("ETag", ""),
+                response.get("LastModified"),
+                response.get("CacheControl"),
+                response.get("ContentType"),
+                dict(response.get("Metadata") or {}),
+            )
+
+        return self._call("HEAD", call)
+
+    def stream(self, path: str, chunk_size: int) -> Iterator[bytes] | None:
+        """The object's bytes in chunks (archives can be hundreds of MB); None when it is absent."""
+
+        def call() -> Any:
+            try:
+                return self.client.get_object(Bucket=self.bucket, Key=self.key(path))["Body"]
             except Exception as exc:
                 if _code(exc) in MISSING_CODES:
                     return None
                 raise
 
-        return self._call("HEAD", call)
+        body = self._call("GET", call)
+        if body is None:
+            return None
+
+        def chunks() -> Iterator[bytes]:
+            try:
+                yield from body.iter_chunks(chunk_size)
+            finally:
+                body.close()
+
+        return chunks()
 
     def put(
         self,
@@ -137,35 +146,25 @@ class S3Store:
 
         return self._call(kind, call)
 
-    def upload_new_file(self, path: str, filename: str, *, content_type: str, cache_control: str) -> bool:
-        """Store a local file unless an object already exists at ``path``; False when one did.
-
-        Below the multipart threshold this is one create-only PUT streamed from the file; above
-        it, a HEAD and then boto3's managed multipart transfer (bounded memory).
-        """
-        if os.path.getsize(filename) < MULTIPART_THRESHOLD:
-            with open(filename, "rb") as body:
-                return self.create(path, body, content_type=content_type, cache_control=cache_control)
-        if self.head(path) is not None:
-            return False
-        self.upload_file(path, filename, content_type=content_type, cache_control=cache_control)
-        return True
-
-    def upload_file(self, path: str, filename: str, *, content_type: str, cache_control: str) -> None:
+    def upload_file(
+        self, path: str, filename: str, *, content_type: str, cache_control: str, metadata: dict[str, str] | None = None
+    ) -> None:
         """Upload a local file with boto3's managed transfer (multipart above 64 MB, bounded memory)."""
         from boto3.s3.transfer import TransferConfig
 
         config = TransferConfig(
             multipart_threshold=MULTIPART_THRESHOLD, multipart_chunksize=16 * 1024**2, max_concurrency=4
         )
-        extra = {"ContentType": content_type, "CacheControl": cache_control}
+        extra: dict[str, Any] = {"ContentType": content_type, "CacheControl": cache_control}
+        if metadata:
+            extra["Metadata"] = metadata
         self._call(
             "PUT",
             lambda: self.client.upload_file(filename, self.bucket, self.key(path), ExtraArgs=extra, Config=config),
         )
 
-    def list(self, path_prefix: str) -> Iterator[tuple[str, int]]:
-        """Yield (path relative to the store prefix, size) for every object under ``path_prefix``."""
+    def list(self, path_prefix: str) -> Iterator[ObjectInfo]:
+        """Every object under ``path_prefix``, its path relative to the store prefix, in key order."""
         token: str | None = None
         while True:
             kwargs = {"Bucket": self.bucket, "Prefix": self.prefix + path_prefix}
@@ -173,13 +172,15 @@ class S3Store:
                 kwargs["ContinuationToken"] = token
             page = self._call("LIST", lambda kw=kwargs: self.client.list_objects_v2(**kw))
             for item in page.get("Contents", []):
-                yield item["Key"][len(self.prefix) :], int(item.get("Size", 0))
+                yield ObjectInfo(
+                    item["Key"][len(self.prefix) :],
+                    int(item.get("Size", 0)),
+                    item.get("ETag", ""),
+                    item.get("LastModified"),
+                )
             if not page.get("IsTruncated"):
                 return
             token = page.get("NextContinuationToken")
-
-    def delete(self, path: str) -> None:
-        self._call("DELETE", lambda: self.client.delete_object(Bucket=self.bucket, Key=self.key(path)))
 
     def delete_many(self, paths: Iterable[str]) -> list[str]:
         """Delete objects with one DeleteObjects request per 1000 keys; returns the paths S3 refused.
@@ -199,55 +200,6 @@ class S3Store:
             )
             failed.extend(error["Key"][len(self.prefix) :] for error in response.get("Errors", []))
         return failed
-
-    # --- built on the primitives --------------------------------------------------------
-    def get_json(self, path: str) -> Any | None:
-        stored = self.get(path)
-        if stored is None:
-            return None
-        try:
-            return json.loads(stored.body)
-        except ValueError as exc:
-            raise StoreError(f"{self.key(path)} is not valid JSON: {exc}") from exc
-
-    def put_if_changed(
-        self,
-        path: str,
-        data: bytes,
-        *,
-        known_etag: str | None = None,
-        content_type: str = JSON,
-        cache_control: str = METADATA_CACHE,
-    ) -> bool:
-        """Write only when the bytes differ from what is stored, so Last-Modified stays stable.
-
-        ``known_etag`` (from the mirror's state) decides without asking S3. Without it, a
-        create-only PUT (``If-None-Match: *``) writes a new object in one request; only when an
-        object is already there is its ETag asked for. Returns True when the object was written.
-        """
-        etag = md5_etag(data)
-        if known_etag is None:
-            if self.create(path, data, content_type=content_type, cache_control=cache_control):
-                return True
-            head = self.head(path)
-            known_etag = head.get("ETag") if head else None
-        if known_etag == etag:
-            return False
-        self.put(path, data, content_type=content_type, cache_control=cache_control)
-        return True
-
-    def create(self, path: str, body: bytes | BinaryIO, *, content_type: str, cache_control: str) -> bool:
-        """PUT only if no object exists at ``path`` (one request); False when one already does.
-
-        Counted as CREATE in request_counts: a refused create writes nothing.
-        """
-        try:
-            self.put(
-                path, body, content_type=content_type, cache_control=cache_control, if_none_match=True, kind="CREATE"
-            )
-        except ConflictError:
-            return False
-        return True
 
     def request_counts(self) -> dict[str, int]:
         with self._lock:

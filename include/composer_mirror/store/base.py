@@ -1,0 +1,286 @@
+"""The storage contract every backend honours, and what is built once on top of it.
+
+A :class:`Store` holds objects under a key prefix and offers a few primitives: read, read the
+metadata (:class:`ObjectInfo`), write with a precondition (``If-Match`` / ``If-None-Match``, the
+compare-and-swap every writer relies on), stream a local file in, list, delete many. The
+precondition failures become :class:`~composer_mirror.errors.ConflictError`; absent objects are
+``None``. Everything the mirror does with storage goes through this contract, so a backend (S3
+today, an in-memory one for model-based tests, GCS or Azure later) only implements the primitives.
+
+:func:`compare_and_swap` is the one read-modify-write loop of the mirror: every object that more
+than one writer may change (the catalog, state shards, package records, p2 files, the root) is
+changed through it and never by a blind PUT.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any, BinaryIO, Protocol
+
+from composer_mirror.errors import ConflictError, StoreError
+
+logger = logging.getLogger(__name__)
+
+ARCHIVE_CACHE = "public, max-age=31536000, immutable"
+METADATA_CACHE = "public, max-age=300"
+ROOT_CACHE = "public, max-age=60"
+STATE_CACHE = "no-store"
+JSON = "application/json"
+ZIP = "application/zip"
+# Above this size a file is uploaded in parts (bounded memory); below, in one create-only PUT.
+MULTIPART_THRESHOLD = 64 * 1024**2
+# Writers contending for one object: each retry re-reads and re-applies its change.
+CAS_ATTEMPTS = 8
+
+
+@dataclass(frozen=True)
+class StoredObject:
+    """An object's bytes and the ETag they were read with (the precondition for a later write)."""
+
+    body: bytes
+    etag: str
+
+
+@dataclass(frozen=True)
+class ObjectInfo:
+    """What a HEAD or a listing says about an object, in the backend's neutral terms."""
+
+    path: str
+    size: int
+    etag: str = ""
+    last_modified: datetime | None = None
+    cache_control: str | None = None
+    content_type: str | None = None
+    metadata: dict[str, str] = field(default_factory=dict)
+
+
+def md5_etag(data: bytes) -> str:
+    """The ETag S3 gives a single-part upload: the quoted MD5 of its bytes."""
+    return '"' + hashlib.md5(data).hexdigest() + '"'
+
+
+def safe_key_part(path: str) -> str:
+    """Refuse keys that could escape the prefix: everything written derives from untrusted names."""
+    segments = path.split("/")
+    if not path or path.startswith("/") or "\\" in path or any(s in ("", ".", "..") for s in segments):
+        raise StoreError(f"refusing unsafe object key {path!r}")
+    return path
+
+
+class Store(Protocol):
+    """The primitives a backend implements; :class:`StoreBase` adds the rest on top of them."""
+
+    prefix: str
+
+    def key(self, path: str) -> str: ...
+
+    def get(self, path: str) -> StoredObject | None: ...
+
+    def head(self, path: str) -> ObjectInfo | None: ...
+
+    def put(
+        self,
+        path: str,
+        data: bytes | BinaryIO,
+        *,
+        content_type: str = JSON,
+        cache_control: str = METADATA_CACHE,
+        if_match: str | None = None,
+        if_none_match: bool = False,
+        metadata: dict[str, str] | None = None,
+        kind: str = "PUT",
+    ) -> str: ...
+
+    def stream(self, path: str, chunk_size: int) -> Iterator[bytes] | None: ...
+
+    def upload_file(
+        self, path: str, filename: str, *, content_type: str, cache_control: str, metadata: dict[str, str] | None = None
+    ) -> None: ...
+
+    def list(self, path_prefix: str) -> Iterator[ObjectInfo]: ...
+
+    def delete_many(self, paths: Iterable[str]) -> list[str]: ...
+
+    def request_counts(self) -> dict[str, int]: ...
+
+    # Built on the primitives (StoreBase):
+    def get_json(self, path: str) -> Any | None: ...
+
+    def create(
+        self,
+        path: str,
+        body: bytes | BinaryIO,
+        *,
+        content_type: str,
+        cache_control: str,
+        metadata: dict[str, str] | None = None,
+    ) -> bool: ...
+
+    def upload_new_file(
+        self, path: str, filename: str, *, content_type: str, cache_control: str, metadata: dict[str, str] | None = None
+    ) -> bool: ...
+
+    def put_if_changed(
+        self,
+        path: str,
+        data: bytes,
+        *,
+        known_etag: str | None = None,
+        content_type: str = JSON,
+        cache_control: str = METADATA_CACHE,
+    ) -> bool: ...
+
+    def delete(self, path: str) -> None: ...
+
+
+class StoreBase:
+    """What every backend gets from its primitives: JSON reads, create-only and skip-if-same writes."""
+
+    prefix: str
+    get: Callable[[str], StoredObject | None]
+    head: Callable[[str], ObjectInfo | None]
+    put: Callable[..., str]
+    upload_file: Callable[..., None]
+    delete_many: Callable[[Iterable[str]], list[str]]
+
+    def key(self, path: str) -> str:
+        return self.prefix + safe_key_part(path)
+
+    def get_json(self, path: str) -> Any | None:
+        stored = self.get(path)
+        if stored is None:
+            return None
+        try:
+            return json.loads(stored.body)
+        except ValueError as exc:
+            raise StoreError(f"{self.key(path)} is not valid JSON: {exc}") from exc
+
+    def create(
+        self,
+        path: str,
+        body: bytes | BinaryIO,
+        *,
+        content_type: str,
+        cache_control: str,
+        metadata: dict[str, str] | None = None,
+    ) -> bool:
+        """PUT only if no object exists at ``path`` (one request); False when one already does.
+
+        Counted as CREATE in request_counts: a refused create writes nothing.
+        """
+        try:
+            self.put(
+                path,
+                body,
+                content_type=content_type,
+                cache_control=cache_control,
+                if_none_match=True,
+                metadata=metadata,
+                kind="CREATE",
+            )
+        except ConflictError:
+            return False
+        return True
+
+    def upload_new_file(
+        self, path: str, filename: str, *, content_type: str, cache_control: str, metadata: dict[str, str] | None = None
+    ) -> bool:
+        """Store a local file unless an object already exists at ``path``; False when one did.
+
+        Below the multipart threshold this is one create-only PUT streamed from the file; above
+        it, a HEAD and then the backend's managed upload (bounded memory).
+        """
+        if os.path.getsize(filename) < MULTIPART_THRESHOLD:
+            with open(filename, "rb") as body:
+                return self.create(
+                    path, body, content_type=content_type, cache_control=cache_control, metadata=metadata
+                )
+        if self.head(path) is not None:
+            return False
+        self.upload_file(path, filename, content_type=content_type, cache_control=cache_control, metadata=metadata)
+        return True
+
+    def put_if_changed(
+        self,
+        path: str,
+        data: bytes,
+        *,
+        known_etag: str | None = None,
+        content_type: str = JSON,
+        cache_control: str = METADATA_CACHE,
+    ) -> bool:
+        """Write only when the bytes differ from what is stored, so Last-Modified stays stable.
+
+        For objects only one writer owns (the upstream cache, reports): shared objects go through
+        :func:`compare_and_swap`. ``known_etag`` decides without asking; without it, a create-only
+        PUT writes a new object in one request, and only when one exists is its ETag asked for.
+        """
+        etag = md5_etag(data)
+        if known_etag is None:
+            if self.create(path, data, content_type=content_type, cache_control=cache_control):
+                return True
+            head = self.head(path)
+            known_etag = head.etag if head else None
+        if known_etag == etag:
+            return False
+        self.put(path, data, content_type=content_type, cache_control=cache_control)
+        return True
+
+    def delete(self, path: str) -> None:
+        failed = self.delete_many([path])
+        if failed:
+            raise StoreError(f"could not delete {self.key(path)}")
+
+
+@dataclass(frozen=True)
+class Swapped:
+    """The outcome of :func:`compare_and_swap`: the object as it now is, and whether we wrote it."""
+
+    body: bytes | None
+    etag: str | None
+    written: bool
+
+
+def compare_and_swap(
+    store: Store,
+    path: str,
+    change: Callable[[bytes | None], bytes | None],
+    *,
+    cache_control: str,
+    content_type: str = JSON,
+    attempts: int = CAS_ATTEMPTS,
+) -> Swapped:
+    """Read ``path``, apply ``change`` to its bytes (None: absent), write the result conditionally.
+
+    The write carries ``If-Match`` with the ETag read (``If-None-Match: *`` when absent), so it
+    lands only on the version ``change`` saw; when another writer got there first, the object is
+    read again and ``change`` applied again to what that writer left. ``change`` must therefore
+    be a merge (apply the same intent to any version), never an overwrite. It returns None, or
+    the same bytes, for "nothing to change", and then nothing is written.
+    """
+    for _attempt in range(attempts):
+        current = store.get(path)
+        before = current.body if current is not None else None
+        after = change(before)
+        if after is None or after == before:
+            return Swapped(before, current.etag if current is not None else None, False)
+        try:
+            etag = store.put(
+                path,
+                after,
+                content_type=content_type,
+                cache_control=cache_control,
+                if_match=current.etag if current is not None else None,
+                if_none_match=current is None,
+            )
+        except ConflictError:
+            logger.info("%s changed under us; merging again", store.key(path))
+            continue
+        return Swapped(after, etag, True)
+    raise ConflictError(f"could not update {store.key(path)} after {attempts} attempts")

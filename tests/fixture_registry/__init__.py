@@ -24,7 +24,9 @@ Fault kinds (``FaultRule.kind``):
 - ``slow_body``: the body in ``chunk_size`` pieces with ``delay`` (0.05 s when 0) between them.
 
 Beyond the basics: ``reg.version(name, version)``, ``reg.versions(name, base_url, dev=...)``,
-``reg.truncate_changes_log()`` (every older ``since`` becomes stale) and ``reg.stale_since = "resync"``
+``reg.omit = frozenset({"version_normalized", "time", "dist.shasum"})`` (serve entries without
+optional fields, as Satis output and hand-made repositories do), ``reg.truncate_changes_log()``
+(every older ``since`` becomes stale) and ``reg.stale_since = "resync"``
 (answer stale ``since`` values with a resync action, as packagist does, instead of 400);
 ``srv.versions(name)`` (absolute URLs), ``srv.archive_url``, ``srv.errors`` (handler tracebacks) and
 ``RequestRecord.server`` / ``.fault`` / ``.query`` / ``.has_authorization``.

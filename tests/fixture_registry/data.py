@@ -105,6 +105,9 @@ class Registry:
         # "error" answers 400 to a since older than the log (as specified for this project);
         # "resync" answers a resync action instead, as packagist itself does.
         self.stale_since = "error"
+        # Optional fields left out of every served entry, as Satis output and hand-made repositories
+        # do: "version_normalized", "time", "dist.shasum" (a dotted name is a key of a nested object).
+        self.omit: frozenset[str] = frozenset()
 
     # ----------------------------------------------------------------------------------- construction
 
@@ -537,6 +540,11 @@ class Registry:
                 result[key] = value
         if package.real_shasum and isinstance(result.get("dist"), dict):
             result["dist"]["shasum"] = self._shasum(package.name, result["dist"].get("reference", ""))
+        for field in self.omit:
+            parent, _, key = field.rpartition(".")
+            holder = result.get(parent) if parent else result
+            if isinstance(holder, dict):
+                holder.pop(key, None)
         return result
 
     def _shasum(self, name: str, reference: str) -> str:

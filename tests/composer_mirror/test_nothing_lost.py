@@ -1,0 +1,180 @@
+"""Defects of the "nothing mirrored is ever lost" promise, each reproduced through the real pipeline.
+
+Every test runs the task functions in DAG order (as tests/composer_mirror/test_pipeline.py does) on
+moto's in-process S3 and the fixture registry, and forces its interleaving deterministically by
+wrapping one pipeline step: a second writer runs *inside* the first one's window, on the same
+bucket, so what the racers write is shared for real.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from collections.abc import Callable, Iterator, Mapping
+from typing import Any
+
+import boto3
+import pytest
+
+from composer_mirror import pipeline, verify
+from composer_mirror.pipeline import Context, fetch_archives, plan_batches, publish_index, sync_metadata
+from composer_mirror.store.layout import ROOT
+from composer_mirror.upstream import FetchPolicy, RetryPolicy, UpstreamClient
+from composer_mirror.versions import normalize
+from tests.composer_mirror.test_pipeline import Mirror, built
+
+
+@pytest.fixture
+def session_mirror(session: boto3.session.Session) -> Callable[..., Any]:
+    return lambda **kwargs: built(session, **kwargs)
+
+
+@pytest.fixture
+def mirror(session: boto3.session.Session) -> Iterator[Mirror]:
+    with built(session, changes_feed=False, packages=("psr/container:^2.0",)) as running:
+        yield running
+
+
+def second_writer(mirror: Mirror) -> Context:
+    """Another worker on the same bucket: its own upstream client, the same settings and store."""
+    client = UpstreamClient(
+        FetchPolicy(mirror.ctx.settings.upstream_url), concurrency=2, retry=RetryPolicy(attempts=2, backoff=0.01)
+    )
+    return Context(mirror.ctx.settings, mirror.ctx.store, client)
+
+
+def run_targets(ctx: Context, targets: Mapping[str, list[str]], run_id: str) -> dict[str, Any]:
+    """An SBOM run's mirroring chain: the targets it resolved, batched, synced, published."""
+    ctx.upstream = pipeline.read_upstream(ctx.client, ctx.settings.upstream_url)
+    plan = {"targets": dict(targets)}
+    batches = plan_batches(plan["targets"], ctx.settings.max_batches)
+    results = [fetch_archives(ctx, sync_metadata(ctx, batch)) for batch in batches]
+    return publish_index(ctx, results, plan, run_id)
+
+
+def published_versions(mirror: Mirror, name: str) -> set[str]:
+    return set(mirror.published(name))
+
+
+def recorded_versions(mirror: Mirror, name: str) -> set[str]:
+    """The normalized versions the mirror's state says it publishes (the record, else the shard)."""
+    return set(mirror.state(name).get("versions", {}))
+
+
+def verify_package(ctx: Context, name: str, *, repair: bool) -> verify.VerifyResult:
+    return verify.verify_batch(ctx, {"index": 0, "packages": {name: []}}, repair=repair)
+
+
+@pytest.mark.xfail(strict=True, reason="defect 2: published entries keyed by raw version, state by normalized")
+def test_versions_survive_upstream_deletion_when_the_upstream_omits_version_normalized(
+    session_mirror: Callable[..., Any],
+) -> None:
+    with session_mirror(changes_feed=False, packages=("psr/container",)) as mirror:
+        mirror.registry.omit = frozenset({"version_normalized", "time", "dist.shasum"})
+        assert mirror.run("first")["failures"] == []
+        versions = published_versions(mirror, "psr/container")
+        assert len(versions) >= 2
+        for version in versions:
+            mirror.registry.remove_version("psr/container", version)
+        mirror.registry.add_version("psr/container", "9.0.0")
+        report = mirror.run("second")
+        assert report["failures"] == []
+        assert published_versions(mirror, "psr/container") == versions | {"9.0.0"}
+        assert recorded_versions(mirror, "psr/container") == {normalize(v) for v in versions | {"9.0.0"}}
+
+
+@pytest.mark.xfail(strict=True, reason="defect 3: p2 files and package state are written last-writer-wins")
+def test_a_sync_and_an_sbom_run_writing_the_same_package_both_land(
+    mirror: Mirror, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    mirror.registry.add_version("psr/container", "1.0.0")
+    assert mirror.run("first")["failures"] == []
+    assert "1.0.0" not in published_versions(mirror, "psr/container")
+    mirror.registry.add_version("psr/container", "2.1.0")
+    sbom = second_writer(mirror)
+    fetch_one = pipeline._fetch_one
+    raced: list[dict[str, Any]] = []
+
+    def slow_download(ctx: Context, plan: Any, entry: dict[str, Any]) -> Any:
+        # While the sync downloads 2.1.0, an SBOM run mirrors and publishes 1.0.0 of the same package.
+        if entry["version"] == "2.1.0" and not raced:
+            raced.append(run_targets(sbom, {"psr/container": ["1.0.0"]}, "sbom"))
+        return fetch_one(ctx, plan, entry)
+
+    monkeypatch.setattr(pipeline, "_fetch_one", slow_download)
+    report = mirror.run("sync")
+    assert raced and raced[0]["failures"] == [] and report["failures"] == []
+    assert {"1.0.0", "2.1.0"} <= published_versions(mirror, "psr/container")
+    assert {"1.0.0.0", "2.1.0.0"} <= recorded_versions(mirror, "psr/container")
+
+
+@pytest.mark.xfail(strict=True, reason="defect 4: verify's repair rewrites a p2 file with a blind PUT")
+def test_verify_repair_between_a_syncs_p2_write_and_its_state_save_undoes_nothing(
+    mirror: Mirror, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    assert mirror.run("first")["failures"] == []
+    mirror.registry.add_version("psr/container", "2.1.0")
+    checker = second_writer(mirror)
+    save = pipeline.save_package_states
+    repaired: list[verify.VerifyResult] = []
+
+    def repair_first(store: Any, updates: dict[str, Any], *args: Any, **kwargs: Any) -> int:
+        if "psr/container" in updates and not repaired:
+            repaired.append(verify_package(checker, "psr/container", repair=True))
+        return save(store, updates, *args, **kwargs)
+
+    monkeypatch.setattr(pipeline, "save_package_states", repair_first)
+    assert mirror.run("sync")["failures"] == []
+    assert repaired
+    assert "2.1.0" in published_versions(mirror, "psr/container")
+    monkeypatch.setattr(pipeline, "save_package_states", save)
+    assert mirror.run("later")["failures"] == []
+    assert "2.1.0" in published_versions(mirror, "psr/container")
+    assert verify_package(checker, "psr/container", repair=False).problems == []
+
+
+class Crash(Exception):
+    """A worker dying at one write: nothing after it happens."""
+
+
+@pytest.mark.xfail(strict=True, reason="defect 5: the changes-feed cursor is saved before the root")
+def test_a_crash_before_the_root_is_written_does_not_lose_new_packages_for_later_runs(
+    session_mirror: Callable[..., Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    with session_mirror(changes_feed=True, packages=("psr/*",)) as mirror:
+        assert mirror.run("first")["failures"] == []
+        mirror.registry.add_version("psr/brand-new", "1.0.0")
+        publish_root = pipeline.publish_root
+
+        def crash(*args: Any, **kwargs: Any) -> Any:
+            raise Crash("killed before packages.json was written")
+
+        monkeypatch.setattr(pipeline, "publish_root", crash)
+        with pytest.raises(Crash):
+            mirror.run("crashed")
+        monkeypatch.setattr(pipeline, "publish_root", publish_root)
+        report = mirror.run("after")
+        assert report["failures"] == []
+        assert "psr/brand-new" in mirror.root()["available-packages"]
+
+
+@pytest.mark.xfail(strict=True, reason="defect 10: a corrupt packages.json is rebuilt from one run's packages")
+def test_a_corrupt_root_is_rebuilt_with_every_mirrored_package(session_mirror: Callable[..., Any]) -> None:
+    with session_mirror(changes_feed=True) as mirror:
+        assert mirror.run("first")["failures"] == []
+        available = mirror.root()["available-packages"]
+        assert len(available) > 2
+        mirror.store.put(ROOT, b'{"packages": [], "available-pack')  # a torn or hand-damaged root
+        mirror.registry.add_version("psr/log", "3.0.3")
+        report = mirror.run("second")
+        assert report["plan"]["mode"] == "incremental"
+        assert mirror.root()["available-packages"] == available
+        assert any("packages.json" in json.dumps(item) for item in report["anomalies"])
+
+
+def test_the_record_helpers_see_what_a_run_published(mirror: Mirror) -> None:
+    """The helpers above read real state: a first run's versions are both published and recorded."""
+    assert mirror.run("first")["failures"] == []
+    versions = published_versions(mirror, "psr/container")
+    assert versions and recorded_versions(mirror, "psr/container") == {normalize(v) for v in versions}
+    assert dataclasses.is_dataclass(mirror.ctx)

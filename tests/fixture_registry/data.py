@@ -540,8 +540,8 @@ class Registry:
                 result[key] = value
         if package.real_shasum and isinstance(result.get("dist"), dict):
             result["dist"]["shasum"] = self._shasum(package.name, result["dist"].get("reference", ""))
-        for field in self.omit:
-            parent, _, key = field.rpartition(".")
+        for omitted in self.omit:
+            parent, _, key = omitted.rpartition(".")
             holder = result.get(parent) if parent else result
             if isinstance(holder, dict):
                 holder.pop(key, None)

@@ -7,6 +7,7 @@ go through the bucket.
 
 from __future__ import annotations
 
+import copy
 import email.utils
 import fnmatch
 import logging
@@ -31,7 +32,8 @@ from composer_mirror.composer_format import (
 )
 from composer_mirror.errors import MirrorError, TargetError, UpstreamError
 from composer_mirror.progress import track
-from composer_mirror.publisher import mirror_entry, publish_package, publish_root, read_published
+from composer_mirror.publisher import migrated_record, publish_root, write_package
+from composer_mirror.record import PackageRecord, index_fields, merge_offered
 from composer_mirror.settings import Settings
 from composer_mirror.state import (
     Catalog,
@@ -50,7 +52,6 @@ from composer_mirror.targets import (
     expand_patterns,
     is_pin,
     list_url,
-    newest_first,
     normalized_of,
     parse_selection,
     select_versions,
@@ -397,7 +398,8 @@ class PackagePlan:
     chosen: list[dict[str, Any]] = field(default_factory=list)
     records: dict[str, ArchiveRecord] = field(default_factory=dict)
     fetch: list[dict[str, Any]] = field(default_factory=list)
-    keep_published: set[str] = field(default_factory=set)
+    # Tags whose upstream reference changed: the record keeps them as first mirrored.
+    rewritten: set[str] = field(default_factory=set)
     # Partial advisories from the upstream p2 file; replaced by full ones before publishing.
     advisories: list[dict[str, Any]] | None = None
     anomalies: list[dict[str, str]] = field(default_factory=list)
@@ -530,19 +532,16 @@ def _plan_package(ctx: Context, plan: PackagePlan) -> None:
             plan.advisories = advisories_in(cached.body)
     plan.chosen = select_versions(entries, plan.selectors)
     known = {n: ArchiveRecord.from_dict(r) for n, r in plan.state.get("versions", {}).items()}
-    upstream_versions = set()
     markers: dict[str, ArchiveRecord] | None = None
     for entry in plan.chosen:
         normalized = normalized_of(entry) or ""
-        upstream_versions.add(normalized)
         dist = entry.get("dist") if isinstance(entry.get("dist"), dict) else {}  # untrusted: any JSON value
         reference = str(dist.get("reference") or "")
         record = known.get(normalized)
         if record and record.reference == reference:
             plan.records[normalized] = record
         elif record and not is_dev_version(entry["version"]):
-            plan.records[normalized] = record
-            plan.keep_published.add(normalized)
+            plan.rewritten.add(normalized)
             plan.anomalies.append(
                 {
                     "package": plan.name,
@@ -569,10 +568,6 @@ def _plan_package(ctx: Context, plan: PackagePlan) -> None:
                 plan.records[normalized] = marker
             else:
                 plan.fetch.append(entry)
-    # Versions mirrored before but no longer offered upstream stay published: never lose one.
-    plan.keep_published.update(n for n in known if n not in upstream_versions)
-    for n in plan.keep_published:
-        plan.records.setdefault(n, known[n])
 
 
 def _complete_advisories(ctx: Context, plans: list[PackagePlan], failures: list[dict[str, Any]]) -> None:
@@ -614,10 +609,26 @@ def _fetch_one(ctx: Context, plan: PackagePlan, entry: dict[str, Any]) -> Archiv
 
 
 def _publish_plan(ctx: Context, plan: PackagePlan) -> int | None:
-    """Write the package's p2 files from its mirrored versions; None when nothing can be published."""
+    """Merge the package's mirrored versions into its record, then write its p2 files (the write rule).
+
+    Returns the number of p2 files written, None when nothing could be published.
+    """
+    offered = [
+        (entry, plan.records[normalized])
+        for entry in plan.chosen
+        if (normalized := normalized_of(entry) or "") in plan.records and normalized not in plan.rewritten
+    ]
+
+    def change(record: PackageRecord | None) -> PackageRecord:
+        if record is None:
+            # Mirrored before records existed: start from what it publishes, never from nothing.
+            record = migrated_record(ctx.store, plan.name, plan.state.get("versions", {})) or PackageRecord(plan.name)
+        return merge_offered(record, offered, plan.advisories)
+
     try:
-        entries = _mirrored_entries(ctx, plan)
+        record, files = write_package(ctx.store, plan.name, change, ctx.settings.repository_url)
     except MirrorError as exc:
+        # Its state is not saved: the next run publishes it again. The batch's other packages go on.
         plan.failures.append({"package": plan.name, "stage": "publish", "error": str(exc)})
         return None
     state = plan.state
@@ -627,17 +638,9 @@ def _publish_plan(ctx: Context, plan: PackagePlan) -> int | None:
         for suffix, info in plan.files.items()
         if info["status"] != 404
     }
-    state["versions"] = {n: plan.records[n].to_dict() for n in sorted(plan.records)}
+    state.update(index_fields(record))
     state["complete"] = not plan.failures
     state.update(_summary_fields(plan))
-    if not entries:
-        return 0
-    try:
-        files = publish_package(ctx.store, plan.name, entries, state.get("published", {}), plan.advisories)
-    except MirrorError as exc:
-        # Its state is not saved: the next run publishes it again. The batch's other packages go on.
-        plan.failures.append({"package": plan.name, "stage": "publish", "error": str(exc)})
-        return None
     state["published"] = files.etags
     return files.written
 
@@ -655,63 +658,61 @@ def _summary_fields(plan: PackagePlan) -> dict[str, Any]:
     }
 
 
-def _mirrored_entries(ctx: Context, plan: PackagePlan) -> list[dict[str, Any]]:
-    repository_url = ctx.settings.repository_url
-    entries = []
-    for entry in plan.chosen:
-        normalized = normalized_of(entry) or ""
-        if normalized in plan.records and normalized not in plan.keep_published:
-            entries.append(mirror_entry(entry, plan.records[normalized], repository_url))
-    if plan.keep_published:
-        published = read_published(ctx.store, plan.name)
-        for normalized in sorted(plan.keep_published):
-            if normalized in published:
-                entries.append(published[normalized])
-            else:
-                plan.records.pop(normalized, None)
-                logger.warning("%s %s: recorded but not in the published p2 file", plan.name, normalized)
-    return newest_first(entries, lambda entry: str(entry["version"]))
-
-
 # --- the root and the report ------------------------------------------------------------------
 def publish_index(
     ctx: Context, results: Iterable[Mapping[str, Any]], plan: Mapping[str, Any], run_id: str
 ) -> dict[str, Any]:
-    """Record the mirrored set, publish the root last, and write the run report.
+    """Record the mirrored set, publish the root, then advance the changes-feed cursor; write the report.
 
     The root keeps every package already published and adds this run's: a run that touched a
     few packages (an SBOM run) never shrinks the index. Only packages deleted upstream longer
     ago than the grace period, and neither pinned nor named in the selection, leave it.
+
+    Order (the write rule's last steps): the mirrored set first (a package joins it only once its
+    p2 files exist), then the root, then the cursor and the removal of expired packages from the
+    catalog. A crash before the cursor is saved makes the next run read the same feed entries again.
     """
     results = list(results)
     published = {name for result in results for name in result["published"]}
     stale = {name: when for result in results for name, when in result.get("stale", {}).items()}
     # Packages that failed are revalidated by the next run even when the changes feed is quiet.
     failed = {f["package"]: 0 for result in results for f in result["failures"] if f.get("package")}
+    feed = plan.get("feed")
+    selection = plan.get("selection") or []
     removed: list[str] = []
 
-    def change(catalog: Catalog) -> None:
+    def join(catalog: Catalog) -> None:
         joined = {name: selectors for name, selectors in plan["targets"].items() if name in published}
         catalog.packages = catalog.merged_with(joined)
         catalog.pending = {n: t for n, t in catalog.pending.items() if n not in plan["targets"]} | failed | stale
         if plan.get("selection") is not None and plan.get("mode") == "full":
             catalog.selection = list(plan["selection"])
-        feed = plan.get("feed")
+        if feed:
+            record_deletions(catalog, feed)
+        removed[:] = expire_deletions(copy.deepcopy(catalog), ctx.settings.delete_grace_hours, selection)
+
+    def advance(catalog: Catalog) -> None:
         if feed:
             catalog.changes_since = feed["since"]
-            record_deletions(catalog, feed)
-        removed[:] = expire_deletions(catalog, ctx.settings.delete_grace_hours, plan.get("selection") or [])
+        expire_deletions(catalog, ctx.settings.delete_grace_hours, selection)
 
-    update_catalog(ctx.store, change)
-    written, available = publish_root(
+    catalog = update_catalog(ctx.store, join)
+    root = publish_root(
         ctx.store,
         ctx.settings.repository_url,
         published,
         removed=removed,
         advisories=bool(ctx.upstream.get("advisories_url")),
+        mirrored=catalog.packages,
     )
+    update_catalog(ctx.store, advance)
+    written, available = root.written, root.available
     logger.info("packages.json %s: %d packages available", "written" if written else "unchanged", len(available))
     report = summarise(results)
+    if root.rebuilt_because:
+        report["anomalies"].append(
+            {"kind": "unreadable packages.json rebuilt from the mirrored set", "detail": root.rebuilt_because}
+        )
     report.update(
         run_id=run_id,
         mode=plan.get("mode", "targets"),

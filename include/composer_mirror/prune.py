@@ -149,7 +149,10 @@ def read_references(store: S3Store, workers: int) -> References:
 
     An empty or unreadable root would make every object look unreferenced, so it stops the prune.
     """
-    available, etag = read_available(store)
+    try:
+        available, etag = read_available(store)
+    except MirrorError as exc:
+        raise MirrorError(f"refusing to prune: {exc}") from exc
     if etag is None or not available:
         raise MirrorError(f"refusing to prune: {store.key('packages.json')} is missing, unreadable or lists nothing")
     refs = References(available=set(available))

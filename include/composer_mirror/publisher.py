@@ -1,87 +1,141 @@
-"""The publisher: p2 files that point at the mirror's own archives, and the root ``packages.json``.
+"""The write rule: how every writer changes a package and the root.
 
-Order is what keeps the index whole: archives are stored before the p2 files that name them,
-and the root, written last with compare-and-swap, only lists packages whose p2 files exist.
+Every writer (the sync, an SBOM run, verify's repair, and anything later) changes what the mirror
+publishes the same way, through :func:`~composer_mirror.store.compare_and_swap`, never by a blind PUT:
+
+1. Archives first (content-addressed, create-only: they never change once stored).
+2. The package's record (:mod:`composer_mirror.record`), by compare-and-swap with a merge: on a
+   conflict the record another writer left is read again and the change applied to it, so both
+   writers' versions land.
+3. Each p2 file, by compare-and-swap against the file as read, with bytes derived from the record
+   read *after* the file. Whoever writes a p2 file last has therefore read the latest record, and the
+   file ends up derived from it, whatever the interleaving of writers.
+4. The root, by compare-and-swap, listing only packages whose p2 files exist (steps 1-3 came first).
+5. Then, and only then, the changes-feed cursor (see :mod:`composer_mirror.pipeline`).
+
+A crash between two steps leaves every published object valid: the root names only what was
+written before it, and the next run redoes the rest from the record or the upstream.
 """
 
 from __future__ import annotations
 
-import copy
 import json
 import logging
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit
 
-from composer_mirror.archives import ArchiveRecord
-from composer_mirror.composer_format import dump_p2, parse_p2, split_dev
-from composer_mirror.errors import ConflictError
-from composer_mirror.state import CAS_ATTEMPTS
-from composer_mirror.store import ROOT_CACHE, S3Store, md5_etag
-from composer_mirror.store.layout import ROOT, p2_path
+from composer_mirror.composer_format import advisories_in, parse_p2
+from composer_mirror.errors import MirrorError
+from composer_mirror.record import PackageRecord, bootstrap, derive_files
+from composer_mirror.store import METADATA_CACHE, ROOT_CACHE, STATE_CACHE, Store, compare_and_swap
+from composer_mirror.store.layout import FILE_SUFFIXES, ROOT, p2_path, record_path
+from composer_mirror.targets import normalized_of
 
 logger = logging.getLogger(__name__)
 
-# Version keys that would send clients back to the upstream (install statistics).
-UPSTREAM_ONLY_KEYS = ("notification-url",)
+RecordChange = Callable[[PackageRecord | None], PackageRecord | None]
 
 
-def mirror_entry(entry: Mapping[str, Any], record: ArchiveRecord, repository_url: str) -> dict[str, Any]:
-    """An upstream version entry whose dist now points at the mirror, with the served bytes' sha1."""
-    mirrored = copy.deepcopy(dict(entry))
-    for key in UPSTREAM_ONLY_KEYS:
-        mirrored.pop(key, None)
-    mirrored["dist"] = {
-        "type": "zip",
-        "url": f"{repository_url}/{record.path}",
-        "reference": record.reference,
-        "shasum": record.sha1,
-    }
-    return mirrored
+# --- the package record -------------------------------------------------------------------------
+def load_record(store: Store, name: str) -> PackageRecord | None:
+    stored = store.get(record_path(name))
+    return PackageRecord.from_bytes(name, stored.body) if stored is not None else None
 
 
-def read_published(store: S3Store, name: str) -> dict[str, dict[str, Any]]:
-    """The versions the mirror serves now for a package, by normalized version (both files)."""
-    published: dict[str, dict[str, Any]] = {}
-    for dev in (False, True):
-        stored = store.get(p2_path(name, dev))
-        if stored is None:
-            continue
-        for entry in parse_p2(stored.body, name):
-            published[str(entry.get("version_normalized") or entry["version"])] = entry
-    return published
+def commit_record(store: Store, name: str, change: RecordChange) -> PackageRecord | None:
+    """Apply ``change`` to the package's record (a copy; None when there is none yet) and store it.
+
+    ``change`` must be a merge: on a conflict it is applied again to the record the other writer
+    left. Returns the record as stored now (None when there is still none).
+    """
+
+    def apply(body: bytes | None) -> bytes | None:
+        current = PackageRecord.from_bytes(name, body) if body is not None else None
+        updated = change(current.copy() if current is not None else None)
+        if updated is None or (current is not None and updated.content() == current.content()):
+            return None
+        updated.revision = (current.revision if current is not None else 0) + 1
+        return updated.to_bytes()
+
+    swapped = compare_and_swap(store, record_path(name), apply, cache_control=STATE_CACHE)
+    return PackageRecord.from_bytes(name, swapped.body) if swapped.body is not None else None
 
 
+# --- p2 files ----------------------------------------------------------------------------------
 @dataclass(frozen=True)
 class PublishedFiles:
+    """The ETags of the package's p2 files as they are now, and how many this writer wrote."""
+
     etags: dict[str, str]
     written: int
 
 
-def publish_package(
-    store: S3Store,
-    name: str,
-    entries: Iterable[Mapping[str, Any]],
-    known_etags: Mapping[str, str],
-    advisories: list[Any] | None = None,
-) -> PublishedFiles:
-    """Write ``name.json`` and ``name~dev.json`` (both, as packagist does), only where bytes changed.
+def publish_files(store: Store, name: str, repository_url: str) -> PublishedFiles:
+    """Write both p2 files from the package's record, each by compare-and-swap (step 3 of the rule).
 
-    Full security advisories, when known, go in the stable file as packagist puts its partial ones.
+    The record is read inside the swap, after the file: a retry after a conflict reads both again.
+    A package whose record publishes no version gets no files (and is not published).
     """
-    tagged, dev = split_dev(entries)
     etags: dict[str, str] = {}
     written = 0
-    for suffix, versions in (("", tagged), ("~dev", dev)):
-        body = dump_p2(name, versions, advisories if not suffix else None)
-        path = p2_path(name, dev=bool(suffix))
-        if store.put_if_changed(path, body, known_etag=known_etags.get(suffix)):
-            written += 1
-        etags[suffix] = md5_etag(body)
+    for suffix in FILE_SUFFIXES:
+
+        def derive(_current: bytes | None, suffix: str = suffix) -> bytes | None:
+            record = load_record(store, name)
+            if record is None or not record.versions:
+                return None
+            return derive_files(record, repository_url)[suffix]
+
+        swapped = compare_and_swap(store, p2_path(name, dev=bool(suffix)), derive, cache_control=METADATA_CACHE)
+        written += swapped.written
+        if swapped.etag is not None:
+            etags[suffix] = swapped.etag
     return PublishedFiles(etags, written)
 
 
+def write_package(
+    store: Store, name: str, change: RecordChange, repository_url: str
+) -> tuple[PackageRecord | None, PublishedFiles]:
+    """Steps 2 and 3 of the write rule for one package: its record, then its p2 files."""
+    record = commit_record(store, name, change)
+    if record is None or not record.versions:
+        return record, PublishedFiles({}, 0)
+    return record, publish_files(store, name, repository_url)
+
+
+def read_published(store: Store, name: str) -> dict[str, dict[str, Any]]:
+    """The versions the mirror serves now for a package (both files), by Composer's normalisation.
+
+    Keyed as the record and the state are (``version_normalized`` is optional in p2 files).
+    """
+    published: dict[str, dict[str, Any]] = {}
+    for suffix in FILE_SUFFIXES:
+        stored = store.get(p2_path(name, dev=bool(suffix)))
+        if stored is None:
+            continue
+        for entry in parse_p2(stored.body, name):
+            published[normalized_of(entry) or str(entry["version"])] = entry
+    return published
+
+
+def migrated_record(store: Store, name: str, archives: Mapping[str, Mapping[str, Any]]) -> PackageRecord | None:
+    """The record of a package mirrored before records existed, built from what it publishes now.
+
+    ``archives`` are the shard's archive records of the package. None when nothing is published.
+    """
+    stable = store.get(p2_path(name))
+    published = read_published(store, name)
+    if not published:
+        return None
+    record = bootstrap(name, published.values(), archives)
+    if stable is not None and b'"security-advisories"' in stable.body:
+        record.advisories = advisories_in(stable.body)
+    return record
+
+
+# --- the root ----------------------------------------------------------------------------------
 def metadata_url(repository_url: str) -> str:
     """``/bucket/prefix/p2/%package%.json``: path-absolute, so it resolves on any host serving the repo."""
     path = urlsplit(repository_url).path.rstrip("/")
@@ -104,41 +158,64 @@ def build_root(repository_url: str, available: Iterable[str], advisories: bool =
     return json.dumps(document, indent=1, sort_keys=True).encode() + b"\n"
 
 
-def read_available(store: S3Store) -> tuple[list[str], str | None]:
+def parse_available(body: bytes) -> list[str]:
+    """The root's package list; raises MirrorError when the root is not a usable root."""
+    try:
+        document = json.loads(body)
+    except ValueError as exc:
+        raise MirrorError(f"{ROOT} is not valid JSON: {exc}") from exc
+    listed = document.get("available-packages") if isinstance(document, dict) else None
+    if not isinstance(listed, list) or not all(isinstance(name, str) for name in listed):
+        raise MirrorError(f"{ROOT} has no list of available-packages")
+    return list(listed)
+
+
+def read_available(store: Store) -> tuple[list[str], str | None]:
+    """The published package list and the root's ETag; raises MirrorError for an unusable root."""
     stored = store.get(ROOT)
     if stored is None:
         return [], None
-    try:
-        document = json.loads(stored.body)
-    except ValueError:
-        logger.warning("published %s is not valid JSON; rebuilding it from this run", store.key(ROOT))
-        return [], stored.etag
-    return list(document.get("available-packages", [])), stored.etag
+    return parse_available(stored.body), stored.etag
+
+
+@dataclass(frozen=True)
+class RootUpdate:
+    written: bool
+    available: list[str]
+    # Why the published root could not be read, when it was rebuilt from the mirrored set instead.
+    rebuilt_because: str | None = None
 
 
 def publish_root(
-    store: S3Store,
+    store: Store,
     repository_url: str,
     published: Iterable[str],
     removed: Iterable[str] = (),
     advisories: bool = False,
-) -> tuple[bool, list[str]]:
-    """Add this run's packages to the root, keeping every package already published.
+    mirrored: Iterable[str] = (),
+) -> RootUpdate:
+    """Add this run's packages to the root, keeping every package already published (step 4).
 
-    Compare-and-swap on the root's ETag: two runs publishing at once both land, neither undoes
-    the other. Returns (written, available packages).
+    A root that is missing or unreadable is rebuilt from ``mirrored`` (the catalog's packages, every
+    one of which was published before it joined) rather than from this run's packages alone.
     """
     published = set(published)
     removed = set(removed) - published
-    for _attempt in range(CAS_ATTEMPTS):
-        current, etag = read_available(store)
-        available = sorted((set(current) | published) - removed)
-        body = build_root(repository_url, available, advisories)
-        if etag is not None and etag == md5_etag(body):
-            return False, available
-        try:
-            store.put(ROOT, body, cache_control=ROOT_CACHE, if_match=etag, if_none_match=etag is None)
-            return True, available
-        except ConflictError:
-            logger.info("packages.json changed under us; merging again")
-    raise ConflictError(f"could not update {store.key(ROOT)} after {CAS_ATTEMPTS} attempts")
+    mirrored = set(mirrored)
+    problems: list[str] = []
+
+    def change(body: bytes | None) -> bytes:
+        problems.clear()
+        current: set[str] = set(mirrored) if body is None else set()
+        if body is not None:
+            try:
+                current = set(parse_available(body))
+            except MirrorError as exc:
+                logger.warning("%s; rebuilding it from the mirrored set", exc)
+                problems.append(str(exc))
+                current = set(mirrored)
+        return build_root(repository_url, (current | published) - removed, advisories)
+
+    swapped = compare_and_swap(store, ROOT, change, cache_control=ROOT_CACHE)
+    available = parse_available(swapped.body) if swapped.body is not None else []
+    return RootUpdate(swapped.written, available, problems[0] if problems else None)

@@ -1,17 +1,13 @@
-"""The mirror's own state in the bucket: the catalog of what is mirrored, and per-package shards.
+"""The mirror's own state in the bucket: the catalog of what is mirrored, and the state shards.
 
-Layout under the prefix (next to the published repository):
-- ``mirror-state/catalog.json``: every mirrored package with the selectors that chose its versions,
-  plus the changes-feed cursor. Read once per run, written with compare-and-swap.
-- ``mirror-state/shards/<xx>.json``: per package, the upstream validators (ETag/Last-Modified),
-  the ETags of the published p2 files and a record of every mirrored version and its archive.
-  Sharded by a hash of the name so a batch reads a few objects instead of one per package.
-- ``mirror-state/upstream/<name>[~dev].json``: the last upstream p2 bytes, so a 304 can be acted on.
-- ``mirror-state/archives/<name>/<id>.json``: one marker per stored archive, written right after
-  the upload: the journal that lets a run after a crash find archives stored but not yet recorded.
-- ``mirror-state/runs/<run id>.json``: run reports.
-- ``mirror-state/handoff/<dag id>/<run id>/``: values too large for XCom, passed between the tasks
-  of a running DAG run (see :mod:`composer_mirror.handoff`).
+- the catalog (``mirror-state/catalog.json``): every mirrored package with the selectors that chose
+  its versions, plus the changes-feed cursor. Read once per run, changed by compare-and-swap.
+- the shards (``mirror-state/shards/<xx>.json``): per package, the upstream validators
+  (ETag/Last-Modified), the ETags of the published p2 files, the archive records of its versions
+  and the revision of its record (:mod:`composer_mirror.record`, the source of truth the shard
+  indexes). Sharded by a hash of the name so a batch reads a few objects instead of one per package.
+
+Every key is in :mod:`composer_mirror.store.layout`.
 """
 
 from __future__ import annotations
@@ -23,14 +19,13 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
-from composer_mirror.errors import ConflictError, StoreError
-from composer_mirror.store import STATE_CACHE, S3Store
+from composer_mirror.errors import StoreError
+from composer_mirror.store import STATE_CACHE, Store, compare_and_swap
 from composer_mirror.store.layout import CATALOG, shard_of, shard_path
 
 logger = logging.getLogger(__name__)
 
 SHARD_COUNT = 256
-CAS_ATTEMPTS = 8
 
 PackageState = dict[str, Any]
 
@@ -71,12 +66,16 @@ class Catalog:
         }
 
 
-def load_catalog(store: S3Store) -> Catalog:
+def load_catalog(store: Store) -> Catalog:
     stored = store.get(CATALOG)
     if stored is None:
         return Catalog()
+    return _parse_catalog(store, stored.body, stored.etag)
+
+
+def _parse_catalog(store: Store, body: bytes, etag: str | None) -> Catalog:
     try:
-        document = json.loads(stored.body)
+        document = json.loads(body)
     except ValueError as exc:
         raise StoreError(f"{store.key(CATALOG)} is corrupt: {exc}") from exc
     return Catalog(
@@ -85,31 +84,22 @@ def load_catalog(store: S3Store) -> Catalog:
         pending=dict(document.get("pending") or {}),
         deleted=dict(document.get("deleted") or {}),
         selection=document.get("selection"),
-        etag=stored.etag,
+        etag=etag,
     )
 
 
-def update_catalog(store: S3Store, change: Callable[[Catalog], None]) -> Catalog:
-    """Read-modify-write the catalog with compare-and-swap, retrying when another run wrote first."""
-    for _attempt in range(CAS_ATTEMPTS):
-        catalog = load_catalog(store)
-        before = dumps(catalog.to_document())
+def update_catalog(store: Store, change: Callable[[Catalog], None]) -> Catalog:
+    """Apply ``change`` to the catalog by compare-and-swap; on a conflict, to the catalog the other run left."""
+    catalog = Catalog()
+
+    def apply(body: bytes | None) -> bytes:
+        nonlocal catalog
+        catalog = _parse_catalog(store, body, None) if body is not None else Catalog()
         change(catalog)
-        after = dumps(catalog.to_document())
-        if after == before:
-            return catalog
-        try:
-            catalog.etag = store.put(
-                CATALOG,
-                after,
-                cache_control=STATE_CACHE,
-                if_match=catalog.etag,
-                if_none_match=catalog.etag is None,
-            )
-            return catalog
-        except ConflictError:
-            logger.info("catalog changed under us; merging again")
-    raise ConflictError(f"could not update {store.key(CATALOG)} after {CAS_ATTEMPTS} attempts")
+        return dumps(catalog.to_document())
+
+    catalog.etag = compare_and_swap(store, CATALOG, apply, cache_control=STATE_CACHE).etag
+    return catalog
 
 
 @dataclass
@@ -119,18 +109,21 @@ class Shard:
     etag: str | None
 
 
-def load_shard(store: S3Store, shard: str) -> Shard:
+def load_shard(store: Store, shard: str) -> Shard:
     stored = store.get(shard_path(shard))
     if stored is None:
         return Shard(shard, {}, None)
+    return Shard(shard, _parse_shard(store, shard, stored.body), stored.etag)
+
+
+def _parse_shard(store: Store, shard: str, body: bytes) -> dict[str, PackageState]:
     try:
-        packages = json.loads(stored.body)
+        return json.loads(body)
     except ValueError as exc:
         raise StoreError(f"{store.key(shard_path(shard))} is corrupt: {exc}") from exc
-    return Shard(shard, packages, stored.etag)
 
 
-def load_shards(store: S3Store, names: Iterable[str], workers: int = 16) -> dict[str, Shard]:
+def load_shards(store: Store, names: Iterable[str], workers: int = 16) -> dict[str, Shard]:
     """The shards holding these packages, read in parallel (one GET each, whatever their size)."""
     shards = sorted({shard_of(name) for name in names})
     with ThreadPoolExecutor(max_workers=max(1, min(workers, len(shards)))) as pool:
@@ -156,7 +149,7 @@ def shard_windows(names: Iterable[str], packages: int) -> Iterator[list[str]]:
         yield window
 
 
-def save_package_states(store: S3Store, updates: dict[str, PackageState], workers: int = 16) -> int:
+def save_package_states(store: Store, updates: dict[str, PackageState], workers: int = 16) -> int:
     """Write the changed package states, one compare-and-swap per shard (in parallel); returns shards written."""
     by_shard: dict[str, dict[str, PackageState]] = {}
     for name, state in updates.items():
@@ -165,23 +158,19 @@ def save_package_states(store: S3Store, updates: dict[str, PackageState], worker
         return sum(pool.map(lambda item: _save_shard(store, *item), sorted(by_shard.items())))
 
 
-def _save_shard(store: S3Store, shard: str, packages: dict[str, PackageState]) -> int:
-    """A conflict means another run wrote the shard meanwhile: re-read it and apply our packages
-    on top (package states are independent), so neither run's update is lost."""
-    for _attempt in range(CAS_ATTEMPTS):
-        current = load_shard(store, shard)
-        merged = {**current.packages, **packages}
-        if dumps(merged) == dumps(current.packages):
-            return 0
-        try:
-            store.put(
-                shard_path(shard),
-                dumps(merged),
-                cache_control=STATE_CACHE,
-                if_match=current.etag,
-                if_none_match=current.etag is None,
-            )
-            return 1
-        except ConflictError:
-            logger.info("shard %s changed under us; merging again", shard)
-    raise ConflictError(f"could not update shard {shard} after {CAS_ATTEMPTS} attempts")
+def _save_shard(store: Store, shard: str, packages: dict[str, PackageState]) -> int:
+    """Merge our package entries into the shard by compare-and-swap; returns 1 when it was written.
+
+    Package entries are independent; for one package written by two runs, the entry of the newer
+    record (higher ``revision``) wins, so the index converges on the record whatever the order.
+    """
+
+    def merge(body: bytes | None) -> bytes:
+        current = _parse_shard(store, shard, body) if body is not None else {}
+        merged = dict(current)
+        for name, state in packages.items():
+            if int(state.get("revision", 0)) >= int(current.get(name, {}).get("revision", 0)):
+                merged[name] = state
+        return dumps(merged)
+
+    return int(compare_and_swap(store, shard_path(shard), merge, cache_control=STATE_CACHE).written)

@@ -35,12 +35,14 @@ from typing import Any, TypeVar
 
 from composer_mirror.archives import ArchiveRecord, mirror_archive
 from composer_mirror.composer_format import dump_p2, is_valid_package_name, parse_p2, split_dev
-from composer_mirror.errors import ArchiveError, MirrorError
-from composer_mirror.pipeline import FILE_KINDS, Context, plan_batches
-from composer_mirror.publisher import metadata_url, mirror_entry
+from composer_mirror.errors import ArchiveError, ConflictError, MirrorError
+from composer_mirror.pipeline import Context, plan_batches
+from composer_mirror.publisher import load_record, metadata_url, publish_files
+from composer_mirror.record import MirroredVersion, derive_files, published_entry
 from composer_mirror.state import PackageState, dumps, load_shard, load_shards
 from composer_mirror.store import STATE_CACHE, S3Store, md5_etag
 from composer_mirror.store.layout import (
+    FILE_SUFFIXES,
     ROOT,
     archive_path_of_url,
     p2_path,
@@ -202,6 +204,8 @@ class ArchiveRef:
 class PackageCheck:
     name: str
     state: PackageState
+    # The archive records of the versions it publishes (from its record, else its shard entry).
+    versions: dict[str, Any] = field(default_factory=dict)
     p2_files: int = 0
     refs: list[ArchiveRef] = field(default_factory=list)
     problems: list[Problem] = field(default_factory=list)
@@ -286,21 +290,32 @@ def _annotated(problem: Problem, failure: str) -> Problem:
 
 
 def _check_package(ctx: Context, name: str, state: PackageState) -> PackageCheck:
-    """Read both p2 files of a package and compare every version's dist with the state's record."""
+    """Read both p2 files of a package and compare them, and every version's dist, with what it records.
+
+    The package's record is the source of truth when it has one: the p2 files must be the bytes
+    derived from it. A package mirrored before records existed is checked against its shard entry.
+    """
     check = PackageCheck(name, state)
     if not state:
         check.problems.append(Problem(name, "", "not_in_state", "published but not recorded in mirror-state"))
-    published = state.get("published", {})
-    for suffix, dev in FILE_KINDS.items():
-        path = p2_path(name, dev)
+    record = load_record(ctx.store, name)
+    if record is not None and record.versions:
+        derived = derive_files(record, ctx.settings.repository_url)
+        expected = {suffix: md5_etag(body) for suffix, body in derived.items()}
+        check.versions = {n: v.archive.to_dict() for n, v in record.versions.items()}
+    else:
+        expected = dict(state.get("published", {}))
+        check.versions = dict(state.get("versions", {}))
+    for suffix in FILE_SUFFIXES:
+        path = p2_path(name, dev=bool(suffix))
         stored = ctx.store.get(path)
         if stored is None:
-            if not dev or suffix in published:
+            if not suffix or suffix in expected:
                 check.problems.append(Problem(name, suffix, "missing_p2", f"{ctx.store.key(path)} does not exist"))
             continue
         check.p2_files += 1
-        if suffix in published and stored.etag != published[suffix]:
-            detail = f"{ctx.store.key(path)} has ETag {stored.etag}, the mirror published {published[suffix]}"
+        if suffix in expected and stored.etag != expected[suffix]:
+            detail = f"{ctx.store.key(path)} has ETag {stored.etag}, the mirror's record gives {expected[suffix]}"
             check.problems.append(Problem(name, suffix, "p2_mismatch", detail))
         try:
             entries = parse_p2(stored.body, name)
@@ -316,7 +331,7 @@ def _check_entry(ctx: Context, check: PackageCheck, entry: Mapping[str, Any]) ->
     version = str(entry["version"])
     normalized = normalized_of(entry) or ""
     dist = entry.get("dist") if isinstance(entry.get("dist"), dict) else {}
-    recorded = check.state.get("versions", {}).get(normalized)
+    recorded = check.versions.get(normalized)
     if recorded is None:
         if check.state:
             check.problems.append(Problem(check.name, version, "not_in_state", "version not recorded in the state"))
@@ -327,7 +342,7 @@ def _check_entry(ctx: Context, check: PackageCheck, entry: Mapping[str, Any]) ->
             check.refs.append(ref)
         return
     record = ArchiveRecord.from_dict(recorded)
-    expected = mirror_entry({}, record, ctx.settings.repository_url)["dist"]
+    expected = published_entry(MirroredVersion({}, record), ctx.settings.repository_url)["dist"]
     if dist != expected:
         detail = f"dist is {dist}, the state records {expected}"
         check.problems.append(Problem(check.name, version, "dist_mismatch", detail))
@@ -425,13 +440,19 @@ def _restore_archive(ctx: Context, refs: list[ArchiveRef]) -> str | None:
 
 
 def rebuild_p2(ctx: Context, name: str, suffix: str, state: PackageState) -> str | None:
-    """Rewrite a p2 file from the cached upstream metadata and the state; None when restored.
+    """Rewrite a p2 file the mirror published; None when restored.
 
-    Only a rebuild whose bytes hash to the ETag the mirror recorded when it published is written:
-    anything else would be metadata the mirror never served. Versions kept after they vanished
-    upstream, tags whose reference changed, and full security advisories (fetched from the
-    upstream's API, not kept) are not in the cache, so such files stay reported.
+    A package with a record gets its files derived from it again, by the write rule (compare-and-
+    swap, record read after the file), so a repair never undoes what a sync is writing. A package
+    mirrored before records existed is rebuilt from the cached upstream metadata and the state, and
+    only when the result hashes to the ETag recorded when it was published; it is written only over
+    the object verify saw (compare-and-swap), never over what a writer put there meanwhile.
     """
+    record = load_record(ctx.store, name)
+    if record is not None and record.versions:
+        publish_files(ctx.store, name, ctx.settings.repository_url)
+        logger.warning("rebuilt the p2 files of %s from its record", name)
+        return None
     published = state.get("published", {}).get(suffix)
     if published is None:
         return "not repaired: the state records no publication of this file to rebuild"
@@ -442,8 +463,12 @@ def rebuild_p2(ctx: Context, name: str, suffix: str, state: PackageState) -> str
     body = next((body for body in candidates if md5_etag(body) == published), None)
     if body is None:
         return "not repaired: a rebuild from the cached upstream metadata differs from the published file"
-    path = p2_path(name, FILE_KINDS[suffix])
-    ctx.store.put(path, body)
+    path = p2_path(name, dev=bool(suffix))
+    seen = ctx.store.head(path)
+    try:
+        ctx.store.put(path, body, if_match=seen.etag if seen else None, if_none_match=seen is None)
+    except ConflictError:
+        return "not repaired: another writer changed the file meanwhile; verify again"
     logger.warning("rebuilt %s from the upstream cache and the state", ctx.store.key(path))
     return None
 
@@ -456,8 +481,8 @@ def _rebuilt_p2(ctx: Context, name: str, suffix: str, state: PackageState) -> li
     caller only accepts the one that hashes to the published ETag.
     """
     entries: list[dict[str, Any]] = []
-    for dev in FILE_KINDS.values():
-        cached = ctx.store.get(upstream_cache_path(name, dev))
+    for file_suffix in FILE_SUFFIXES:
+        cached = ctx.store.get(upstream_cache_path(name, dev=bool(file_suffix)))
         if cached is not None:
             entries.extend(parse_p2(cached.body, name))
     records = {n: ArchiveRecord.from_dict(r) for n, r in state.get("versions", {}).items()}
@@ -466,9 +491,9 @@ def _rebuilt_p2(ctx: Context, name: str, suffix: str, state: PackageState) -> li
         record = records.get(normalized_of(entry) or "")
         reference = str((entry.get("dist") or {}).get("reference") or "")
         if record is not None and record.reference == reference:
-            mirrored.append(mirror_entry(entry, record, ctx.settings.repository_url))
+            mirrored.append(published_entry(MirroredVersion(entry, record), ctx.settings.repository_url))
     tagged, dev = split_dev(mirrored)
-    if FILE_KINDS[suffix]:
+    if suffix:
         return [dump_p2(name, dev)]
     return [dump_p2(name, tagged, advisories) for advisories in (None, [])]
 

@@ -1,6 +1,6 @@
 """Small hand-built mirrors for unit tests: a loopback upstream serving zips, published with the library itself.
 
-The repository is built by the library's own functions (mirror_archive, publish_package,
+The repository is built by the library's own functions (mirror_archive, write_package,
 save_package_states, publish_root) in the order the sync uses, so what the tests verify and prune
 is what the sync writes, without Airflow or the fixture registry.
 """
@@ -23,7 +23,8 @@ from moto import mock_aws
 from composer_mirror.archives import ArchiveRecord, mirror_archive
 from composer_mirror.composer_format import dump_p2
 from composer_mirror.pipeline import Context
-from composer_mirror.publisher import mirror_entry, publish_package, publish_root
+from composer_mirror.publisher import publish_root, write_package
+from composer_mirror.record import PackageRecord, index_fields, merge_offered
 from composer_mirror.settings import Settings
 from composer_mirror.state import save_package_states
 from composer_mirror.store import STATE_CACHE, S3Store
@@ -104,14 +105,14 @@ class Mirror:
             )  # fmt: skip
             entries.append(entry)
         self.store.put(upstream_cache_path(name, False), dump_p2(name, entries), cache_control=STATE_CACHE)
-        mirrored = [mirror_entry(e, records[e["version_normalized"]], PUBLIC_URL) for e in entries]
-        files = publish_package(self.store, name, mirrored, {}, advisories)
-        state = {
-            "selectors": ["*"],
-            "versions": {n: r.to_dict() for n, r in sorted(records.items())},
-            "published": files.etags,
-            "complete": True,
-        }
+        offered = [(e, records[e["version_normalized"]]) for e in entries]
+        record, files = write_package(
+            self.store,
+            name,
+            lambda current: merge_offered(current or PackageRecord(name), offered, advisories),
+            PUBLIC_URL,
+        )
+        state = {"selectors": ["*"], **index_fields(record), "published": files.etags, "complete": True}
         save_package_states(self.store, {name: state})
         if publish_root_file:
             publish_root(self.store, PUBLIC_URL, [name])

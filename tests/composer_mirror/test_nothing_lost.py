@@ -65,7 +65,6 @@ def verify_package(ctx: Context, name: str, *, repair: bool) -> verify.VerifyRes
     return verify.verify_batch(ctx, {"index": 0, "packages": {name: []}}, repair=repair)
 
 
-@pytest.mark.xfail(strict=True, reason="defect 2: published entries keyed by raw version, state by normalized")
 def test_versions_survive_upstream_deletion_when_the_upstream_omits_version_normalized(
     session_mirror: Callable[..., Any],
 ) -> None:
@@ -83,7 +82,6 @@ def test_versions_survive_upstream_deletion_when_the_upstream_omits_version_norm
         assert recorded_versions(mirror, "psr/container") == {normalize(v) for v in versions | {"9.0.0"}}
 
 
-@pytest.mark.xfail(strict=True, reason="defect 3: p2 files and package state are written last-writer-wins")
 def test_a_sync_and_an_sbom_run_writing_the_same_package_both_land(
     mirror: Mirror, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -108,7 +106,6 @@ def test_a_sync_and_an_sbom_run_writing_the_same_package_both_land(
     assert {"1.0.0.0", "2.1.0.0"} <= recorded_versions(mirror, "psr/container")
 
 
-@pytest.mark.xfail(strict=True, reason="defect 4: verify's repair rewrites a p2 file with a blind PUT")
 def test_verify_repair_between_a_syncs_p2_write_and_its_state_save_undoes_nothing(
     mirror: Mirror, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -137,7 +134,6 @@ class Crash(Exception):
     """A worker dying at one write: nothing after it happens."""
 
 
-@pytest.mark.xfail(strict=True, reason="defect 5: the changes-feed cursor is saved before the root")
 def test_a_crash_before_the_root_is_written_does_not_lose_new_packages_for_later_runs(
     session_mirror: Callable[..., Any], monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -158,7 +154,6 @@ def test_a_crash_before_the_root_is_written_does_not_lose_new_packages_for_later
         assert "psr/brand-new" in mirror.root()["available-packages"]
 
 
-@pytest.mark.xfail(strict=True, reason="defect 10: a corrupt packages.json is rebuilt from one run's packages")
 def test_a_corrupt_root_is_rebuilt_with_every_mirrored_package(session_mirror: Callable[..., Any]) -> None:
     with session_mirror(changes_feed=True) as mirror:
         assert mirror.run("first")["failures"] == []

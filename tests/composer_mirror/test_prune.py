@@ -14,8 +14,10 @@ import boto3
 import pytest
 
 from composer_mirror import prune, verify
+from composer_mirror.composer_format import dump_p2
 from composer_mirror.errors import MirrorError, SettingsError
-from composer_mirror.publisher import mirror_entry, publish_package, read_published
+from composer_mirror.publisher import read_published
+from composer_mirror.record import MirroredVersion, published_entry, stored_entry
 from composer_mirror.store import ObjectInfo
 from composer_mirror.store.layout import ROOT, archive_marker_prefix, archive_path, p2_path
 from tests.composer_mirror.mirror_builder import PUBLIC_URL, Mirror, built_mirror, make_zip
@@ -85,9 +87,10 @@ def test_orphans_younger_than_the_grace_period_are_kept(mirror: Mirror) -> None:
 def test_archives_of_versions_recorded_in_the_state_are_never_deleted(mirror: Mirror) -> None:
     """A version dropped from the p2 file but still recorded (pinned) keeps its archive."""
     kept = mirror.records["psr/log"]["1.0.0.0"]
+    # The p2 file as an older mirror (or a hand edit) left it: only 2.0.0, while the state records 1.0.0 too.
     published = read_published(mirror.store, "psr/log")
-    entries = [mirror_entry(published["2.0.0.0"], mirror.records["psr/log"]["2.0.0.0"], PUBLIC_URL)]
-    publish_package(mirror.store, "psr/log", entries, {})
+    version = MirroredVersion(stored_entry(published["2.0.0.0"]), mirror.records["psr/log"]["2.0.0.0"])
+    mirror.put_raw(p2_path("psr/log"), dump_p2("psr/log", [published_entry(version, PUBLIC_URL)]))
     result = prune.prune(mirror.store, grace_hours=0, dry_run=False, now=LATER)
     assert result.orphans == []
     assert mirror.exists(kept.path)

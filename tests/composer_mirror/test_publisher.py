@@ -9,19 +9,21 @@ from typing import Any
 import pytest
 
 from composer_mirror.archives import ArchiveRecord
-from composer_mirror.composer_format import parse_p2, resolve_url
-from composer_mirror.errors import ConflictError
+from composer_mirror.composer_format import dump_p2, parse_p2, resolve_url
+from composer_mirror.errors import ConflictError, MirrorError
 from composer_mirror.publisher import (
+    PublishedFiles,
+    RootUpdate,
     build_root,
+    load_record,
     metadata_url,
-    mirror_entry,
-    publish_package,
     publish_root,
     read_available,
     read_published,
+    write_package,
 )
-from composer_mirror.state import CAS_ATTEMPTS
-from composer_mirror.store import ROOT_CACHE, S3Store, md5_etag
+from composer_mirror.record import MirroredVersion, PackageRecord, merge_offered, published_entry, stored_entry
+from composer_mirror.store import CAS_ATTEMPTS, ROOT_CACHE, S3Store, md5_etag
 from composer_mirror.store.layout import ROOT, p2_path
 
 REPO = "https://mirror.example/repo"
@@ -60,10 +62,13 @@ def root_of(store: S3Store) -> dict[str, Any]:
     return json.loads(store.get(ROOT).body)
 
 
-# --- mirror_entry -------------------------------------------------------------------------------
-def test_mirror_entry_points_the_dist_at_the_mirrors_archive_with_its_sha1() -> None:
-    mirrored = mirror_entry(upstream_entry(), RECORD, REPO)
-    assert mirrored["dist"] == {
+# --- published_entry ----------------------------------------------------------------------------
+def mirrored(entry: dict[str, Any]) -> MirroredVersion:
+    return MirroredVersion(stored_entry(entry), RECORD)
+
+
+def test_a_published_entry_points_the_dist_at_the_mirrors_archive_with_its_sha1() -> None:
+    assert published_entry(mirrored(upstream_entry()), REPO)["dist"] == {
         "type": "zip",
         "url": f"{REPO}/dists/ab/ab/{SHA256}.zip",
         "reference": "mirrored-ref",
@@ -71,22 +76,22 @@ def test_mirror_entry_points_the_dist_at_the_mirrors_archive_with_its_sha1() -> 
     }
 
 
-def test_mirror_entry_drops_the_notification_url_and_keeps_everything_else() -> None:
+def test_a_published_entry_drops_the_notification_url_and_keeps_everything_else() -> None:
     entry = upstream_entry(extra={"branch-alias": {"dev-main": "1.x-dev"}})
-    mirrored = mirror_entry(entry, RECORD, REPO)
-    assert "notification-url" not in mirrored
-    assert {k: v for k, v in mirrored.items() if k != "dist"} == {
+    published = published_entry(mirrored(entry), REPO)
+    assert "notification-url" not in published
+    assert {k: v for k, v in published.items() if k != "dist"} == {
         k: v for k, v in entry.items() if k not in ("dist", "notification-url")
     }
 
 
-def test_mirror_entry_never_mutates_its_input() -> None:
-    entry = upstream_entry()
-    before = copy.deepcopy(entry)
-    mirrored = mirror_entry(entry, RECORD, REPO)
-    mirrored["require"]["evil/pkg"] = "*"
-    mirrored["source"]["url"] = "changed"
-    assert entry == before
+def test_a_published_entry_never_shares_the_records_objects() -> None:
+    version = mirrored(upstream_entry())
+    before = copy.deepcopy(version.entry)
+    published = published_entry(version, REPO)
+    published["require"]["evil/pkg"] = "*"
+    published["source"]["url"] = "changed"
+    assert version.entry == before
 
 
 # --- build_root ---------------------------------------------------------------------------------
@@ -135,7 +140,7 @@ def test_the_root_is_deterministic_bytes() -> None:
 
 # --- publish_root -------------------------------------------------------------------------------
 def test_the_first_root_is_written_with_a_short_cache(store: S3Store) -> None:
-    written, available = publish_root(store, REPO, ["psr/log", "acme/tool"])
+    written, available = root_update(publish_root(store, REPO, ["psr/log", "acme/tool"]))
     assert (written, available) == (True, ["acme/tool", "psr/log"])
     assert root_of(store)["available-packages"] == ["acme/tool", "psr/log"]
     head = store.head(ROOT)
@@ -144,14 +149,16 @@ def test_the_first_root_is_written_with_a_short_cache(store: S3Store) -> None:
 
 def test_publishing_keeps_every_package_already_published(store: S3Store) -> None:
     publish_root(store, REPO, ["psr/log", "acme/tool"])
-    written, available = publish_root(store, REPO, ["twig/twig"])
+    written, available = root_update(publish_root(store, REPO, ["twig/twig"]))
     assert written is True
     assert available == ["acme/tool", "psr/log", "twig/twig"]
 
 
 def test_only_removed_packages_leave_the_root_and_not_when_published_again(store: S3Store) -> None:
     publish_root(store, REPO, ["psr/log", "acme/tool", "gone/away", "back/again"])
-    _written, available = publish_root(store, REPO, ["back/again"], removed=["gone/away", "back/again", "never/was"])
+    _written, available = root_update(
+        publish_root(store, REPO, ["back/again"], removed=["gone/away", "back/again", "never/was"])
+    )
     assert available == ["acme/tool", "back/again", "psr/log"]
     assert root_of(store)["available-packages"] == available
 
@@ -160,7 +167,7 @@ def test_an_unchanged_root_is_not_written_again(store: S3Store) -> None:
     publish_root(store, REPO, ["psr/log", "acme/tool"], advisories=True)
     etag = store.head(ROOT).etag
     store.requests.clear()
-    written, available = publish_root(store, REPO, ["psr/log"], advisories=True)
+    written, available = root_update(publish_root(store, REPO, ["psr/log"], advisories=True))
     assert (written, available) == (False, ["acme/tool", "psr/log"])
     assert store.request_counts() == {"GET": 1}
     assert store.head(ROOT).etag == etag
@@ -168,15 +175,21 @@ def test_an_unchanged_root_is_not_written_again(store: S3Store) -> None:
 
 def test_switching_advisories_on_rewrites_the_root(store: S3Store) -> None:
     publish_root(store, REPO, ["psr/log"])
-    written, _available = publish_root(store, REPO, [], advisories=True)
+    written, _available = root_update(publish_root(store, REPO, [], advisories=True))
     assert written is True
     assert root_of(store)["security-advisories"] == {"metadata": True}
 
 
-def test_an_unreadable_root_is_rebuilt_from_this_run(store: S3Store) -> None:
+def test_an_unreadable_root_is_rebuilt_from_the_mirrored_set_and_says_why(store: S3Store) -> None:
     store.put(ROOT, b"{broken")
-    written, available = publish_root(store, REPO, ["psr/log"])
-    assert (written, available) == (True, ["psr/log"])
+    update = publish_root(store, REPO, ["psr/log"], mirrored=["acme/tool", "psr/log"])
+    assert (update.written, update.available) == (True, ["acme/tool", "psr/log"])
+    assert update.rebuilt_because and "not valid JSON" in update.rebuilt_because
+
+
+def test_a_missing_root_is_rebuilt_from_the_mirrored_set(store: S3Store) -> None:
+    update = publish_root(store, REPO, ["twig/twig"], mirrored=["acme/tool"])
+    assert update.available == ["acme/tool", "twig/twig"] and update.rebuilt_because is None
 
 
 def test_a_concurrent_root_writer_is_merged_not_overwritten(store: S3Store, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -192,7 +205,7 @@ def test_a_concurrent_root_writer_is_merged_not_overwritten(store: S3Store, monk
         return original_put(self, path, data, **kwargs)
 
     monkeypatch.setattr(S3Store, "put", racing_put)
-    written, available = publish_root(store, REPO, ["twig/twig"])
+    written, available = root_update(publish_root(store, REPO, ["twig/twig"]))
     assert raced and raced[0]["if_match"] == md5_etag(build_root(REPO, ["psr/log"]))
     assert written is True
     assert available == ["other/run", "psr/log", "twig/twig"]
@@ -225,81 +238,105 @@ def test_read_available_of_an_empty_bucket_is_nothing(store: S3Store) -> None:
     assert read_available(store) == ([], None)
 
 
-# --- publish_package ----------------------------------------------------------------------------
-ENTRIES = [
-    mirror_entry(upstream_entry("2.0.0"), RECORD, REPO),
-    mirror_entry(upstream_entry("1.0.0"), RECORD, REPO),
-    mirror_entry(upstream_entry("dev-main"), RECORD, REPO),
-    mirror_entry(upstream_entry("2.x-dev", version_normalized="2.9999999.9999999.9999999-dev"), RECORD, REPO),
-]
+def test_read_available_refuses_an_unusable_root(store: S3Store) -> None:
+    store.put(ROOT, b'{"available-packages": "psr/log"}')
+    with pytest.raises(MirrorError, match="no list of available-packages"):
+        read_available(store)
+
+
+# --- write_package: the record, then the p2 files derived from it -------------------------------
+VERSIONS = ["2.0.0", "1.0.0", "dev-main", "2.x-dev"]
 ADVISORIES = [
     {"advisoryId": "PKSA-1", "title": "t", "reportedAt": "2024-01-01", "sources": [], "affectedVersions": "<2"}
 ]
+
+
+def entry_of(version: str) -> dict[str, Any]:
+    if version == "2.x-dev":
+        return upstream_entry(version, version_normalized="2.9999999.9999999.9999999-dev")
+    return upstream_entry(version)
+
+
+def publish(store: S3Store, versions: list[str], advisories: list[Any] | None = None) -> PublishedFiles:
+    offered = [(entry_of(v), RECORD) for v in versions]
+    _record, files = write_package(
+        store,
+        "acme/tool",
+        lambda record: merge_offered(record or PackageRecord("acme/tool"), offered, advisories),
+        REPO,
+    )
+    return files
 
 
 def document(store: S3Store, dev: bool) -> dict[str, Any]:
     return json.loads(store.get(p2_path("acme/tool", dev)).body)
 
 
-def test_publish_package_writes_tags_and_branches_to_their_own_files(store: S3Store) -> None:
-    files = publish_package(store, "acme/tool", ENTRIES, {})
+def test_tags_and_branches_go_to_their_own_files_newest_tag_first(store: S3Store) -> None:
+    files = publish(store, ["1.0.0", "dev-main", "2.0.0", "2.x-dev"])
     assert files.written == 2
     assert set(files.etags) == {"", "~dev"}
     tagged = parse_p2(store.get(p2_path("acme/tool")).body, "acme/tool")
     branches = parse_p2(store.get(p2_path("acme/tool", dev=True)).body, "acme/tool")
     assert [e["version"] for e in tagged] == ["2.0.0", "1.0.0"]
-    assert [e["version"] for e in branches] == ["dev-main", "2.x-dev"]
-    assert tagged[0] == ENTRIES[0]
+    assert [e["version"] for e in branches] == ["2.x-dev", "dev-main"]
+    assert tagged[0] == published_entry(mirrored(entry_of("2.0.0")), REPO)
     assert files.etags[""] == store.head(p2_path("acme/tool")).etag
 
 
 def test_both_files_are_written_even_when_one_list_is_empty(store: S3Store) -> None:
-    files = publish_package(store, "acme/tool", ENTRIES[:2], {})
-    assert files.written == 2
+    assert publish(store, VERSIONS[:2]).written == 2
     assert document(store, dev=True)["packages"] == {"acme/tool": []}
 
 
 def test_unchanged_package_files_are_not_written_again(store: S3Store) -> None:
-    files = publish_package(store, "acme/tool", ENTRIES, {}, ADVISORIES)
+    files = publish(store, VERSIONS, ADVISORIES)
     store.requests.clear()
-    again = publish_package(store, "acme/tool", ENTRIES, files.etags, ADVISORIES)
+    again = publish(store, VERSIONS, ADVISORIES)
     assert again.written == 0
     assert again.etags == files.etags
-    assert store.request_counts() == {}  # the known ETags spare even the HEAD requests
-
-
-def test_without_known_etags_unchanged_files_cost_a_refused_create_and_a_head_each_and_no_put(
-    store: S3Store,
-) -> None:
-    publish_package(store, "acme/tool", ENTRIES, {})
-    store.requests.clear()
-    assert publish_package(store, "acme/tool", ENTRIES, {}).written == 0
-    assert store.request_counts() == {"CREATE": 2, "HEAD": 2}
+    assert store.request_counts().get("PUT", 0) == 0
 
 
 def test_a_changed_version_rewrites_only_its_file(store: S3Store) -> None:
-    files = publish_package(store, "acme/tool", ENTRIES, {})
-    changed = [*ENTRIES[:3], mirror_entry(upstream_entry("3.x-dev"), RECORD, REPO)]
-    again = publish_package(store, "acme/tool", changed, files.etags)
+    files = publish(store, VERSIONS)
+    again = publish(store, [*VERSIONS, "3.x-dev"])
     assert again.written == 1
     assert again.etags[""] == files.etags[""] and again.etags["~dev"] != files.etags["~dev"]
 
 
+def test_a_later_writer_never_removes_a_version(store: S3Store) -> None:
+    publish(store, ["2.0.0"])
+    publish(store, ["1.0.0"])
+    assert [e["version"] for e in parse_p2(store.get(p2_path("acme/tool")).body, "acme/tool")] == ["2.0.0", "1.0.0"]
+    assert load_record(store, "acme/tool").revision == 2
+
+
 def test_advisories_go_only_in_the_stable_file(store: S3Store) -> None:
-    publish_package(store, "acme/tool", ENTRIES, {}, ADVISORIES)
+    publish(store, VERSIONS, ADVISORIES)
     assert document(store, dev=False)["security-advisories"] == ADVISORIES
     assert "security-advisories" not in document(store, dev=True)
 
 
 @pytest.mark.parametrize("advisories", [None, []])
 def test_without_full_advisories_the_key_says_exactly_what_is_known(store: S3Store, advisories: Any) -> None:
-    publish_package(store, "acme/tool", ENTRIES, {}, advisories)
+    publish(store, VERSIONS, advisories)
     assert document(store, dev=False).get("security-advisories") == advisories
 
 
 def test_read_published_maps_both_files_by_normalized_version(store: S3Store) -> None:
-    publish_package(store, "acme/tool", ENTRIES, {})
+    publish(store, VERSIONS)
     published = read_published(store, "acme/tool")
     assert sorted(published) == sorted(["2.0.0.0", "1.0.0.0", "dev-main", "2.9999999.9999999.9999999-dev"])
-    assert published["1.0.0.0"] == ENTRIES[1]
+    assert published["1.0.0.0"] == published_entry(mirrored(entry_of("1.0.0")), REPO)
     assert read_published(store, "acme/never") == {}
+
+
+def test_read_published_normalizes_entries_without_version_normalized(store: S3Store) -> None:
+    body = dump_p2("acme/tool", [{"name": "acme/tool", "version": "v1.2.0"}, {"name": "acme/tool", "version": "1.0"}])
+    store.put(p2_path("acme/tool"), body)
+    assert sorted(read_published(store, "acme/tool")) == ["1.0.0.0", "1.2.0.0"]
+
+
+def root_update(update: RootUpdate) -> tuple[bool, list[str]]:
+    return update.written, update.available

@@ -11,7 +11,6 @@ import pytest
 
 from composer_mirror.errors import ConflictError, InvalidPackageName, StoreError
 from composer_mirror.state import (
-    CAS_ATTEMPTS,
     Catalog,
     dumps,
     load_catalog,
@@ -21,7 +20,7 @@ from composer_mirror.state import (
     shard_windows,
     update_catalog,
 )
-from composer_mirror.store import S3Store, safe_key_part
+from composer_mirror.store import CAS_ATTEMPTS, S3Store, safe_key_part
 from composer_mirror.store.layout import (
     CATALOG,
     archive_id,
@@ -320,5 +319,6 @@ def test_save_package_states_gives_up_after_its_attempts(store: S3Store, monkeyp
         raise ConflictError("always")
 
     monkeypatch.setattr(S3Store, "put", always_conflict)
-    with pytest.raises(ConflictError, match=f"could not update shard {shard_of('psr/log')}"):
+    shard = shard_of("psr/log")
+    with pytest.raises(ConflictError, match=f"could not update repo/mirror-state/shards/{shard}.json after"):
         save_package_states(store, {"psr/log": {}})

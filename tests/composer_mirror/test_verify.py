@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from collections.abc import Iterator
 
@@ -10,8 +11,9 @@ import pytest
 
 from composer_mirror import verify
 from composer_mirror.archives import ArchiveRecord
+from composer_mirror.publisher import load_record
 from composer_mirror.state import dumps, load_shard
-from composer_mirror.store.layout import ROOT, p2_path, shard_of, shard_path, upstream_cache_path
+from composer_mirror.store.layout import ROOT, p2_path, record_path, shard_of, shard_path, upstream_cache_path
 from composer_mirror.verify import Problem, VerifyResult
 from tests.composer_mirror.mirror_builder import PUBLIC_URL, Mirror, built_mirror
 
@@ -73,10 +75,27 @@ def test_a_missing_archive_is_reported_with_its_package_and_version(mirror: Mirr
     assert result.counts_by_kind() == {"missing_archive": 1}
 
 
-def test_a_state_record_whose_sha1_differs_from_the_bytes_is_a_sha1_mismatch(mirror: Mirror) -> None:
+def test_a_legacy_state_record_whose_sha1_differs_from_the_bytes_is_a_sha1_mismatch(mirror: Mirror) -> None:
+    """A package mirrored before records existed is checked against its shard entry."""
+    mirror.delete_raw(record_path("acme/tool"))
     edit_state(mirror, "acme/tool", lambda state: state["versions"]["0.1.0.0"].update(sha1="0" * 40))
     # The published dist's shasum no longer matches the record either: both are reported.
     assert kinds(run(mirror)) == {("acme/tool", "0.1.0", "sha1_mismatch"), ("acme/tool", "0.1.0", "dist_mismatch")}
+
+
+def test_a_package_record_whose_sha1_differs_from_the_bytes_is_a_sha1_mismatch(mirror: Mirror) -> None:
+    """The record is the truth: the archive differs from it, and so do the published file and dist."""
+    stored = load_record(mirror.store, "acme/tool")
+    version = stored.versions["0.1.0.0"]
+    stored.versions["0.1.0.0"] = dataclasses.replace(
+        version, archive=dataclasses.replace(version.archive, sha1="0" * 40)
+    )
+    mirror.put_raw(record_path("acme/tool"), stored.to_bytes())
+    assert kinds(run(mirror)) == {
+        ("acme/tool", "0.1.0", "sha1_mismatch"),
+        ("acme/tool", "0.1.0", "dist_mismatch"),
+        ("acme/tool", "", "p2_mismatch"),
+    }
 
 
 def test_archives_are_streamed_and_hashed_in_chunks(mirror: Mirror, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -214,7 +233,19 @@ def test_repair_rebuilds_a_stable_file_published_with_an_empty_advisories_list(m
     assert mirror.store.get(p2_path("acme/audited")).body == published
 
 
-def test_repair_does_not_invent_a_p2_file_the_cached_metadata_cannot_rebuild_exactly(mirror: Mirror) -> None:
+def test_repair_rebuilds_a_p2_file_from_the_record_alone(mirror: Mirror) -> None:
+    """No upstream metadata needed: the record holds every published version."""
+    before = mirror.store.get(p2_path("psr/log")).body
+    mirror.delete_raw(p2_path("psr/log"))
+    mirror.delete_raw(upstream_cache_path("psr/log", dev=False))
+    result = run(mirror, repair=True)
+    assert result.problems == []
+    assert kinds(VerifyResult(problems=result.repaired)) == {("psr/log", "", "missing_p2")}
+    assert mirror.store.get(p2_path("psr/log")).body == before
+
+
+def test_repair_does_not_invent_a_legacy_p2_file_the_cached_metadata_cannot_rebuild_exactly(mirror: Mirror) -> None:
+    mirror.delete_raw(record_path("psr/log"))
     mirror.delete_raw(p2_path("psr/log"))
     mirror.delete_raw(upstream_cache_path("psr/log", dev=False))
     result = run(mirror, repair=True)
@@ -223,8 +254,18 @@ def test_repair_does_not_invent_a_p2_file_the_cached_metadata_cannot_rebuild_exa
     assert mirror.store.get(p2_path("psr/log")) is None
 
 
-def test_repair_leaves_a_file_that_carried_full_advisories_reported(mirror: Mirror) -> None:
-    """Full advisories come from the upstream's API at sync time; the mirror keeps no copy to rebuild from."""
+def test_repair_restores_a_file_that_carried_full_advisories_from_the_record(mirror: Mirror) -> None:
+    """Full advisories come from the upstream's API at sync time; the record keeps them."""
+    advisories = [{"advisoryId": "PKSA-1", "title": "XSS"}]
+    mirror.add_package("acme/vulnerable", ["1.0.0"], advisories=advisories)
+    mirror.delete_raw(p2_path("acme/vulnerable"))
+    assert kinds(run(mirror, repair=True)) == set()
+    assert json.loads(mirror.store.get(p2_path("acme/vulnerable")).body)["security-advisories"] == advisories
+
+
+def test_repair_leaves_a_legacy_file_that_carried_full_advisories_reported(mirror: Mirror) -> None:
+    """Without a record, full advisories (from the upstream's API) have no copy to rebuild from."""
     mirror.add_package("acme/vulnerable", ["1.0.0"], advisories=[{"advisoryId": "PKSA-1", "title": "XSS"}])
+    mirror.delete_raw(record_path("acme/vulnerable"))
     mirror.delete_raw(p2_path("acme/vulnerable"))
     assert kinds(run(mirror, repair=True)) == {("acme/vulnerable", "", "missing_p2")}

@@ -1,0 +1,318 @@
+"""A model-based test of the write rule: every interleaving of the mirror's writers keeps its promises.
+
+Hypothesis drives a fake upstream (the fixture registry answered in process) that releases versions,
+re-tags them, deletes tags and whole packages and leaves optional fields out, and runs the mirror's
+writers against one in-memory store that honours ``If-Match``/``If-None-Match`` as S3 does (the
+store's conformance tests hold it to that): a sync, an SBOM run pinning a version, verify with
+``repair``, and prune. A run may crash at its Nth write (the write does not happen, nor anything
+after it in that run), and a second writer may run whole inside the first one's window, just before
+its Nth write: both share every object they read and write.
+
+After every step the invariants a client relies on are checked:
+
+- the root lists only packages whose p2 files exist and parse;
+- every dist a published p2 file names answers with the sha1 it publishes;
+- no version once published has disappeared (nothing is withdrawn here, and every package stays
+  selected), and a tag keeps the bytes it was first published with.
+
+Thread pools run their work serially here, so that the Nth write is the same write on every replay
+(Hypothesis shrinks by replaying), and prune never runs inside another writer's window: a prune
+racing a run that reuses an orphan within milliseconds is the window prune's docstring documents.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from concurrent.futures import Future
+from contextlib import ExitStack, suppress
+from datetime import UTC, datetime, timedelta
+from typing import Any
+from unittest import mock
+
+from hypothesis import HealthCheck, settings
+from hypothesis import strategies as st
+from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, precondition, rule
+
+from composer_mirror import catalogue, pipeline, prune, resolve, state, verify
+from composer_mirror.composer_format import parse_p2
+from composer_mirror.errors import MirrorError
+from composer_mirror.pipeline import Context
+from composer_mirror.settings import Settings
+from composer_mirror.store.layout import ROOT, archive_path_of_url, p2_path
+from composer_mirror.store.memory import MemoryStore
+from composer_mirror.targets import normalized_of
+from composer_mirror.upstream import FetchPolicy, RetryPolicy, UpstreamClient
+from composer_mirror.versions import is_stable
+from tests.fixture_registry import Registry
+from tests.fixture_registry.in_process import ORIGIN, InProcessRegistry
+
+PUBLIC_URL = "https://mirror.test/repo"
+PACKAGES = ("acme/alpha", "acme/beta", "acme/gamma")
+# acme/alpha's 1.x is not selected by the sync: only an SBOM pin brings it in.
+SELECTION = ("acme/alpha:^2.0", "acme/alpha:dev-main", "acme/beta", "acme/gamma")
+WRITERS = ("sync", "sbom", "repair", "prune")
+OPTIONAL_FIELDS = ("version_normalized", "time", "dist.shasum")
+WRITE_KINDS = frozenset({"PUT", "CREATE", "DELETE"})
+
+
+class Crash(BaseException):
+    """A worker dying: raised instead of a write, and at every later write of the same run.
+
+    A BaseException, so no ``except Exception`` of the mirror's turns it into a reported failure.
+    """
+
+
+class SerialExecutor:
+    """``ThreadPoolExecutor``'s interface, running each call at once in the caller's thread."""
+
+    def __init__(self, max_workers: int | None = None, **_kwargs: Any) -> None:
+        self.max_workers = max_workers
+
+    def __enter__(self) -> SerialExecutor:
+        return self
+
+    def __exit__(self, *_exc: object) -> None:
+        return None
+
+    def map(self, function: Callable[..., Any], *iterables: Iterable[Any]) -> Iterator[Any]:
+        return iter([function(*args) for args in zip(*iterables, strict=False)])
+
+    def submit(self, function: Callable[..., Any], *args: Any, **kwargs: Any) -> Future:
+        future: Future = Future()
+        try:
+            future.set_result(function(*args, **kwargs))
+        except BaseException as exc:  # the pool hands every failure to the caller, a Crash included
+            future.set_exception(exc)
+        return future
+
+
+class ScheduledStore(MemoryStore):
+    """The one bucket every writer shares, with a schedule for the run now in progress.
+
+    Before the run's ``crash_at``-th write it raises :class:`Crash` (and at every write after it);
+    before its ``interleave_at``-th write it runs ``interleave`` (another writer, whole).
+    """
+
+    def __init__(self, clock: Callable[[], datetime]) -> None:
+        super().__init__("repo/", clock=clock)
+        self.writes = 0
+        self.crash_at: int | None = None
+        self.interleave_at: int | None = None
+        self.interleave: Callable[[], None] | None = None
+        self.crashed = False
+
+    def schedule(self, crash_at: int | None, interleave_at: int | None, interleave: Callable[[], None] | None) -> None:
+        self.writes, self.crashed = 0, False
+        self.crash_at, self.interleave_at, self.interleave = crash_at, interleave_at, interleave
+
+    def _before_write(self) -> None:
+        self.writes += 1
+        if self.interleave is not None and self.writes == self.interleave_at:
+            other, self.interleave = self.interleave, None
+            writes, crash_at = self.writes, self.crash_at
+            self.crash_at = None  # the other writer runs whole and is not the one that crashes
+            try:
+                other()
+            finally:
+                self.writes, self.crash_at = writes, crash_at
+        if self.crashed or (self.crash_at is not None and self.writes >= self.crash_at):
+            self.crashed = True
+            raise Crash(f"killed before write {self.writes}")
+
+    def put(self, path: str, data: Any, **kwargs: Any) -> str:
+        self._before_write()
+        return super().put(path, data, **kwargs)
+
+    def delete_many(self, paths: Iterable[str]) -> list[str]:
+        paths = list(paths)
+        if paths:
+            self._before_write()
+        return super().delete_many(paths)
+
+
+class WriteRuleMachine(RuleBasedStateMachine):
+    def __init__(self) -> None:
+        super().__init__()
+        self.now = datetime(2026, 12, 1, tzinfo=UTC)
+        self.registry = Registry(archive_padding=16)
+        self.server = InProcessRegistry(self.registry, changes_feed=False)
+        self.store = ScheduledStore(lambda: self.now)
+        self.settings = Settings(
+            bucket="memory",
+            public_url=PUBLIC_URL,
+            upstream_url=ORIGIN,
+            prefix="repo",
+            packages=SELECTION,
+            concurrency=1,
+            prune_grace_hours=1,
+            delete_grace_hours=10**6,
+        )
+        self.seen: dict[tuple[str, str], tuple[str, str]] = {}  # (name, normalized) -> (version, shasum)
+        self.patches = ExitStack()
+        for module in (pipeline, state, verify, catalogue, resolve):
+            self.patches.enter_context(mock.patch.object(module, "ThreadPoolExecutor", SerialExecutor))
+
+    def teardown(self) -> None:
+        self.patches.close()
+
+    # --- the upstream -------------------------------------------------------------------------
+    @initialize(omitted=st.sets(st.sampled_from(OPTIONAL_FIELDS)))
+    def populate(self, omitted: set[str]) -> None:
+        self.registry.omit = frozenset(omitted)
+        for name in PACKAGES:
+            for version in ("1.0.0", "2.0.0"):
+                self.registry.add_version(name, version)
+        self.registry.add_version("acme/alpha", "dev-main")
+
+    def upstream_tags(self, name: str) -> list[str]:
+        return [e["version"] for e in self.registry.versions(name, ORIGIN, dev=False)] if self.exists(name) else []
+
+    def exists(self, name: str) -> bool:
+        return name in self.registry.package_names()
+
+    @rule(name=st.sampled_from(PACKAGES), minor=st.integers(0, 9))
+    def release(self, name: str, minor: int) -> None:
+        version = f"2.{minor}.1"
+        if version not in self.upstream_tags(name):
+            self.registry.add_version(name, version)
+
+    @rule(name=st.sampled_from(PACKAGES), pick=st.integers(0, 20))
+    def retag(self, name: str, pick: int) -> None:
+        tags = self.upstream_tags(name)
+        if tags:
+            self.registry.retag(name, tags[pick % len(tags)])
+
+    @rule(name=st.sampled_from(PACKAGES), pick=st.integers(0, 20))
+    def delete_tag(self, name: str, pick: int) -> None:
+        tags = self.upstream_tags(name)
+        if len(tags) > 1:
+            self.registry.remove_version(name, tags[pick % len(tags)])
+
+    @rule()
+    def move_branch(self) -> None:
+        if self.exists("acme/alpha") and any(e["version"] == "dev-main" for e in self.registry.versions("acme/alpha")):
+            self.registry.retag("acme/alpha", "dev-main")
+
+    @rule(name=st.sampled_from(PACKAGES))
+    def delete_package(self, name: str) -> None:
+        if self.exists(name):
+            self.registry.delete_package(name)
+
+    @rule(name=st.sampled_from(PACKAGES))
+    def publish_again(self, name: str) -> None:
+        """A package deleted upstream comes back (its old versions do not)."""
+        if not self.exists(name):
+            self.registry.add_version(name, "3.0.0")
+
+    # --- the writers --------------------------------------------------------------------------
+    def context(self) -> Context:
+        client = UpstreamClient(FetchPolicy(ORIGIN), concurrency=1, retry=RetryPolicy(attempts=1, backoff=0))
+        self.server.mount(client.session)
+        return Context(self.settings, self.store, client)
+
+    def writer(self, kind: str, pick: int) -> Callable[[], None]:
+        return {"sync": self.sync, "sbom": lambda: self.sbom(pick), "repair": self.repair, "prune": self.prune}[kind]
+
+    def sync(self) -> None:
+        ctx = self.context()
+        ctx.upstream = pipeline.read_upstream(ctx.client, ORIGIN)
+        plan = pipeline.plan_sync(ctx)
+        self.mirror(ctx, plan, "sync")
+
+    def sbom(self, pick: int) -> None:
+        """An SBOM run pinning one upstream version of a package (its resolution needs no more)."""
+        offered = [(name, tag) for name in PACKAGES for tag in self.upstream_tags(name)]
+        if not offered:
+            return
+        name, version = offered[pick % len(offered)]
+        ctx = self.context()
+        ctx.upstream = pipeline.read_upstream(ctx.client, ORIGIN)
+        self.mirror(ctx, {"targets": {name: [version]}}, "sbom")
+
+    def mirror(self, ctx: Context, plan: Mapping[str, Any], run_id: str) -> None:
+        batches = pipeline.plan_batches(plan["targets"], ctx.settings.max_batches, min_times=plan.get("min_times"))
+        results = [pipeline.fetch_archives(ctx, pipeline.sync_metadata(ctx, batch)) for batch in batches]
+        pipeline.publish_index(ctx, results, plan, run_id)
+
+    def repair(self) -> None:
+        ctx = self.context()
+        names, _root = verify.read_root(self.store, PUBLIC_URL)
+        for batch in verify.plan_verify_batches(names, 4):
+            verify.verify_batch(ctx, batch, repair=True)
+
+    def prune(self) -> None:
+        with suppress(MirrorError):  # no root yet: prune refuses to run, as it should
+            prune.prune(self.store, grace_hours=self.settings.prune_grace_hours, dry_run=False, now=self.now)
+
+    @rule(
+        kind=st.sampled_from(WRITERS),
+        pick=st.integers(0, 50),
+        crash_at=st.none() | st.integers(1, 40),
+        other=st.none() | st.sampled_from(WRITERS[:3]),
+        other_pick=st.integers(0, 50),
+        interleave_at=st.integers(1, 40),
+    )
+    def run(
+        self, kind: str, pick: int, crash_at: int | None, other: str | None, other_pick: int, interleave_at: int
+    ) -> None:
+        """One writer's run, maybe crashing at a write, maybe with another writer inside its window."""
+        nested = self.writer(other, other_pick) if other is not None and kind != "prune" else None
+        self.store.schedule(crash_at, interleave_at, nested)
+        try:
+            self.writer(kind, pick)()
+        except Crash:
+            pass
+        finally:
+            self.store.schedule(None, None, None)
+        self.now += timedelta(hours=2)  # later runs see every mark prune made older than its grace
+
+    @precondition(lambda self: self.store.get(ROOT) is not None)
+    @rule()
+    def run_cleanly(self) -> None:
+        """A run with nothing odd happening: the mirror heals whatever a crash left."""
+        self.sync()
+
+    # --- the invariants -------------------------------------------------------------------------
+    def published(self) -> dict[tuple[str, str], dict[str, Any]]:
+        """Every version a client can install now: (name, normalized) -> its entry."""
+        stored = self.store.get(ROOT)
+        if stored is None:
+            return {}
+        found = {}
+        for name in json.loads(stored.body)["available-packages"]:
+            for dev in (False, True):
+                p2 = self.store.get(p2_path(name, dev))
+                assert p2 is not None or dev, f"the root lists {name} but {p2_path(name, dev)} does not exist"
+                for entry in parse_p2(p2.body, name) if p2 is not None else []:
+                    found[(name, normalized_of(entry) or "")] = entry
+        return found
+
+    @invariant()
+    def every_dist_answers_with_its_published_sha1(self) -> None:
+        for (name, _normalized), entry in self.published().items():
+            path = archive_path_of_url(entry["dist"]["url"])
+            stored = self.store.get(path) if path else None
+            assert stored is not None, f"{name} {entry['version']}: {entry['dist']['url']} is missing"
+            assert hashlib.sha1(stored.body).hexdigest() == entry["dist"]["shasum"], (name, entry["version"])
+
+    @invariant()
+    def no_published_version_disappears_and_tags_keep_their_bytes(self) -> None:
+        published = self.published()
+        for key, (version, shasum) in self.seen.items():
+            assert key in published, f"{key[0]} {version} was published and is gone"
+            if is_stable(version):
+                assert published[key]["dist"]["shasum"] == shasum, f"{key[0]} {version} changed its bytes"
+        for key, entry in published.items():
+            if key not in self.seen or not is_stable(entry["version"]):
+                self.seen[key] = (entry["version"], entry["dist"]["shasum"])
+
+
+WriteRuleMachine.TestCase.settings = settings(
+    max_examples=150,
+    stateful_step_count=25,
+    deadline=None,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
+)
+TestWriteRule = WriteRuleMachine.TestCase

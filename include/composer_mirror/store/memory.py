@@ -89,14 +89,17 @@ class MemoryStore(StoreBase):
             if if_match is not None and (current is None or current.etag != if_match):
                 raise ConflictError(f"{key} was changed by another writer")
             etag = md5_etag(body)
-            self.objects[key] = _Object(body, etag, self.clock(), cache_control, content_type, dict(metadata or {}))
+            # S3 keeps user metadata keys in lower case (they travel as x-amz-meta-* headers).
+            stored_metadata = {name.lower(): value for name, value in (metadata or {}).items()}
+            self.objects[key] = _Object(body, etag, self.clock(), cache_control, content_type, stored_metadata)
         return etag
 
     def stream(self, path: str, chunk_size: int) -> Iterator[bytes] | None:
         stored = self.get(path)
         if stored is None:
             return None
-        return iter([stored.body[i : i + chunk_size] for i in range(0, len(stored.body), chunk_size)] or [b""])
+        # As botocore's iter_chunks: an empty object yields no chunk at all.
+        return iter([stored.body[i : i + chunk_size] for i in range(0, len(stored.body), chunk_size)])
 
     def upload_file(
         self, path: str, filename: str, *, content_type: str, cache_control: str, metadata: dict[str, str] | None = None

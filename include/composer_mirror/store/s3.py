@@ -53,9 +53,11 @@ class S3Store(StoreBase):
 
     # --- primitives ---------------------------------------------------------------------
     def get(self, path: str) -> StoredObject | None:
+        key = self.key(path)  # an unsafe key is refused before it counts as a request
+
         def call() -> StoredObject | None:
             try:
-                response = self.client.get_object(Bucket=self.bucket, Key=self.key(path))
+                response = self.client.get_object(Bucket=self.bucket, Key=key)
             except Exception as exc:
                 if _code(exc) in MISSING_CODES:
                     return None
@@ -65,9 +67,11 @@ class S3Store(StoreBase):
         return self._call("GET", call)
 
     def head(self, path: str) -> ObjectInfo | None:
+        key = self.key(path)
+
         def call() -> ObjectInfo | None:
             try:
-                response = self.client.head_object(Bucket=self.bucket, Key=self.key(path))
+                response = self.client.head_object(Bucket=self.bucket, Key=key)
             except Exception as exc:
                 if _code(exc) in MISSING_CODES:
                     return None
@@ -86,10 +90,11 @@ class S3Store(StoreBase):
 
     def stream(self, path: str, chunk_size: int) -> Iterator[bytes] | None:
         """The object's bytes in chunks (archives can be hundreds of MB); None when it is absent."""
+        key = self.key(path)
 
         def call() -> Any:
             try:
-                return self.client.get_object(Bucket=self.bucket, Key=self.key(path))["Body"]
+                return self.client.get_object(Bucket=self.bucket, Key=key)["Body"]
             except Exception as exc:
                 if _code(exc) in MISSING_CODES:
                     return None
@@ -140,7 +145,10 @@ class S3Store(StoreBase):
                     data.seek(0)  # a retried attempt sends the whole file again
                 return self.client.put_object(**kwargs).get("ETag", md5_etag(data) if isinstance(data, bytes) else "")
             except Exception as exc:
-                if _code(exc) in PRECONDITION_CODES:
+                code = _code(exc)
+                # If-Match on a key deleted since it was read is answered 404 NoSuchKey, not 412: it
+                # is the same lost race (compare_and_swap reads again and finds the object absent).
+                if code in PRECONDITION_CODES or (if_match and code in MISSING_CODES):
                     raise ConflictError(f"{self.key(path)} was changed by another writer") from exc
                 raise
 
@@ -152,16 +160,14 @@ class S3Store(StoreBase):
         """Upload a local file with boto3's managed transfer (multipart above 64 MB, bounded memory)."""
         from boto3.s3.transfer import TransferConfig
 
+        key = self.key(path)
         config = TransferConfig(
             multipart_threshold=MULTIPART_THRESHOLD, multipart_chunksize=16 * 1024**2, max_concurrency=4
         )
         extra: dict[str, Any] = {"ContentType": content_type, "CacheControl": cache_control}
         if metadata:
             extra["Metadata"] = metadata
-        self._call(
-            "PUT",
-            lambda: self.client.upload_file(filename, self.bucket, self.key(path), ExtraArgs=extra, Config=config),
-        )
+        self._call("PUT", lambda: self.client.upload_file(filename, self.bucket, key, ExtraArgs=extra, Config=config))
 
     def list(self, path_prefix: str) -> Iterator[ObjectInfo]:
         """Every object under ``path_prefix``, its path relative to the store prefix, in key order."""

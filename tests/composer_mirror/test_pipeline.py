@@ -38,7 +38,6 @@ from composer_mirror.pipeline import (
     plan_batches,
     plan_sync,
     publish_index,
-    read_sbom_object,
     read_upstream,
     record_deletions,
     resolve_request,
@@ -46,6 +45,7 @@ from composer_mirror.pipeline import (
     sync_metadata,
 )
 from composer_mirror.publisher import ROOT
+from composer_mirror.sbom_upload import read_sbom_object
 from composer_mirror.settings import Settings
 from composer_mirror.state import Catalog, load_catalog, load_shards, shard_of
 from composer_mirror.store import S3Store

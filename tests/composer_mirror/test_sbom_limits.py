@@ -24,8 +24,6 @@ from tests.composer_mirror.conftest import UNIT_BUCKET
 
 LIMIT = 200
 
-pytestmark = pytest.mark.xfail(strict=True, reason="defect 8: SBOMs have no size limit outside the upload page")
-
 
 @pytest.fixture
 def limit(monkeypatch: pytest.MonkeyPatch) -> int:

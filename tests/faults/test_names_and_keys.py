@@ -18,8 +18,8 @@ from composer_mirror.archives import archive_path
 from composer_mirror.changes import read_changes
 from composer_mirror.composer_format import p2_path, parse_p2
 from composer_mirror.errors import MirrorError
-from composer_mirror.pipeline import read_sbom_object
 from composer_mirror.sbom import parse_purl
+from composer_mirror.sbom_upload import read_sbom_object
 from composer_mirror.settings import Settings
 from composer_mirror.state import (
     CATALOG,

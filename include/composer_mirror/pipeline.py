@@ -30,7 +30,7 @@ from composer_mirror.composer_format import (
     parse_p2,
     resolve_url,
 )
-from composer_mirror.errors import MirrorError, TargetError, UpstreamError
+from composer_mirror.errors import MirrorError, UpstreamError
 from composer_mirror.progress import track
 from composer_mirror.publisher import migrated_record, publish_root, write_package
 from composer_mirror.record import PackageRecord, index_fields, merge_offered
@@ -203,10 +203,11 @@ def plan_batches(
 def resolve_request(ctx: Context, params: Mapping[str, Any]) -> Targets:
     """The SBOM DAG's targets: parse, check every version upstream, add dependencies, log the plan.
 
-    Raises TargetError (failing the run before anything is written) for bad input or versions
-    the upstream does not have, naming each one.
+    Raises TargetError (failing the run before anything is written) for bad input (an SBOM or
+    PURL list over the size limit included) or versions the upstream does not have, naming each one.
     """
     from composer_mirror.resolve import describe_plan, load_request, resolve, upstream_fetcher
+    from composer_mirror.sbom_upload import read_sbom_object
 
     sbom = params.get("sbom") or None
     key = str(params.get("sbom_s3_key") or "").strip()
@@ -229,16 +230,6 @@ def resolve_request(ctx: Context, params: Mapping[str, Any]) -> Targets:
     for line in describe_plan(resolution, mirrored):
         logger.info("%splan: %s", prefix, line)
     return resolution.targets
-
-
-def read_sbom_object(store: S3Store, key: str) -> bytes:
-    """An SBOM uploaded to the bucket; only keys under the mirror's prefix are read."""
-    if not key.startswith(store.prefix) or ".." in key.split("/"):
-        raise TargetError(f"sbom_s3_key {key!r} must be a key under the mirror prefix {store.prefix!r}")
-    stored = store.get(key[len(store.prefix) :])
-    if stored is None:
-        raise TargetError(f"sbom_s3_key {key!r} does not exist in bucket {store.bucket}")
-    return stored.body
 
 
 # --- metadata ---------------------------------------------------------------------------------

@@ -58,6 +58,12 @@ SPDX_TAG_VALUE_RE = re.compile(r"^[ \t]*SPDXVersion:[ \t]*(.*?)[ \t]*\r?$", re.M
 SPDX_ELEMENT_TAGS = frozenset({"PackageName", "FileName", "SnippetSPDXID", "LicenseID"})
 SPDX_PACKAGE_MANAGER = frozenset({"PACKAGE-MANAGER", "PACKAGE_MANAGER"})
 SNIPPET_LENGTH = 40
+# Larger SBOMs, and PURL lists (in UTF-8 bytes), are refused before they are parsed, wherever they come
+# from: the upload page, the DAG's pasted ``sbom`` and ``purls``, an ``sbom_s3_key`` object (not even
+# read then). A CycloneDX SBOM of a big application is a few MB.
+MAX_SBOM_BYTES = 20 * 1024 * 1024
+# PURLs one run takes: far more packages than any application has, far fewer than a run could resolve.
+MAX_PURLS = 100_000
 
 
 @dataclass(frozen=True)
@@ -152,11 +158,31 @@ def parse_purl(purl: str, source: str) -> Requested | str:
     return Requested(name=name, version=parsed.version or None, source=source)
 
 
+def utf8_size(content: str | bytes) -> int:
+    """The bytes a document takes as UTF-8, which is what the limit counts (not characters).
+
+    A lone surrogate (JSON's ``\\ud800`` in a run's conf) counts as its three bytes, not as an error.
+    """
+    return len(content) if isinstance(content, bytes) else len(content.encode("utf-8", "surrogatepass"))
+
+
+def check_size(what: str, size: int) -> None:
+    """Refuse an SBOM or PURL list of ``size`` bytes over :data:`MAX_SBOM_BYTES`; ``what`` names it."""
+    if size > MAX_SBOM_BYTES:
+        raise TargetError(f"{what} has {size} bytes, over the limit of {MAX_SBOM_BYTES} bytes")
+
+
 def parse_purls(purls: Iterable[str]) -> TargetList:
     """Parse PURLs given one per entry; blank entries and ``#`` comments are ignored.
 
     Entries are numbered from 1 in input order, blanks included, so "purl #3" is the third line.
+    More than :data:`MAX_PURLS` entries, or more than :data:`MAX_SBOM_BYTES` of them, are refused
+    before any is parsed.
     """
+    purls = list(purls)
+    if len(purls) > MAX_PURLS:
+        raise TargetError(f"{len(purls)} PURLs given; a run takes at most {MAX_PURLS}")
+    check_size("the PURL list", sum(utf8_size(purl) for purl in purls if isinstance(purl, str)))
     collector = _Collector("PURL list")
     for number, purl in enumerate(purls, 1):
         if not isinstance(purl, str):
@@ -173,7 +199,9 @@ def parse_sbom(content: str | bytes) -> TargetList:
     """Parse a CycloneDX (JSON, XML) or SPDX 2.x (JSON, tag-value) document, detected from its content.
 
     File names are never trusted for the format: users rename files, and the content is what counts.
+    A document over :data:`MAX_SBOM_BYTES` is refused before it is decoded.
     """
+    check_size("the SBOM", utf8_size(content))
     text = _decode(content)
     stripped = text.lstrip()
     if not stripped:

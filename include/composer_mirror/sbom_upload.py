@@ -8,9 +8,12 @@ imports nothing from Airflow (like the rest of the library apart from ``airflow_
   that do not). A malformed file is not an exception here: its parse error is the summary's problem.
 * :func:`store` writes a valid SBOM to ``<prefix>sboms/<timestamp>-<sha256[:12]>-<safe filename>`` and
   returns that full key, which is what the DAG's ``sbom_s3_key`` param expects.
+* :func:`read_sbom_object` reads such a key back for the DAG, from wherever under the prefix the user
+  stored it, but never the mirror's own objects and never more than the SBOM size limit.
 
 Everything about an upload is untrusted: the file name only ever contributes a sanitised last path
-segment to the key, and the content is parsed by the same strict parser the DAG uses.
+segment to the key, and the content is parsed by the same strict parser the DAG uses, with the same
+size limit (:data:`composer_mirror.sbom.MAX_SBOM_BYTES`).
 """
 
 from __future__ import annotations
@@ -21,13 +24,14 @@ from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Any
 
+from composer_mirror import sbom
 from composer_mirror.errors import TargetError
-from composer_mirror.sbom import TargetList, parse_sbom
-from composer_mirror.store import STATE_CACHE, S3Store
+from composer_mirror.store import STATE_CACHE, Store
+from composer_mirror.store.layout import ARCHIVE_DIR, P2_DIR, SBOM_DIR, STATE_DIR
 
-SBOM_DIR = "sboms/"
-# Larger uploads are refused before parsing; a CycloneDX SBOM of a big application is a few MB.
-MAX_SBOM_BYTES = 20 * 1024 * 1024
+# The mirror's own objects under the prefix (archives, metadata, state): never an SBOM, and an archive
+# can be hundreds of MB, so an sbom_s3_key there is refused without a request.
+MIRROR_DIRS = (ARCHIVE_DIR, P2_DIR, f"{STATE_DIR}/")
 MAX_FILENAME_CHARS = 80
 SAMPLE_SIZE = 10
 DEFAULT_FILENAME = "sbom"
@@ -45,13 +49,9 @@ def validate(content: bytes | str) -> dict[str, Any]:
     ``skipped`` (reason -> count), ``sample`` (the first requested packages), ``problems`` (why it
     cannot be mirrored, e.g. the parse error of a malformed file) and ``warnings``.
     """
-    size = len(content.encode() if isinstance(content, str) else content)
-    summary = _empty_summary(size)
-    if size > MAX_SBOM_BYTES:
-        summary["problems"].append(f"the file has {size} bytes; SBOM uploads are limited to {MAX_SBOM_BYTES} bytes")
-        return summary
+    summary = _empty_summary(sbom.utf8_size(content))
     try:
-        targets = parse_sbom(content)
+        targets = sbom.parse_sbom(content)
     except TargetError as exc:
         summary["problems"].append(str(exc))
         return summary
@@ -75,7 +75,7 @@ def _empty_summary(size: int) -> dict[str, Any]:
     }
 
 
-def _describe(targets: TargetList) -> dict[str, Any]:
+def _describe(targets: sbom.TargetList) -> dict[str, Any]:
     """The counts of a parsed SBOM, and what about them blocks or deserves a warning."""
     unversioned = [r.name for r in targets.requested if r.version is None]
     problems: list[str] = []
@@ -118,7 +118,7 @@ def sbom_path(filename: str | None, content: bytes, now: datetime | None = None)
 
 
 def store(
-    store: S3Store,
+    store: Store,
     filename: str | None,
     content: bytes,
     *,
@@ -149,6 +149,36 @@ def store(
         ),
     )
     return store.key(path)
+
+
+def read_sbom_object(store: Store, key: str) -> bytes:
+    """The SBOM at ``key`` (the DAG's ``sbom_s3_key``): a full key under the mirror's prefix.
+
+    Keys outside the prefix and the mirror's own objects are refused before any request. The
+    object's size is asked first (HEAD), so one over the limit is refused without being read; the
+    GET then reads at most one byte more than the limit, since the object may be replaced between
+    the two.
+    """
+    if not key.startswith(store.prefix) or ".." in key.split("/"):
+        raise TargetError(f"sbom_s3_key {key!r} must be a key under the mirror prefix {store.prefix!r}")
+    path = key[len(store.prefix) :]
+    if path.startswith(MIRROR_DIRS):
+        raise TargetError(
+            f"sbom_s3_key {key!r} is one of the mirror's own objects (archives, metadata, state), not an SBOM; "
+            f"uploaded SBOMs are under {store.prefix}{SBOM_DIR}"
+        )
+    missing = f"sbom_s3_key {key!r} does not exist in bucket {store.bucket}"
+    head = store.head(path)
+    if head is None:
+        raise TargetError(missing)
+    sbom.check_size(f"sbom_s3_key {key!r}", head.size)
+    limit = sbom.MAX_SBOM_BYTES
+    stored = store.get_capped(path, limit + 1)
+    if stored is None:
+        raise TargetError(missing)
+    if len(stored.body) > limit:
+        raise TargetError(f"sbom_s3_key {key!r} grew past the limit of {limit} bytes after its size was checked")
+    return stored.body
 
 
 def _content_type(sbom_format: str) -> str:

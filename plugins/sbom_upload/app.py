@@ -123,7 +123,7 @@ def store_sbom(file: Annotated[UploadFile, File()], user: CurrentUser) -> dict[s
 
 def read_upload(file: UploadFile) -> bytes:
     """The uploaded bytes, refusing anything over the size limit without reading all of it."""
-    from composer_mirror.sbom_upload import MAX_SBOM_BYTES
+    from composer_mirror.sbom import MAX_SBOM_BYTES
 
     content = file.file.read(MAX_SBOM_BYTES + 1)
     if len(content) > MAX_SBOM_BYTES:

@@ -38,13 +38,13 @@ from composer_mirror.pipeline import (
     plan_batches,
     plan_sync,
     publish_index,
-    read_sbom_object,
     read_upstream,
     record_deletions,
     resolve_request,
     summarise,
     sync_metadata,
 )
+from composer_mirror.sbom_upload import read_sbom_object
 from composer_mirror.settings import Settings
 from composer_mirror.state import Catalog, load_catalog, load_shards
 from composer_mirror.store import S3Store

@@ -23,6 +23,7 @@ from composer_mirror.store import (
     md5_etag,
     safe_key_part,
 )
+from composer_mirror.store import s3 as store_module
 
 BUCKET = "mirror-bucket"
 PREFIX = "repo/"
@@ -146,6 +147,18 @@ def test_put_then_get_round_trips_bytes_and_headers(store: S3Store, client: Any)
     assert etag == md5_etag(b"PK\x03\x04zip")
     head = client.head_object(Bucket=BUCKET, Key="repo/dists/a/b/1.0.0/ref.zip")
     assert (head["ContentType"], head["CacheControl"]) == (ZIP, ARCHIVE_CACHE)
+
+
+def test_get_capped_reads_no_more_than_asked_in_bounded_pieces(store: S3Store, monkeypatch: pytest.MonkeyPatch) -> None:
+    etag = store.put("sboms/app.json", b"0123456789")
+    monkeypatch.setattr(store_module, "READ_CHUNK", 3)
+    capped = store.get_capped("sboms/app.json", 4)
+    assert capped is not None
+    assert (capped.body, capped.etag) == (b"0123", etag)
+    whole = [store.get_capped("sboms/app.json", size) for size in (10, 11)]
+    assert [stored and stored.body for stored in whole] == [b"0123456789"] * 2
+    assert store.get_capped("sboms/absent.json", 4) is None
+    assert store.request_counts() == {"PUT": 1, "GET": 4}
 
 
 def test_put_defaults_to_json_with_the_metadata_cache(store: S3Store) -> None:

@@ -17,8 +17,8 @@ import pytest
 from composer_mirror.changes import read_changes
 from composer_mirror.composer_format import parse_p2
 from composer_mirror.errors import MirrorError
-from composer_mirror.pipeline import read_sbom_object
 from composer_mirror.sbom import parse_purl
+from composer_mirror.sbom_upload import read_sbom_object
 from composer_mirror.settings import Settings
 from composer_mirror.store import S3Store
 from composer_mirror.store.layout import (

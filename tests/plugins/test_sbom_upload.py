@@ -28,9 +28,8 @@ import pytest
 import requests
 from moto import mock_aws
 
-from composer_mirror import sbom_upload
+from composer_mirror import sbom, sbom_upload
 from composer_mirror.errors import TargetError
-from composer_mirror.pipeline import read_sbom_object
 from composer_mirror.store import STATE_CACHE, S3Store
 from tests.browser import Browser, chromium_path
 from tests.harness import ROOT, VENV_BIN, AirflowEnv, MotoServer, aws_connection, free_port
@@ -119,13 +118,11 @@ def test_validate_warns_about_unversioned_components_but_accepts_them() -> None:
 
 
 def test_validate_refuses_oversized_files_without_parsing(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(sbom_upload, "MAX_SBOM_BYTES", 100)
+    monkeypatch.setattr(sbom, "MAX_SBOM_BYTES", 100)
     summary = sbom_upload.validate(CDX_JSON.read_bytes())
     assert summary["valid"] is False
     assert summary["format"] is None
-    assert summary["problems"] == [
-        f"the file has {CDX_JSON.stat().st_size} bytes; SBOM uploads are limited to 100 bytes"
-    ]
+    assert summary["problems"] == [f"the SBOM has {CDX_JSON.stat().st_size} bytes, over the limit of 100 bytes"]
 
 
 # --- file names and keys -------------------------------------------------------------------------
@@ -193,7 +190,7 @@ def test_store_writes_under_the_prefix_where_the_dag_reads_it(s3: Any) -> None:
     assert head["Metadata"]["sbom-format"] == "CycloneDX 1.5 JSON"
     assert head["Metadata"]["uploaded-by"] == "admin"
     # The DAG's own reader (sbom_s3_key) accepts the key and gets the same bytes back.
-    assert read_sbom_object(store, key) == content
+    assert sbom_upload.read_sbom_object(store, key) == content
 
 
 @pytest.mark.parametrize(

@@ -50,6 +50,10 @@ class MemoryStore(StoreBase):
             found = self.objects.get(key)
         return StoredObject(found.body, found.etag) if found else None
 
+    def get_capped(self, path: str, max_bytes: int) -> StoredObject | None:
+        stored = self.get(path)
+        return StoredObject(stored.body[:max_bytes], stored.etag) if stored is not None else None
+
     def head(self, path: str) -> ObjectInfo | None:
         key = self.key(path)
         with self._lock:

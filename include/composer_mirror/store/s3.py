@@ -31,6 +31,8 @@ MISSING_CODES = frozenset({"404", "NoSuchKey", "NotFound"})
 PRECONDITION_CODES = frozenset({"412", "PreconditionFailed", "ConditionalRequestConflict", "409"})
 # DeleteObjects takes at most this many keys per request.
 DELETE_BATCH = 1000
+# A capped GET reads its body in pieces of at most this size.
+READ_CHUNK = 1024**2
 
 T = TypeVar("T")
 
@@ -56,15 +58,45 @@ class S3Store(StoreBase):
         key = self.key(path)  # an unsafe key is refused before it counts as a request
 
         def call() -> StoredObject | None:
-            try:
-                response = self.client.get_object(Bucket=self.bucket, Key=key)
-            except Exception as exc:
-                if _code(exc) in MISSING_CODES:
-                    return None
-                raise
-            return StoredObject(response["Body"].read(), response.get("ETag", ""))
+            response = self._get_object(key)
+            return None if response is None else StoredObject(response["Body"].read(), response.get("ETag", ""))
 
         return self._call("GET", call)
+
+    def get_capped(self, path: str, max_bytes: int) -> StoredObject | None:
+        """GET the first ``max_bytes`` of an object's body at most; the rest is never read.
+
+        For objects whose size cannot be trusted (a user's upload, which may change after a HEAD):
+        ask for one byte more than allowed to tell a body at the limit from a longer one. A longer
+        body's connection is closed rather than drained.
+        """
+        key = self.key(path)
+
+        def call() -> StoredObject | None:
+            response = self._get_object(key)
+            if response is None:
+                return None
+            body, data = response["Body"], bytearray()
+            try:
+                while len(data) < max_bytes:
+                    chunk = body.read(min(READ_CHUNK, max_bytes - len(data)))
+                    if not chunk:
+                        break
+                    data += chunk
+            finally:
+                body.close()
+            return StoredObject(bytes(data), response.get("ETag", ""))
+
+        return self._call("GET", call)
+
+    def _get_object(self, key: str) -> dict[str, Any] | None:
+        """The GetObject response, its body unread, or None when there is no such object."""
+        try:
+            return self.client.get_object(Bucket=self.bucket, Key=key)
+        except Exception as exc:
+            if _code(exc) in MISSING_CODES:
+                return None
+            raise
 
     def head(self, path: str) -> ObjectInfo | None:
         key = self.key(path)

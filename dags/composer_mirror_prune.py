@@ -23,7 +23,7 @@ from typing import Any
 import pendulum
 from airflow.sdk import Param, dag, task
 
-from composer_mirror.airflow_adapter import build_context, current_run_id
+from composer_mirror.airflow_adapter import DEFAULT_ARGS, LONG_TASK, build_context, current_run_id
 
 
 @dag(
@@ -31,6 +31,7 @@ from composer_mirror.airflow_adapter import build_context, current_run_id
     start_date=pendulum.datetime(2026, 1, 1, tz="UTC"),
     catchup=False,
     max_active_runs=1,
+    default_args=DEFAULT_ARGS,
     tags=["composer", "mirror", "prune"],
     doc_md=__doc__,
     params={
@@ -43,7 +44,7 @@ from composer_mirror.airflow_adapter import build_context, current_run_id
     },
 )
 def composer_mirror_prune() -> None:
-    @task
+    @task(execution_timeout=LONG_TASK)
     def prune_unreferenced(params: dict[str, Any] | None = None) -> dict[str, Any]:
         """Find unreferenced objects older than the grace period; delete them unless this is a dry run."""
         from composer_mirror import pipeline, prune

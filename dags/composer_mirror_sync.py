@@ -23,7 +23,7 @@ from typing import Any
 import pendulum
 from airflow.sdk import dag, task
 
-from composer_mirror.airflow_adapter import handed_off, mirror_tasks, read_upstream_task
+from composer_mirror.airflow_adapter import DEFAULT_ARGS, handed_off, mirror_tasks, read_upstream_task
 
 
 @dag(
@@ -31,6 +31,7 @@ from composer_mirror.airflow_adapter import handed_off, mirror_tasks, read_upstr
     start_date=pendulum.datetime(2026, 1, 1, tz="UTC"),
     catchup=False,
     max_active_runs=1,
+    default_args=DEFAULT_ARGS,
     tags=["composer", "mirror"],
     doc_md=__doc__,
 )

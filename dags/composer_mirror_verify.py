@@ -26,7 +26,15 @@ from typing import Any
 import pendulum
 from airflow.sdk import Param, dag, task
 
-from composer_mirror.airflow_adapter import batch_step, build_context, handed_off, handed_off_batches, run_ids
+from composer_mirror.airflow_adapter import (
+    DEFAULT_ARGS,
+    LONG_TASK,
+    batch_step,
+    build_context,
+    handed_off,
+    handed_off_batches,
+    run_ids,
+)
 from composer_mirror.handoff import receive
 from composer_mirror.pipeline import Context
 
@@ -36,6 +44,7 @@ from composer_mirror.pipeline import Context
     start_date=pendulum.datetime(2026, 1, 1, tz="UTC"),
     catchup=False,
     max_active_runs=1,
+    default_args=DEFAULT_ARGS,
     tags=["composer", "mirror", "verify"],
     doc_md=__doc__,
     params={
@@ -65,7 +74,7 @@ def composer_mirror_verify() -> None:
             listing, None, lambda ctx, listed: verify.plan_verify_batches(listed["packages"], ctx.settings.max_batches)
         )
 
-    @task(map_index_template="{{ batch_label }}")
+    @task(map_index_template="{{ batch_label }}", execution_timeout=LONG_TASK)
     def verify_batch(batch: dict[str, Any], params: dict[str, Any] | None = None) -> dict[str, Any]:
         """Check (and with `repair`, restore) the batch's p2 files and archives."""
         from composer_mirror import verify

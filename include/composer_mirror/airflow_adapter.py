@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
+from datetime import timedelta
 from typing import Any, TypeVar
 
 from composer_mirror import handoff, pipeline
@@ -21,6 +22,13 @@ from composer_mirror.upstream import FetchPolicy, RetryPolicy, UpstreamClient
 logger = logging.getLogger(__name__)
 
 UPSTREAM_CONN_ID = "composer_upstream"
+# Every task is killed when it runs longer than this (a hung upstream or S3 connection, a hostile
+# input), then retried or failed by Airflow, never left running for hours. Sized from the benchmark:
+# a cold 10,000-package mirror spent 2,600 s in its one fetch_archives batch on 2 cores, and no
+# other task of any run took over a minute, so the long limit leaves room for a few times that.
+SHORT_TASK = timedelta(minutes=30)
+LONG_TASK = timedelta(hours=6)
+DEFAULT_ARGS: dict[str, Any] = {"execution_timeout": SHORT_TASK}
 T = TypeVar("T")
 _RUN_CACHE: dict[tuple[str, ...], Any] = {}
 
@@ -260,17 +268,17 @@ def mirror_tasks(plan: Any, upstream: Any, after: Any = None) -> Any:
 
         return handed_off_batches(plan, None, step)  # no upstream request: no endpoints to allow
 
-    @task(map_index_template="{{ batch_label }}")
+    @task(map_index_template="{{ batch_label }}", execution_timeout=LONG_TASK)
     def sync_metadata(batch: dict[str, Any], upstream: dict[str, Any]) -> dict[str, Any]:
         """Revalidate the batch's p2 files upstream (conditional requests)."""
         return batch_step("manifest", batch, upstream, pipeline.sync_metadata)
 
-    @task(map_index_template="{{ batch_label }}")
+    @task(map_index_template="{{ batch_label }}", execution_timeout=LONG_TASK)
     def fetch_archives(manifest: dict[str, Any], upstream: dict[str, Any]) -> dict[str, Any]:
         """Fetch new archives into the bucket, then write the batch's p2 files."""
         return batch_step("result", manifest, upstream, pipeline.fetch_archives)
 
-    @task(trigger_rule="none_failed", outlets=[repository_asset()])
+    @task(trigger_rule="none_failed", outlets=[repository_asset()], execution_timeout=LONG_TASK)
     def publish_index(results: list[dict[str, Any]], plan: dict[str, Any], upstream: dict[str, Any]) -> dict[str, Any]:
         """Publish packages.json last, then the run report (and advance the changes-feed cursor)."""
         run_id = current_run_id()

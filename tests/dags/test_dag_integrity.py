@@ -27,7 +27,8 @@ from airflow.dag_processing.dagbag import DagBag
 bag = DagBag(dag_folder=sys.argv[1])
 assert not bag.import_errors, bag.import_errors
 for dag_id, dag in sorted(bag.dags.items()):
-    print(dag_id, bool(dag.doc_md), dag.max_active_runs, dag.catchup, len(dag.tasks))
+    timeouts = sorted({int(t.execution_timeout.total_seconds()) if t.execution_timeout else 0 for t in dag.tasks})
+    print(dag_id, bool(dag.doc_md), dag.max_active_runs, dag.catchup, len(dag.tasks), min(timeouts), max(timeouts))
 """
 
 
@@ -52,10 +53,17 @@ def test_every_dag_parses_without_reading_variables_connections_or_s3(parsed: di
 
 def test_every_dag_has_docs_and_runs_one_at_a_time(parsed: dict[str, list[str]]) -> None:
     for dag_id in DAG_IDS:
-        has_doc, max_active_runs, catchup, _tasks = parsed[dag_id]
+        has_doc, max_active_runs, catchup, _tasks, _shortest, _longest = parsed[dag_id]
         assert has_doc == "True", dag_id
         assert max_active_runs == "1", dag_id
         assert catchup == "False", dag_id
+
+
+def test_every_task_is_killed_when_it_runs_longer_than_its_execution_timeout(parsed: dict[str, list[str]]) -> None:
+    """A hung connection or a hostile input must not keep a worker slot for hours."""
+    for dag_id in DAG_IDS:
+        shortest, longest = (int(seconds) for seconds in parsed[dag_id][-2:])
+        assert 0 < shortest <= longest <= 6 * 3600, dag_id
 
 
 def test_sync_dag_maps_over_batches_with_a_labelled_map_index() -> None:

@@ -523,9 +523,12 @@ def _plan_package(ctx: Context, plan: PackagePlan) -> None:
             plan.advisories = advisories_in(cached.body)
     plan.chosen = select_versions(entries, plan.selectors)
     known = {n: ArchiveRecord.from_dict(r) for n, r in plan.state.get("versions", {}).items()}
+    withdrawn = plan.state.get("withdrawn", {})
     markers: dict[str, ArchiveRecord] | None = None
     for entry in plan.chosen:
         normalized = normalized_of(entry) or ""
+        if normalized in withdrawn:
+            continue  # the mirror withdrew it: never fetched or published again
         dist = entry.get("dist") if isinstance(entry.get("dist"), dict) else {}  # untrusted: any JSON value
         reference = str(dist.get("reference") or "")
         record = known.get(normalized)
@@ -717,7 +720,7 @@ def publish_index(
     changed = written or bool(report["upstream"].get("p2_written")) or bool(removed)
     publish_catalogue(ctx.store, available, changed=changed)
     publish_status(ctx.store, report)
-    if changed or any(report.get(key) for key in ("failures", "anomalies", "stale")):
+    if changed or any(report.get(key) for key in ("failures", "anomalies", "stale", "withdrawals")):
         # The history keeps runs that did something; status.json is every run's report.
         ctx.store.put(run_report_path(run_id), dumps(report), cache_control=STATE_CACHE)
     return report
@@ -763,6 +766,8 @@ def summarise(results: Iterable[Mapping[str, Any]]) -> dict[str, Any]:
         "packages_published": sum(len(r["published"]) for r in results),
         "failures": [f for r in results for f in r["failures"]],
         "anomalies": [a for r in results for a in r["anomalies"]],
+        # Versions taken out of the index on purpose this run (see publisher.withdraw_version).
+        "withdrawals": [w for r in results for w in r.get("withdrawals", [])],
         "upstream": dict(stats),
         "s3_requests": dict(s3),
     }
@@ -796,6 +801,7 @@ def log_report(report: Mapping[str, Any]) -> None:
         ("S3 requests", ", ".join(f"{k} {v}" for k, v in sorted(report.get("s3_requests", {}).items()))),
         ("failures", len(report.get("failures", []))),
         ("anomalies", len(report.get("anomalies", []))),
+        ("withdrawals", len(report.get("withdrawals", []))),
     ]
     width = max(len(label) for label, _ in rows)
     logger.info("run report\n%s", "\n".join(f"  {label.ljust(width)}  {value}" for label, value in rows))
@@ -803,3 +809,5 @@ def log_report(report: Mapping[str, Any]) -> None:
         logger.error("failure: %s", failure)
     for anomaly in report.get("anomalies", []):
         logger.warning("supply-chain anomaly: %s", anomaly)
+    for withdrawal in report.get("withdrawals", []):
+        logger.warning("withdrawn: %s", withdrawal)

@@ -28,9 +28,10 @@ from urllib.parse import urlsplit
 
 from composer_mirror.composer_format import advisories_in, parse_p2
 from composer_mirror.errors import MirrorError
-from composer_mirror.record import PackageRecord, bootstrap, derive_files
+from composer_mirror.record import PackageRecord, Withdrawal, bootstrap, derive_files, index_fields, withdraw
+from composer_mirror.state import load_shards, save_package_states
 from composer_mirror.store import METADATA_CACHE, ROOT_CACHE, STATE_CACHE, Store, compare_and_swap
-from composer_mirror.store.layout import FILE_SUFFIXES, ROOT, p2_path, record_path
+from composer_mirror.store.layout import FILE_SUFFIXES, ROOT, p2_path, record_path, shard_of
 from composer_mirror.targets import normalized_of
 
 logger = logging.getLogger(__name__)
@@ -219,3 +220,37 @@ def publish_root(
     swapped = compare_and_swap(store, ROOT, change, cache_control=ROOT_CACHE)
     available = parse_available(swapped.body) if swapped.body is not None else []
     return RootUpdate(swapped.written, available, problems[0] if problems else None)
+
+
+# --- withdrawal -------------------------------------------------------------------------------
+def withdraw_version(
+    store: Store, name: str, normalized: str, reason: str, *, by: str, detail: str = "", repository_url: str
+) -> dict[str, str]:
+    """Take one version out of the published files on purpose, by the write rule; returns the report line.
+
+    The record keeps the version, its archive, the reason, who and when; its shard entry is updated
+    too, so prune keeps the archive and the next sync does not publish the version again.
+    """
+    made: list[Withdrawal] = []
+
+    def change(record: PackageRecord | None) -> PackageRecord | None:
+        if record is not None and normalized in record.withdrawn:
+            made[:] = [record.withdrawn[normalized]]
+            return record
+        if record is None or normalized not in record.versions:
+            raise MirrorError(f"{name} {normalized} is not published by the mirror: nothing to withdraw")
+        made[:] = [withdraw(record, normalized, reason, detail=detail, by=by)]
+        return record
+
+    record, files = write_package(store, name, change, repository_url)
+    entry = dict(load_shards(store, [name])[shard_of(name)].packages.get(name, {}))
+    save_package_states(store, {name: {**entry, **index_fields(record), "published": files.etags}})
+    withdrawal = made[0]
+    return {
+        "package": name,
+        "version": str(withdrawal.version.entry.get("version", normalized)),
+        "reason": withdrawal.reason,
+        "detail": withdrawal.detail,
+        "by": withdrawal.by,
+        "at": withdrawal.at,
+    }

@@ -18,6 +18,7 @@ import pytest
 
 from composer_mirror import pipeline, verify
 from composer_mirror.pipeline import Context, fetch_archives, plan_batches, publish_index, sync_metadata
+from composer_mirror.publisher import load_record, withdraw_version
 from composer_mirror.store.layout import ROOT
 from composer_mirror.upstream import FetchPolicy, RetryPolicy, UpstreamClient
 from composer_mirror.versions import normalize
@@ -173,3 +174,39 @@ def test_the_record_helpers_see_what_a_run_published(mirror: Mirror) -> None:
     versions = published_versions(mirror, "psr/container")
     assert versions and recorded_versions(mirror, "psr/container") == {normalize(v) for v in versions}
     assert dataclasses.is_dataclass(mirror.ctx)
+
+
+def test_a_withdrawn_version_leaves_the_index_for_good_and_the_record_keeps_it(mirror: Mirror) -> None:
+    """The one way out: a recorded decision with its reason, its archive kept, never undone by a sync."""
+    assert mirror.run("first")["failures"] == []
+    versions = published_versions(mirror, "psr/container")
+    victim = sorted(versions)[0]
+    line = withdraw_version(
+        mirror.store,
+        "psr/container",
+        normalize(victim),
+        "malware",
+        by="security team",
+        detail="CVE-0000-0001",
+        repository_url=mirror.ctx.settings.repository_url,
+    )
+    assert (line["package"], line["version"], line["reason"], line["by"]) == (
+        "psr/container",
+        victim,
+        "malware",
+        "security team",
+    )
+    assert published_versions(mirror, "psr/container") == versions - {victim}
+    record = load_record(mirror.store, "psr/container")
+    withdrawal = record.withdrawn[normalize(victim)]
+    assert withdrawal.reason == "malware" and withdrawal.detail == "CVE-0000-0001"
+    assert mirror.store.head(withdrawal.version.archive.path) is not None
+    assert normalize(victim) in mirror.state("psr/container")["withdrawn"]
+    mirror.server.reset_log()
+    assert mirror.run("second", adjust_plan=lambda plan: None)["failures"] == []
+    assert published_versions(mirror, "psr/container") == versions - {victim}
+    assert mirror.server.count(r"^/(zipball|codeload)/") == 0
+    with pytest.raises(ValueError, match="unknown withdrawal reason"):
+        withdraw_version(
+            mirror.store, "psr/container", normalize(sorted(versions)[-1]), "dislike", by="x", repository_url=""
+        )

@@ -119,17 +119,26 @@ def test_concurrent_state_saves_to_one_shard_keep_every_package(proxy: S3FaultPr
     assert lost_swaps(proxy) >= WRITERS - 1
 
 
-def test_a_sync_and_an_sbom_run_publishing_at_the_same_moment_both_land(
+def test_a_sync_and_an_sbom_run_writing_the_same_package_at_the_same_moment_both_land(
     registry: Registry, moto_server: MotoServer, proxy: S3FaultProxy, bucket: str, airflow_home: Path, tmp_path: Path
 ) -> None:
-    proxy.set_rules(
-        [
-            S3Rule("PUT", r"/mirror-state/catalog\.json$", "barrier", times=2, timeout=120),
-            S3Rule("PUT", rf"^{PREFIX}/packages\.json$", "barrier", times=2, timeout=120),
-        ]
-    )
+    """Both runs write psr/log: the sync its stable versions, the SBOM a pinned release candidate.
+
+    Each run's first write of psr/log's record, of its p2 file, of the catalog and of the root is
+    held until the other run's arrives, so both read the same version of each before either writes.
+    """
+    candidate = "3.1.0-RC1"  # "psr/*" selects stable versions only: only the SBOM's pin brings it in
+    registry.add_version("psr/log", candidate)
+    shared = [
+        r"/mirror-state/packages/psr/log\.json$",
+        rf"^{PREFIX}/p2/psr/log\.json$",
+        r"/mirror-state/catalog\.json$",
+        rf"^{PREFIX}/packages\.json$",
+    ]
+    proxy.set_rules([S3Rule("PUT", key, "barrier", times=2, timeout=120) for key in shared])
     pinned = ["monolog/monolog", "symfony/deprecation-contracts"]
     purls = [f"pkg:composer/{name}@{registry.versions(name, dev=False)[0]['version']}" for name in pinned]
+    purls.append(f"pkg:composer/psr/log@{candidate}")
     with RegistryServer(registry) as server:
         variables = mirror_variables(server.url, moto_server, bucket, ["psr/*"])
         commands = {
@@ -153,13 +162,18 @@ def test_a_sync_and_an_sbom_run_publishing_at_the_same_moment_both_land(
             assert process.wait(300) == 0, (tmp_path / f"{label}.log").read_text()[-4000:]
             log.close()
 
-    # The race really happened: both first writes were held together and one of them lost its swap.
-    assert len(proxy.faults("barrier")) == 4
-    conflicts = [r.key for r in proxy.requests if r.status == 412]
-    assert {key.rsplit("/", 1)[-1] for key in conflicts} >= {"catalog.json", "packages.json"}
+    # The race really happened: every first write was held with the other run's, and lost swaps followed.
+    assert len(proxy.faults("barrier")) == 2 * len(shared)
+    conflicts = {r.key for r in proxy.requests if r.status == 412}
+    assert {f"{PREFIX}/mirror-state/packages/psr/log.json", f"{PREFIX}/mirror-state/catalog.json"} <= conflicts
+    assert f"{PREFIX}/packages.json" in conflicts
 
     psr = {name for name in registry.package_names() if name.startswith("psr/")}
     repository = variables["composer_mirror_public_url"]
     assert set(root_document(repository)["available-packages"]) == psr | set(pinned)
     assert set(read_json(moto_server, bucket, f"{PREFIX}/mirror-state/catalog.json")["packages"]) == psr | set(pinned)
-    assert check_repository(repository).problems == []
+    stable = {e["version"] for e in registry.versions("psr/log", dev=False)} - {candidate}
+    published = check_repository(repository).packages["psr/log"]
+    assert set(published) >= stable | {candidate}
+    record = read_json(moto_server, bucket, f"{PREFIX}/mirror-state/packages/psr/log.json")
+    assert {v["entry"]["version"] for v in record["versions"].values()} >= stable | {candidate}

@@ -14,13 +14,26 @@ import boto3
 import pytest
 
 from composer_mirror import prune, verify
+from composer_mirror.archives import mirror_archive
 from composer_mirror.errors import MirrorError, SettingsError
-from composer_mirror.publisher import mirror_entry, publish_package, read_published
-from composer_mirror.store import ObjectInfo
-from composer_mirror.store.layout import ROOT, archive_marker_prefix, archive_path, p2_path
+from composer_mirror.publisher import mirror_entry, publish_package, publish_root, read_published
+from composer_mirror.state import dumps, load_shard, save_package_states
+from composer_mirror.store import STATE_CACHE, ObjectInfo, compare_and_swap
+from composer_mirror.store.layout import (
+    ROOT,
+    archive_marker_path,
+    archive_marker_prefix,
+    archive_path,
+    p2_path,
+    shard_of,
+    shard_path,
+)
+from composer_mirror.store.memory import MemoryStore
+from composer_mirror.versions import normalize
 from tests.composer_mirror.mirror_builder import PUBLIC_URL, Mirror, built_mirror, make_zip
 
 LATER = datetime.now(UTC) + timedelta(days=3)  # every object of a test is older than 48 hours by then
+GRACE = timedelta(hours=48)
 
 
 @pytest.fixture
@@ -47,6 +60,45 @@ def plant_marker(mirror: Mirror, name: str, archive: str) -> str:
 
 def all_paths(mirror: Mirror) -> set[str]:
     return {info.path for info in mirror.store.list("")}
+
+
+def move_branch(mirror: Mirror, name: str, branch: str, salt: str) -> str:
+    """What a sync does when a branch moves: a new archive, which the p2 file and the state name
+    instead of the previous one; returns the previous archive's path. An empty ``salt`` moves the
+    branch back to the commit :meth:`Mirror.add_package` mirrored, a salt used before back to that
+    one (the same bytes: a zip holds the time it was made)."""
+    normalized = normalize(branch)
+    previous = mirror.records[name][normalized]
+    upstream_path = f"/dist/{name}/{branch}{'-' if salt else ''}{salt}.zip"
+    mirror.upstream.files.setdefault(upstream_path, make_zip(name, branch, salt))
+    reference = hashlib.sha1(f"{name}{branch}{salt}".encode()).hexdigest()
+    dist = {"type": "zip", "url": mirror.upstream.url + upstream_path, "reference": reference, "shasum": ""}
+    record = mirror_archive(
+        mirror.store, mirror.ctx.client, name=name, version=branch, normalized=normalized, dist=dist, max_bytes=1 << 20
+    )
+    published = read_published(mirror.store, name)
+    entry = {"name": name, "version": branch, "version_normalized": normalized, "dist": dist}
+    published[normalized] = mirror_entry(entry, record, PUBLIC_URL)
+    files = publish_package(mirror.store, name, list(published.values()), {})
+    mirror.records[name] = {**mirror.records[name], normalized: record}
+    versions = {n: r.to_dict() for n, r in sorted(mirror.records[name].items())}
+    state = {"selectors": ["*"], "versions": versions, "published": files.etags, "complete": True}
+    save_package_states(mirror.store, {name: state})
+    return previous.path
+
+
+def drop_package(mirror: Mirror, name: str) -> dict[str, Any]:
+    """Take a package out of the state and the root, leaving its p2 files, archives and journal
+    behind; returns the state it had."""
+    dropped = load_shard(mirror.store, shard_of(name)).packages[name]
+    compare_and_swap(
+        mirror.store,
+        shard_path(shard_of(name)),
+        lambda body: dumps({n: state for n, state in json.loads(body or b"{}").items() if n != name}),
+        cache_control=STATE_CACHE,
+    )
+    publish_root(mirror.store, PUBLIC_URL, [], removed=[name])
+    return dropped
 
 
 def test_a_dry_run_deletes_nothing_and_logs_what_it_would_delete(mirror: Mirror, caplog: Any) -> None:
@@ -170,3 +222,78 @@ def test_the_summary_for_xcom_holds_counts_and_the_report_every_path(mirror: Mir
     result = prune.prune(mirror.store, grace_hours=0, dry_run=True, now=LATER)
     assert result.summary()["orphans"] == {"marker": 0, "archive": 1, "p2": 0}
     assert json.loads(json.dumps(result.to_dict()))["orphans"][0]["path"] == orphan
+
+
+@pytest.mark.xfail(strict=True, reason="defect 6: the grace period counts from upload, not from the first unreferenced")
+def test_a_moved_branch_keeps_its_previous_archive_for_the_grace_period_after_prune_first_finds_it(
+    mirror: Mirror,
+) -> None:
+    """Uploaded days ago, unreferenced just now: CDN-cached p2 files may still name it."""
+    mirror.add_package("acme/app", ["dev-main"])
+    previous = move_branch(mirror, "acme/app", "dev-main", "moved")
+    marker = archive_marker_path("acme/app", "dev-main", hashlib.sha1(b"acme/appdev-main").hexdigest())
+    first = prune.prune(mirror.store, grace_hours=48, dry_run=False, now=LATER)
+    assert first.orphans == [] and first.too_young == 2
+    assert mirror.exists(previous) and mirror.exists(marker)
+    almost = prune.prune(mirror.store, grace_hours=48, dry_run=False, now=LATER + GRACE - timedelta(hours=1))
+    assert almost.orphans == [] and mirror.exists(previous)
+    swept = prune.prune(mirror.store, grace_hours=48, dry_run=False, now=LATER + GRACE)
+    assert {o.path for o in swept.orphans} == {previous, marker} and swept.deleted == 2
+    assert not mirror.exists(previous) and not mirror.exists(marker)
+    assert mirror.exists(mirror.records["acme/app"]["dev-main"].path)
+
+
+@pytest.mark.xfail(strict=True, reason="defect 6: an object referenced again must restart its grace period")
+def test_an_archive_referenced_again_and_then_dropped_again_starts_its_grace_period_anew(mirror: Mirror) -> None:
+    mirror.add_package("acme/app", ["dev-main"])
+    previous = move_branch(mirror, "acme/app", "dev-main", "moved")
+    prune.prune(mirror.store, grace_hours=48, dry_run=False, now=LATER)
+    assert move_branch(mirror, "acme/app", "dev-main", "") != previous  # moved back: referenced again
+    prune.prune(mirror.store, grace_hours=48, dry_run=False, now=LATER + timedelta(hours=24))
+    move_branch(mirror, "acme/app", "dev-main", "moved")  # and away again
+    again = LATER + GRACE + timedelta(hours=1)
+    assert prune.prune(mirror.store, grace_hours=48, dry_run=False, now=again).orphans == []
+    assert mirror.exists(previous)
+    swept = prune.prune(mirror.store, grace_hours=48, dry_run=False, now=again + GRACE)
+    assert previous in {o.path for o in swept.orphans} and not mirror.exists(previous)
+
+
+@pytest.mark.xfail(strict=True, reason="defect 6: a p2 file rewritten after prune marked it is a new object")
+def test_an_unreferenced_p2_file_written_again_after_it_was_marked_is_kept() -> None:
+    """Its Last-Modified is later than its mark: a sync wrote it, its grace period starts again."""
+    clock = [datetime(2026, 1, 1, tzinfo=UTC)]
+    store = MemoryStore(clock=lambda: clock[0])
+    publish_package(store, "psr/log", [], {})
+    save_package_states(store, {"psr/log": {"versions": {}}})
+    publish_root(store, PUBLIC_URL, ["psr/log"])
+    rewritten, untouched = p2_path("gone/away"), p2_path("gone/away", dev=True)
+    for path in (rewritten, untouched):
+        store.put(path, b"{}")
+    marked = clock[0] + timedelta(hours=1)
+    prune.prune(store, grace_hours=48, dry_run=True, now=marked)
+    clock[0] = marked + timedelta(minutes=30)
+    store.put(rewritten, b'{"packages": {}}')
+    result = prune.prune(store, grace_hours=48, dry_run=False, now=marked + GRACE + timedelta(hours=1))
+    assert [o.path for o in result.orphans] == [untouched]
+    assert store.head(rewritten) is not None and store.head(untouched) is None
+
+
+@pytest.mark.xfail(strict=True, reason="defect 6: a sync reusing an old p2 file while prune sweeps loses it")
+def test_a_p2_file_a_sync_reuses_while_prune_runs_is_kept(mirror: Mirror, monkeypatch: Any) -> None:
+    """The sync finds the old p2 files byte for byte what it would write, so it skips writing them,
+    and records the package in its shard and the root."""
+    state = drop_package(mirror, "acme/tool")
+    prune.prune(mirror.store, grace_hours=48, dry_run=True, now=LATER)
+    read_references = prune.read_references
+
+    def sync_meanwhile(store: Any, workers: int) -> prune.References:
+        refs = read_references(store, workers)
+        save_package_states(store, {"acme/tool": state})
+        publish_root(store, PUBLIC_URL, ["acme/tool"])
+        return refs
+
+    monkeypatch.setattr(prune, "read_references", sync_meanwhile)
+    prune.prune(mirror.store, grace_hours=48, dry_run=False, now=LATER + GRACE + timedelta(hours=1))
+    assert mirror.exists(p2_path("acme/tool")) and mirror.exists(p2_path("acme/tool", dev=True))
+    names, _root = verify.read_root(mirror.store, PUBLIC_URL)
+    assert verify.verify_batch(mirror.ctx, verify.plan_verify_batches(names, 1)[0]).problems == []

@@ -6,7 +6,6 @@ import hashlib
 import json
 import logging
 from collections.abc import Iterator
-from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -18,8 +17,9 @@ from composer_mirror.archives import mirror_archive
 from composer_mirror.errors import MirrorError, SettingsError
 from composer_mirror.publisher import mirror_entry, publish_package, publish_root, read_published
 from composer_mirror.state import dumps, load_shard, save_package_states
-from composer_mirror.store import STATE_CACHE, ObjectInfo, compare_and_swap
+from composer_mirror.store import STATE_CACHE, compare_and_swap
 from composer_mirror.store.layout import (
+    PRUNE_MARKS,
     ROOT,
     archive_marker_path,
     archive_marker_prefix,
@@ -60,6 +60,10 @@ def plant_marker(mirror: Mirror, name: str, archive: str) -> str:
 
 def all_paths(mirror: Mirror) -> set[str]:
     return {info.path for info in mirror.store.list("")}
+
+
+def stored_marks(mirror: Mirror) -> dict[str, int]:
+    return mirror.store.get_json(PRUNE_MARKS)
 
 
 def move_branch(mirror: Mirror, name: str, branch: str, salt: str) -> str:
@@ -103,9 +107,10 @@ def drop_package(mirror: Mirror, name: str) -> dict[str, Any]:
 
 def test_a_dry_run_deletes_nothing_and_logs_what_it_would_delete(mirror: Mirror, caplog: Any) -> None:
     orphan = plant_archive(mirror)
+    prune.prune(mirror.store, grace_hours=48, dry_run=True, now=LATER)
     before = all_paths(mirror)
     with caplog.at_level(logging.INFO, logger="composer_mirror.prune"):
-        result = prune.prune(mirror.store, grace_hours=48, dry_run=True, now=LATER)
+        result = prune.prune(mirror.store, grace_hours=48, dry_run=True, now=LATER + GRACE)
     assert all_paths(mirror) == before
     assert [o.path for o in result.orphans] == [orphan]
     assert result.deleted == 0
@@ -113,25 +118,50 @@ def test_a_dry_run_deletes_nothing_and_logs_what_it_would_delete(mirror: Mirror,
     assert f"[DRY RUN] would delete archive {orphan}" in caplog.text
 
 
-def test_prune_deletes_old_orphans_and_leaves_a_repository_that_still_verifies(mirror: Mirror) -> None:
+def test_a_dry_run_starts_the_clock_and_a_prune_a_grace_period_later_deletes(mirror: Mirror) -> None:
+    """The scheduled prune is dry by default: its marks are what a real run counts the grace period from."""
     orphan = plant_archive(mirror)
     marker = plant_marker(mirror, "gone/away", orphan)
     mirror.put_raw("p2/gone/away.json", b"{}")
     mirror.put_raw("p2/gone/away~dev.json", b"{}")
+    prune.prune(mirror.store, grace_hours=48, dry_run=True, now=LATER)
+    assert set(stored_marks(mirror)) == {orphan, marker, "p2/gone/away.json", "p2/gone/away~dev.json"}
     before = all_paths(mirror)
-    result = prune.prune(mirror.store, grace_hours=48, dry_run=False, now=LATER)
+    result = prune.prune(mirror.store, grace_hours=48, dry_run=False, now=LATER + GRACE)
     assert result.counts() == {"marker": 1, "archive": 1, "p2": 2}
     assert result.deleted == 4 and result.failed == []
     assert all_paths(mirror) == before - {orphan, marker, "p2/gone/away.json", "p2/gone/away~dev.json"}
+    assert stored_marks(mirror) == {}, "the marks of deleted objects are removed"
     names, _root = verify.read_root(mirror.store, PUBLIC_URL)
     assert verify.verify_batch(mirror.ctx, verify.plan_verify_batches(names, 1)[0]).problems == []
 
 
-def test_orphans_younger_than_the_grace_period_are_kept(mirror: Mirror) -> None:
+def test_an_orphan_found_for_the_first_time_is_marked_now_and_kept(mirror: Mirror) -> None:
     orphan = plant_archive(mirror)
+    before = int(datetime.now(UTC).timestamp())
     result = prune.prune(mirror.store, grace_hours=48, dry_run=False)
     assert result.orphans == [] and result.too_young == 1
     assert mirror.exists(orphan)
+    assert before <= stored_marks(mirror)[orphan] <= datetime.now(UTC).timestamp()
+
+
+def test_marks_merge_keeping_the_earliest_and_dropping_those_of_referenced_or_gone_objects(mirror: Mirror) -> None:
+    """What an overlapping prune left is merged, never overwritten; dropping a mark only delays a deletion."""
+    orphan, fresh = plant_archive(mirror), plant_archive(mirror, "fresh")
+    earlier = int((LATER - timedelta(hours=30)).timestamp())
+    referenced = mirror.records["psr/log"]["1.0.0.0"].path
+    gone = archive_path("0" * 64)
+    mirror.put_raw(PRUNE_MARKS, json.dumps({orphan: earlier, referenced: earlier, gone: earlier}).encode())
+    prune.prune(mirror.store, grace_hours=48, dry_run=True, now=LATER)
+    assert stored_marks(mirror) == {orphan: earlier, fresh: int(LATER.timestamp())}
+
+
+def test_an_unreadable_marks_document_restarts_every_clock(mirror: Mirror) -> None:
+    orphan = plant_archive(mirror)
+    mirror.put_raw(PRUNE_MARKS, b"{broken")
+    result = prune.prune(mirror.store, grace_hours=48, dry_run=False, now=LATER)
+    assert result.orphans == [] and mirror.exists(orphan)
+    assert stored_marks(mirror) == {orphan: int(LATER.timestamp())}
 
 
 def test_archives_of_versions_recorded_in_the_state_are_never_deleted(mirror: Mirror) -> None:
@@ -176,22 +206,67 @@ def test_an_unreadable_p2_file_stops_the_prune_rather_than_guess_what_it_referen
     assert all_paths(mirror) == before
 
 
-def test_a_young_journal_marker_protects_the_archive_it_names(mirror: Mirror, monkeypatch: Any) -> None:
-    """A sync that reused an old orphan journals it before recording it: the archive must stay."""
+def test_a_journal_marker_not_yet_due_holds_the_archive_it_names(mirror: Mirror) -> None:
+    """A sync reusing an old orphan journals it before recording it: the archive stays while the marker does."""
+    orphan = plant_archive(mirror)
+    prune.prune(mirror.store, grace_hours=48, dry_run=True, now=LATER)
+    marker = plant_marker(mirror, "gone/away", orphan)
+    held = prune.prune(mirror.store, grace_hours=48, dry_run=False, now=LATER + GRACE)
+    assert held.orphans == [] and held.too_young == 2
+    assert mirror.exists(orphan) and mirror.exists(marker)
+    swept = prune.prune(mirror.store, grace_hours=48, dry_run=False, now=LATER + 2 * GRACE)
+    assert {o.path for o in swept.orphans} == {orphan, marker} and swept.deleted == 2
+
+
+def test_an_archive_stays_when_its_journal_marker_could_not_be_deleted(mirror: Mirror, monkeypatch: Any) -> None:
     orphan = plant_archive(mirror)
     marker = plant_marker(mirror, "gone/away", orphan)
-    head = mirror.store.head
-
-    def aged(path: str) -> ObjectInfo | None:
-        found = head(path)
-        if found is not None and path != marker and found.last_modified is not None:
-            found = replace(found, last_modified=found.last_modified - timedelta(days=3))
-        return found
-
-    monkeypatch.setattr(mirror.store, "head", aged)
-    result = prune.prune(mirror.store, grace_hours=48, dry_run=False)
-    assert result.orphans == [] and result.too_young == 1
+    delete_many = mirror.store.delete_many
+    monkeypatch.setattr(
+        mirror.store, "delete_many", lambda paths: [p for p in paths if p == marker] or delete_many(paths)
+    )
+    result = prune.prune(mirror.store, grace_hours=0, dry_run=False, now=LATER)
+    assert result.failed == [marker] and result.deleted == 0
     assert mirror.exists(orphan) and mirror.exists(marker)
+
+
+def test_an_archive_a_sync_takes_back_into_use_while_prune_runs_is_kept(mirror: Mirror, monkeypatch: Any) -> None:
+    """The sweep reads the state again right before deleting: the branch moved back meanwhile."""
+    mirror.add_package("acme/app", ["dev-main"])
+    previous = move_branch(mirror, "acme/app", "dev-main", "moved")
+    prune.prune(mirror.store, grace_hours=48, dry_run=True, now=LATER)
+    read_references = prune.read_references
+
+    def sync_meanwhile(store: Any, workers: int) -> prune.References:
+        refs = read_references(store, workers)
+        move_branch(mirror, "acme/app", "dev-main", "")
+        return refs
+
+    monkeypatch.setattr(prune, "read_references", sync_meanwhile)
+    result = prune.prune(mirror.store, grace_hours=48, dry_run=False, now=LATER + GRACE)
+    assert previous in {o.path for o in result.orphans}
+    assert result.kept_at_sweep == 2 and result.deleted == 0
+    assert mirror.exists(previous)
+
+
+def test_archives_of_withdrawn_versions_are_kept(mirror: Mirror) -> None:
+    """A withdrawn version's archive (and its journal marker) stays for forensics."""
+    record = mirror.records["psr/log"]["1.0.0.0"]
+
+    def withdraw(body: bytes | None) -> bytes:
+        packages = json.loads(body or b"{}")
+        packages["psr/log"]["versions"].pop("1.0.0.0")
+        packages["psr/log"]["withdrawn"] = {"1.0.0.0": {"archive": record.to_dict(), "reason": "yanked"}}
+        return dumps(packages)
+
+    compare_and_swap(mirror.store, shard_path(shard_of("psr/log")), withdraw, cache_control=STATE_CACHE)
+    published = read_published(mirror.store, "psr/log")
+    entries = [mirror_entry(published["2.0.0.0"], mirror.records["psr/log"]["2.0.0.0"], PUBLIC_URL)]
+    publish_package(mirror.store, "psr/log", entries, {})
+    result = prune.prune(mirror.store, grace_hours=0, dry_run=False, now=LATER)
+    assert result.orphans == []
+    assert mirror.exists(record.path)
+    assert mirror.exists(archive_marker_path("psr/log", "1.0.0.0", record.reference))
 
 
 def test_markers_are_deleted_before_their_archives_and_p2_files_last(mirror: Mirror, monkeypatch: Any) -> None:
@@ -224,7 +299,6 @@ def test_the_summary_for_xcom_holds_counts_and_the_report_every_path(mirror: Mir
     assert json.loads(json.dumps(result.to_dict()))["orphans"][0]["path"] == orphan
 
 
-@pytest.mark.xfail(strict=True, reason="defect 6: the grace period counts from upload, not from the first unreferenced")
 def test_a_moved_branch_keeps_its_previous_archive_for_the_grace_period_after_prune_first_finds_it(
     mirror: Mirror,
 ) -> None:
@@ -243,7 +317,6 @@ def test_a_moved_branch_keeps_its_previous_archive_for_the_grace_period_after_pr
     assert mirror.exists(mirror.records["acme/app"]["dev-main"].path)
 
 
-@pytest.mark.xfail(strict=True, reason="defect 6: an object referenced again must restart its grace period")
 def test_an_archive_referenced_again_and_then_dropped_again_starts_its_grace_period_anew(mirror: Mirror) -> None:
     mirror.add_package("acme/app", ["dev-main"])
     previous = move_branch(mirror, "acme/app", "dev-main", "moved")
@@ -258,7 +331,6 @@ def test_an_archive_referenced_again_and_then_dropped_again_starts_its_grace_per
     assert previous in {o.path for o in swept.orphans} and not mirror.exists(previous)
 
 
-@pytest.mark.xfail(strict=True, reason="defect 6: a p2 file rewritten after prune marked it is a new object")
 def test_an_unreferenced_p2_file_written_again_after_it_was_marked_is_kept() -> None:
     """Its Last-Modified is later than its mark: a sync wrote it, its grace period starts again."""
     clock = [datetime(2026, 1, 1, tzinfo=UTC)]
@@ -278,7 +350,6 @@ def test_an_unreferenced_p2_file_written_again_after_it_was_marked_is_kept() -> 
     assert store.head(rewritten) is not None and store.head(untouched) is None
 
 
-@pytest.mark.xfail(strict=True, reason="defect 6: a sync reusing an old p2 file while prune sweeps loses it")
 def test_a_p2_file_a_sync_reuses_while_prune_runs_is_kept(mirror: Mirror, monkeypatch: Any) -> None:
     """The sync finds the old p2 files byte for byte what it would write, so it skips writing them,
     and records the package in its shard and the root."""

@@ -5,13 +5,20 @@ Deletes what the published repository no longer references: archives (`dists/...
 p2 file names, their journal markers (`mirror-state/archives/...`), and p2 files of packages that
 are neither in `available-packages` nor in the mirror's state.
 
-Nothing a version recorded in the state refers to is ever deleted, and nothing younger than the
-grace period: the Variable `composer_mirror_prune_grace_hours` (default 48), which **must exceed
-the CDN TTL**, since a client holding a cached p2 file may still ask for the archives it names.
-The prune refuses to run when `packages.json` is missing or lists nothing.
+Mark, then sweep: each run records when it first found each object unreferenced (in
+`mirror-state/prune/marks.json`), and deletes an object only once that mark is older than the
+grace period, the Variable `composer_mirror_prune_grace_hours` (default 48), and only if the
+object is still unreferenced, checked again right before the delete. The grace period thus
+counts from when an object stopped being referenced, not from its upload, and it **must exceed
+the CDN TTL**: a client holding a cached p2 file may still ask for the archives it names. An
+object referenced again, or written again, starts a new grace period when next found
+unreferenced. Nothing a version recorded in the state refers to is ever deleted (withdrawn
+versions included). The prune refuses to run when `packages.json` is missing or lists nothing.
 
 - `dry_run` (default on): only log what would be deleted (`[DRY RUN] would delete ...`, with
-  counts and bytes). Trigger with `{"dry_run": false}` to delete.
+  counts and bytes). Trigger with `{"dry_run": false}` to delete. A dry run still records its
+  marks (a mark deletes nothing): the daily dry runs start the clocks, so a real run deletes
+  what has been unreferenced for the whole grace period without waiting another one.
 
 Daily, and on demand. The report is kept at `mirror-state/runs/prune-<run id>.json`.
 """
@@ -46,7 +53,7 @@ from composer_mirror.airflow_adapter import DEFAULT_ARGS, LONG_TASK, build_conte
 def composer_mirror_prune() -> None:
     @task(execution_timeout=LONG_TASK)
     def prune_unreferenced(params: dict[str, Any] | None = None) -> dict[str, Any]:
-        """Find unreferenced objects older than the grace period; delete them unless this is a dry run."""
+        """Mark unreferenced objects; delete those marked over a grace period ago unless this is a dry run."""
         from composer_mirror import pipeline, prune
 
         dry_run = bool((params or {}).get("dry_run", True))

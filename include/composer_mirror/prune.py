@@ -1,47 +1,83 @@
-"""Pruning: delete what the published repository no longer references, once it is older than a grace period.
+"""Pruning: mark what the published repository no longer references, sweep it a grace period later.
 
 Three kinds of object become garbage as the upstream moves on: archives (``dists/...``) that no
-published p2 file points at, journal markers (``mirror-state/archives/...``) of such archives,
-and p2 files of packages that left ``available-packages``. Each is deleted only when
+published p2 file and no state record names, journal markers (``mirror-state/archives/...``) of
+such archives, and p2 files of packages that left both ``available-packages`` and the state.
 
-- no published p2 file references it, and no version recorded in any state shard does (a
-  pinned version stays restorable, and the sync never re-uploads an archive it has recorded);
-- it is older than the grace period, which must exceed the CDN TTL: a client holding a cached
-  p2 file may still ask for an archive that file names;
-- for a p2 file, its package has no state record either: the sync trusts the state's ETags and
-  would never write a p2 file again that was deleted under a package it still mirrors.
+**Mark, then sweep.** Each prune lists the objects, reads what references them, and records in
+``mirror-state/prune/marks.json`` when it first found each one unreferenced (``{path: epoch
+seconds}``). An object is deleted once its mark is older than the grace period, and only if it
+is still unreferenced then. The grace period thus counts from when an object stopped being
+referenced, not from its upload: a moved branch's previous archive stays as long as a p2 file
+cached by the CDN (max-age 300) may still name it, so the grace period must exceed that TTL. A
+mark is dropped whenever its object is found referenced again, and restarts when the object was
+written after it (Last-Modified not earlier than the mark, to the second S3 keeps): a p2 file a
+sync rewrote, a journal marker a sync rewrote, is not the object that was marked. The marks are
+changed only through :func:`~composer_mirror.store.compare_and_swap`, as a merge, since two
+prunes may overlap: the earliest valid mark of each path found unreferenced is kept and every
+other mark dropped (dropping a mark only ever delays a deletion).
 
-Everything that decides is read after the listing, so an object uploaded by a sync during the
-prune is either too young or already referenced. The one window left: a sync that reuses an
-orphaned archive between our reading of the references and the delete (content-addressed
-archives are shared, and a reuse does not refresh the archive's timestamp). Its journal marker
-is fresh and protects the archive when read in time; otherwise ``composer_mirror_verify`` with
-``repair`` restores it from its recorded source. Deletion order is markers, archives, p2 files:
-a marker never outlives its archive, so a later sync never trusts a marker whose archive is gone.
+**Dry runs record marks too.** A mark deletes nothing, and the scheduled prune is dry by default:
+if dry runs did not mark, no clock would start until someone ran a real prune, and that run
+would then delete nothing for a whole grace period.
+
+**Never deleted:** anything a version recorded in a state shard refers to, withdrawn versions
+included (a pinned version stays restorable, the sync never re-uploads an archive it recorded,
+a withdrawn version's archive is kept for forensics); a p2 file of a package the state records
+(the sync trusts the state's ETags and would never write again a p2 file deleted under a package
+it still mirrors); an archive while a journal marker naming it is kept. A sync journals an
+archive right after storing or reusing it and before recording it, so a marker prune finds
+unexplained by the state is marked in its turn, and holds its archive until it is due too.
+
+**The sweep** checks each due object again immediately before deleting it: a HEAD (gone
+already, or written since its mark: kept) and a fresh read of the root and every state shard (a
+p2 file whose package is back in either, an archive or a marker a state record names: kept).
+Deletion order is markers, archives, p2 files: a marker never outlives its archive, so a later
+sync never trusts a marker whose archive is gone; an archive whose marker could not be deleted
+stays. Marks of deleted objects are removed.
+
+**What is left of the races with a sync.** Both come from a sync reusing an old object without
+writing it, so that nothing in the object itself shows the reuse:
+
+- A sync re-adding a package whose old p2 files are still there finds them byte for byte what
+  it would write and skips the write. The sweep's fresh read of the package's shard and of the
+  root keeps them once the sync has recorded the package; the window left is a sync that
+  compared the file before our delete and records its shard after our fresh read. A sync
+  records a chunk's shards after writing all the chunk's p2 files, so the window is as long as
+  publishing one chunk.
+- A sync reusing an orphaned archive through the journal marker it finds (``load_markers``: no
+  write) and recording it after our fresh read. A sync reusing it by storing it again rewrites
+  or adds a marker, which protects the archive when the listing sees it.
+
+Both leave the state naming an object that is gone: ``composer_mirror_verify`` reports it
+(``missing_p2``, ``missing_archive``) and its ``repair`` restores it, an archive from its recorded
+source, a p2 file when it can be rebuilt byte for byte.
 """
 
 from __future__ import annotations
 
+import json
 import logging
 from collections import Counter
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from composer_mirror.archives import ArchiveRecord
 from composer_mirror.errors import MirrorError, SettingsError
+from composer_mirror.parallel import map_bounded
 from composer_mirror.publisher import read_available, read_published
 from composer_mirror.settings import Settings
-from composer_mirror.state import dumps, load_shard
-from composer_mirror.store import STATE_CACHE, S3Store
+from composer_mirror.state import PackageState, dumps, load_shard
+from composer_mirror.store import STATE_CACHE, ObjectInfo, S3Store, compare_and_swap
 from composer_mirror.store.layout import (
     ARCHIVE_DIR,
     MARKER_DIR,
     P2_DIR,
+    PRUNE_MARKS,
     SHARD_DIR,
-    archive_id,
-    archive_marker_prefix,
+    archive_marker_path,
     archive_path,
     archive_path_of_url,
     is_archive_path,
@@ -50,7 +86,6 @@ from composer_mirror.store.layout import (
     run_report_path,
     shard_of_path,
 )
-from composer_mirror.verify import map_bounded
 
 logger = logging.getLogger(__name__)
 
@@ -58,6 +93,9 @@ logger = logging.getLogger(__name__)
 KINDS = ("marker", "archive", "p2")
 LABELS = {"marker": "journal markers", "archive": "archives", "p2": "p2 files"}
 SHOWN_PER_KIND = 20
+
+# Path -> when a prune first found the object unreferenced, in whole epoch seconds.
+Marks = dict[str, int]
 
 
 @dataclass(frozen=True)
@@ -71,11 +109,17 @@ class Orphan:
 
 @dataclass
 class PruneResult:
+    """``orphans`` are the objects due (marked unreferenced longer ago than the grace period);
+    ``too_young`` counts the other unreferenced ones (marked more recently, or an archive a journal
+    marker not yet due holds), ``kept_at_sweep`` the due ones the check right before deleting found
+    referenced or written again."""
+
     dry_run: bool
     grace_hours: float
     scanned: dict[str, int] = field(default_factory=dict)
     orphans: list[Orphan] = field(default_factory=list)
     too_young: int = 0
+    kept_at_sweep: int = 0
     deleted: int = 0
     failed: list[str] = field(default_factory=list)
 
@@ -96,6 +140,7 @@ class PruneResult:
             "orphans": self.counts(),
             "orphan_bytes": self.orphan_bytes,
             "too_young": self.too_young,
+            "kept_at_sweep": self.kept_at_sweep,
             "deleted": self.deleted,
             "failed": len(self.failed),
         }
@@ -114,132 +159,223 @@ class References:
     packages: set[str] = field(default_factory=set)
     available: set[str] = field(default_factory=set)
 
+    def refer_to(self, kind: str, path: str, journal: Mapping[str, str | None]) -> bool:
+        """Whether ``path`` must stay; a journal marker also while the archive it names (``journal``) must."""
+        if kind == "archive":
+            return path in self.archives
+        if kind == "marker":
+            return path in self.markers or journal.get(path) in self.archives
+        name = p2_name(path)
+        return name in self.available or name in self.packages
+
 
 def prune(
     store: S3Store, *, grace_hours: float, dry_run: bool = True, workers: int = 10, now: datetime | None = None
 ) -> PruneResult:
-    """Find unreferenced objects older than ``grace_hours`` and delete them (or only report them)."""
+    """Mark what is unreferenced, and delete (or only report) what was marked over ``grace_hours`` ago.
+
+    ``now`` is the marks' clock. A dry run records marks too: see the module docstring.
+    """
     if grace_hours < 0:
         raise SettingsError("composer_mirror_prune_grace_hours must not be negative; it must exceed the CDN TTL")
-    cutoff = (now or datetime.now(UTC)) - timedelta(hours=grace_hours)
+    now = now or datetime.now(UTC)
     result = PruneResult(dry_run, grace_hours)
-    listed = {kind: dict(_list_kind(store, kind)) for kind in KINDS}
-    result.scanned = {kind: len(paths) for kind, paths in listed.items()}
+    listed = {kind: list(_list_kind(store, kind)) for kind in KINDS}
+    result.scanned = {kind: len(infos) for kind, infos in listed.items()}
     refs = read_references(store, workers)
-    markers = _marker_orphans(store, listed["marker"], refs, cutoff, workers)
-    candidates = [Orphan("archive", p, size) for p, size in listed["archive"].items() if p not in refs.archives]
-    candidates += [Orphan("p2", p, size) for p, size in listed["p2"].items() if _p2_is_orphan(p, refs)]
-    old, result.too_young = _older_than(store, candidates, cutoff, workers)
-    result.too_young += markers.too_young
-    result.orphans = sorted(markers.orphans + old, key=lambda o: (KINDS.index(o.kind), o.path))
+    journal = _read_journal(store, [info.path for info in listed["marker"] if info.path not in refs.markers], workers)
+    unreferenced = [
+        (kind, info) for kind in KINDS for info in listed[kind] if not refs.refer_to(kind, info.path, journal)
+    ]
+    marks = _record_marks(store, {info.path: info.last_modified for _kind, info in unreferenced}, now)
+    result.orphans = _due(unreferenced, marks, journal, now - timedelta(hours=grace_hours))
+    result.too_young = len(unreferenced) - len(result.orphans)
     if dry_run:
         _log_orphans("[DRY RUN] would delete", result)
         return result
     _log_orphans("deleting", result)
-    for kind in KINDS:
-        paths = [orphan.path for orphan in result.orphans if orphan.kind == kind]
-        failed = store.delete_many(paths) if paths else []
-        result.failed.extend(failed)
-        result.deleted += len(paths) - len(failed)
+    _sweep(store, result, marks, journal, workers)
     return result
 
 
 def read_references(store: S3Store, workers: int) -> References:
-    """Everything published or recorded; raises rather than guess when any of it is unreadable.
+    """Everything published or recorded; raises rather than guess when any of it is unreadable."""
+    refs = References(available=_read_root(store))
+    for published in map_bounded(lambda name: read_published(store, name), refs.available, workers):
+        for entry in published.values():
+            path = archive_path_of_url(str((entry.get("dist") or {}).get("url") or ""))
+            if path:
+                refs.archives.add(path)
+    _add_state(store, refs, workers)
+    return refs
 
-    An empty or unreadable root would make every object look unreferenced, so it stops the prune.
+
+def _read_state_references(store: S3Store, workers: int) -> References:
+    """The root and the state, without the p2 files: what the sweep reads again right before deleting.
+
+    A sync taking an object back into use records it in the state (and its package in the root)
+    right after publishing it, so these are what tell that it did; reading every p2 file again
+    would take as long as the first time.
     """
+    refs = References(available=_read_root(store))
+    _add_state(store, refs, workers)
+    return refs
+
+
+def _read_root(store: S3Store) -> set[str]:
+    """The packages the root lists: an empty or unreadable root would make everything look unreferenced."""
     try:
         available, etag = read_available(store)
     except MirrorError as exc:
         raise MirrorError(f"refusing to prune: {exc}") from exc
     if etag is None or not available:
         raise MirrorError(f"refusing to prune: {store.key('packages.json')} is missing, unreadable or lists nothing")
-    refs = References(available=set(available))
-    for published in map_bounded(lambda name: read_published(store, name), available, workers):
-        for entry in published.values():
-            path = archive_path_of_url(str((entry.get("dist") or {}).get("url") or ""))
-            if path:
-                refs.archives.add(path)
+    return set(available)
+
+
+def _add_state(store: S3Store, refs: References, workers: int) -> None:
+    """Every package the state shards record, with the archive and journal marker of each recorded version."""
     shards = [shard for info in store.list(SHARD_DIR) if (shard := shard_of_path(info.path))]
     for shard in map_bounded(lambda shard: load_shard(store, shard), shards, workers):
         for name, state in shard.packages.items():
             refs.packages.add(name)
-            for normalized, recorded in state.get("versions", {}).items():
-                record = ArchiveRecord.from_dict(recorded)
+            for normalized, record in _recorded_archives(state):
                 refs.archives.add(record.path)
-                refs.markers.add(archive_marker_prefix(name) + archive_id(normalized, record.reference) + ".json")
-    return refs
+                refs.markers.add(archive_marker_path(name, normalized, record.reference))
 
 
-@dataclass
-class _MarkerOrphans:
-    orphans: list[Orphan] = field(default_factory=list)
-    too_young: int = 0
+def _recorded_archives(state: PackageState) -> Iterator[tuple[str, ArchiveRecord]]:
+    """(normalized version, archive record) of the versions a package state records, withdrawn ones
+    included: their archives are kept for forensics."""
+    for normalized, recorded in state.get("versions", {}).items():
+        yield normalized, ArchiveRecord.from_dict(recorded)
+    for normalized, withdrawn in (state.get("withdrawn") or {}).items():
+        if isinstance(withdrawn, dict) and withdrawn.get("archive"):
+            yield normalized, ArchiveRecord.from_dict(withdrawn["archive"])
 
 
-def _marker_orphans(
-    store: S3Store, listed: dict[str, int], refs: References, cutoff: datetime, workers: int
-) -> _MarkerOrphans:
-    """Markers no state record explains: a young one protects its archive, an old one may go.
-
-    A young marker is a sync at work (it journals an archive right after storing or reusing it,
-    before it records it), so its archive joins the references. An old marker goes unless its
-    archive is still referenced by a p2 file or the state.
-    """
-    unexplained = [path for path in listed if path not in refs.markers]
-    found = _MarkerOrphans()
-    old: list[tuple[str, str | None]] = []
-    for path, modified, archive in map_bounded(lambda p: (p, *_read_marker(store, p)), unexplained, workers):
-        if modified is None:
-            continue  # deleted meanwhile
-        if modified > cutoff:
-            found.too_young += 1
-            if archive:
-                refs.archives.add(archive)
-        else:
-            old.append((path, archive))
-    found.orphans = [Orphan("marker", path, listed[path]) for path, archive in old if archive not in refs.archives]
-    return found
+def _read_journal(store: S3Store, paths: list[str], workers: int) -> dict[str, str | None]:
+    """The archive each of these journal markers names (None when the marker is gone or unreadable)."""
+    return dict(map_bounded(lambda path: (path, _marker_archive(store, path)), paths, workers))
 
 
-def _read_marker(store: S3Store, path: str) -> tuple[datetime | None, str | None]:
-    """(last modified, archive path) of a journal marker; the archive is None when unreadable."""
-    head = store.head(path)
-    if head is None:
-        return None, None
+def _marker_archive(store: S3Store, path: str) -> str | None:
     try:
         document = store.get_json(path)
-        archive = archive_path(str(document["sha256"])) if isinstance(document, dict) else None
+        return archive_path(str(document["sha256"])) if isinstance(document, dict) else None
     except (MirrorError, KeyError):
-        archive = None
-    return head.last_modified, archive
+        return None
 
 
-def _older_than(store: S3Store, candidates: list[Orphan], cutoff: datetime, workers: int) -> tuple[list[Orphan], int]:
-    """The candidates last written before the cutoff (a HEAD each), and how many are younger."""
-    heads = map_bounded(lambda orphan: (orphan, store.head(orphan.path)), candidates, workers)
-    old = [orphan for orphan, head in heads if head is not None and head.last_modified <= cutoff]
-    young = sum(1 for _orphan, head in heads if head is not None and head.last_modified > cutoff)
-    return old, young
+# --- marks ------------------------------------------------------------------------------------
+def _record_marks(store: S3Store, unreferenced: Mapping[str, datetime | None], now: datetime) -> Marks:
+    """Merge this prune's findings (path -> Last-Modified) into the stored marks; returns them.
+
+    Applied again to whatever an overlapping prune wrote meanwhile: each path found unreferenced
+    keeps its earliest mark still valid, or is marked ``now``; every other mark (its object
+    referenced again, or gone) is dropped.
+    """
+    stamp = int(now.timestamp())
+
+    def merge(body: bytes | None) -> bytes:
+        stored = _parse_marks(store, body)
+        return dumps({path: _merged_mark(stored.get(path), modified, stamp) for path, modified in unreferenced.items()})
+
+    return _parse_marks(store, compare_and_swap(store, PRUNE_MARKS, merge, cache_control=STATE_CACHE).body)
 
 
-def _list_kind(store: S3Store, kind: str) -> Iterable[tuple[str, int]]:
+def _forget_marks(store: S3Store, deleted: Iterable[str]) -> None:
+    """Drop the marks of deleted objects, leaving any mark another prune added meanwhile."""
+    gone = set(deleted)
+    if not gone:
+        return
+
+    def drop(body: bytes | None) -> bytes | None:
+        if body is None:
+            return None
+        return dumps({path: mark for path, mark in _parse_marks(store, body).items() if path not in gone})
+
+    compare_and_swap(store, PRUNE_MARKS, drop, cache_control=STATE_CACHE)
+
+
+def _parse_marks(store: S3Store, body: bytes | None) -> Marks:
+    """The stored marks; an unreadable document restarts every clock, which only delays deletions."""
+    if body is None:
+        return {}
+    try:
+        document = json.loads(body)
+    except ValueError:
+        document = None
+    if not isinstance(document, dict):
+        logger.warning("%s is unreadable; unreferenced objects are marked afresh", store.key(PRUNE_MARKS))
+        return {}
+    return {path: int(mark) for path, mark in document.items() if isinstance(mark, int | float)}
+
+
+def _merged_mark(stored: int | None, modified: datetime | None, now: int) -> int:
+    """The earliest valid mark: one the object was written after marked an object that is gone."""
+    if stored is None or _written_since(modified, stored):
+        return now
+    return min(stored, now)
+
+
+def _written_since(modified: datetime | None, mark: int) -> bool:
+    """Last-Modified not before the mark; S3 keeps whole seconds, so the mark's own second counts."""
+    return modified is not None and modified.timestamp() >= mark
+
+
+def _due(
+    unreferenced: list[tuple[str, ObjectInfo]], marks: Marks, journal: Mapping[str, str | None], cutoff: datetime
+) -> list[Orphan]:
+    """The objects marked before ``cutoff``, less the archives a journal marker not yet due holds."""
+    before = cutoff.timestamp()
+    due = [Orphan(kind, info.path, info.size) for kind, info in unreferenced if marks[info.path] <= before]
+    due_paths = {orphan.path for orphan in due}
+    held = {journal.get(info.path) for kind, info in unreferenced if kind == "marker" and info.path not in due_paths}
+    return sorted((o for o in due if o.path not in held), key=lambda o: (KINDS.index(o.kind), o.path))
+
+
+# --- the sweep --------------------------------------------------------------------------------
+def _sweep(store: S3Store, result: PruneResult, marks: Marks, journal: Mapping[str, str | None], workers: int) -> None:
+    """Delete the due objects still unreferenced and unchanged, kind by kind, and unmark them.
+
+    What decides is read again here, right before the deletes, so that a sync taking an object
+    back into use meanwhile has as little time as possible to go unnoticed.
+    """
+    heads = dict(map_bounded(lambda orphan: (orphan.path, store.head(orphan.path)), result.orphans, workers))
+    fresh = _read_state_references(store, workers)
+    held: set[str] = set()  # archives of markers kept or not deleted: a marker never outlives its archive
+    deleted: list[str] = []
+    for kind in KINDS:
+        present = {o.path: head for o in result.orphans if o.kind == kind and (head := heads[o.path]) is not None}
+        kept = [
+            path
+            for path, head in present.items()
+            if path in held or fresh.refer_to(kind, path, journal) or _written_since(head.last_modified, marks[path])
+        ]
+        doomed = [path for path in present if path not in kept]
+        failed = set(store.delete_many(doomed) if doomed else [])
+        held.update(archive for path in (*kept, *failed) if (archive := journal.get(path)))
+        for path in kept:
+            logger.info("kept %s %s: referenced or written again since it was marked", kind, path)
+        result.kept_at_sweep += len(kept)
+        result.failed.extend(sorted(failed))
+        deleted.extend(path for path in doomed if path not in failed)
+    result.deleted = len(deleted)
+    _forget_marks(store, deleted)
+
+
+def _list_kind(store: S3Store, kind: str) -> Iterable[ObjectInfo]:
     """Objects of one kind whose key the mirror itself would write; anything else is left alone."""
     prefix = {"archive": ARCHIVE_DIR, "marker": MARKER_DIR, "p2": P2_DIR}[kind]
     owned = {"archive": is_archive_path, "marker": is_marker_path, "p2": lambda path: p2_name(path) is not None}
-    return ((info.path, info.size) for info in store.list(prefix) if owned[kind](info.path))
-
-
-def _p2_is_orphan(path: str, refs: References) -> bool:
-    name = p2_name(path)
-    return name is not None and name not in refs.available and name not in refs.packages
+    return (info for info in store.list(prefix) if owned[kind](info.path))
 
 
 def _log_orphans(action: str, result: PruneResult) -> None:
     counts = result.counts()
     logger.info(
-        "%s %d objects (%d bytes): %d archives, %d journal markers, %d p2 files; %d unreferenced but younger "
+        "%s %d objects (%d bytes): %d archives, %d journal markers, %d p2 files; %d unreferenced for less "
         "than %s hours kept; scanned %s",
         action,
         len(result.orphans),
@@ -268,10 +404,15 @@ def run_prune(store: S3Store, settings: Settings, *, dry_run: bool, run_id: str)
 
 
 def log_summary(result: PruneResult) -> None:
-    """The end-of-run line an operator reads: what was deleted, what failed."""
+    """The end-of-run line an operator reads: what was deleted, what was kept at the last check, what failed."""
     if result.dry_run:
         logger.info("[DRY RUN] nothing deleted; run with dry_run=false to delete %d objects", len(result.orphans))
         return
-    logger.info("deleted %d objects, %d failed", result.deleted, len(result.failed))
+    logger.info(
+        "deleted %d objects, %d kept (referenced or written again), %d failed",
+        result.deleted,
+        result.kept_at_sweep,
+        len(result.failed),
+    )
     for path in result.failed:
         logger.error("could not delete %s", path)

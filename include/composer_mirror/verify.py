@@ -28,14 +28,14 @@ import hashlib
 import json
 import logging
 from collections import Counter
-from collections.abc import Callable, Iterable, Mapping
-from concurrent.futures import ThreadPoolExecutor
+from collections.abc import Iterable, Mapping
 from dataclasses import asdict, dataclass, field
-from typing import Any, TypeVar
+from typing import Any
 
 from composer_mirror.archives import ArchiveRecord, mirror_archive
 from composer_mirror.composer_format import dump_p2, is_valid_package_name, parse_p2, split_dev
 from composer_mirror.errors import ArchiveError, ConflictError, MirrorError
+from composer_mirror.parallel import map_bounded
 from composer_mirror.pipeline import Context, plan_batches
 from composer_mirror.publisher import load_record, metadata_url, publish_files
 from composer_mirror.record import MirroredVersion, derive_files, published_entry
@@ -62,8 +62,6 @@ P2_KINDS = frozenset({"missing_p2", "bad_json", "p2_mismatch"})
 RACY_KINDS = frozenset({"p2_mismatch", "not_in_state", "dist_mismatch"})
 
 COUNTS = ("packages", "p2_files", "versions", "archives", "archive_bytes")
-
-T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -529,12 +527,3 @@ def finish(
     report = {**total.to_dict(), "counts_by_kind": total.counts_by_kind(), "repair": repair, "run_id": run_id}
     ctx.store.put(run_report_path(f"verify-{run_id}"), dumps(report), cache_control=STATE_CACHE)
     return total
-
-
-def map_bounded(function: Callable[[Any], T], items: Iterable[Any], workers: int) -> list[T]:
-    """``map`` on a bounded thread pool: S3 and upstream calls are I/O bound."""
-    items = list(items)
-    if not items:
-        return []
-    with ThreadPoolExecutor(max_workers=max(1, min(workers, len(items)))) as pool:
-        return list(pool.map(function, items))

@@ -60,8 +60,8 @@ class Settings:
     concurrency: int = 10
     max_archive_bytes: int = 500 * 1024 * 1024
     max_metadata_bytes: int = 20 * 1024 * 1024
-    # Hours an object must have stayed unreferenced since prune first found it so before it is deleted:
-    # must exceed the CDN TTL, or a client holding a cached p2 file asks for an archive that is gone.
+    # Hours an object must stay unreferenced, counted from when prune first found it so, before it is
+    # deleted: must exceed the CDN TTL, or a client holding a cached p2 file asks for an archive that is gone.
     prune_grace_hours: int = 48
     # Packages deleted upstream leave the index this long after the delete action (pattern selections only).
     delete_grace_hours: int = 168

@@ -14,6 +14,8 @@ S3 request goes through it; rules decide which ones fail and how:
 
 Rules match the HTTP method and the object key (path-style URLs: ``/<bucket>/<key>``); ``after``
 lets that many matching requests through first, ``times`` bounds how many are broken (None: all).
+``armed_by`` (a method and a key regex) keeps a rule from matching anything until a request like
+that has been answered with success: "hold the next write after the first record is stored".
 Conditional PUTs (``If-Match`` / ``If-None-Match``) are forwarded one key at a time, because moto
 checks the condition and stores the object in two steps: real S3 does both atomically.
 """
@@ -55,23 +57,34 @@ class S3Rule:
     after: int = 0
     parties: int = 2
     timeout: float = 60.0
+    armed_by: tuple[str, str] | None = None
     seen: int = field(default=0, init=False)
     fired: int = field(default=0, init=False)
+    armed: bool = field(default=False, init=False)
 
     def __post_init__(self) -> None:
         if self.action not in (*ERRORS, "stall", "barrier"):
             raise ValueError(f"unknown S3 fault action {self.action!r}")
         self._pattern = re.compile(self.key_regex)
+        self.armed = self.armed_by is None
+        self._arming = (self.armed_by[0], re.compile(self.armed_by[1])) if self.armed_by is not None else None
 
     def take(self, method: str, key: str) -> bool:
         """Whether this request is broken by this rule (counts it; call under the proxy's lock)."""
-        if method != self.method or not self._pattern.search(key):
+        if not self.armed or method != self.method or not self._pattern.search(key):
             return False
         self.seen += 1
         if self.seen <= self.after or (self.times is not None and self.fired >= self.times):
             return False
         self.fired += 1
         return True
+
+    def arm(self, method: str, key: str, status: int) -> None:
+        """Arm the rule when this answered request is its ``armed_by`` (call under the proxy's lock)."""
+        if self._arming is None or self.armed:
+            return
+        arming_method, arming_key = self._arming
+        self.armed = method == arming_method and 200 <= status < 300 and arming_key.search(key) is not None
 
 
 @dataclass(frozen=True)
@@ -156,8 +169,11 @@ class S3FaultProxy:
         return None
 
     def _log(self, method: str, key: str, status: int, fault: str | None) -> None:
+        """Record a request once answered (or broken); a success may arm a rule waiting for it."""
         with self._lock:
             self.requests.append(ProxiedRequest(method, key, status, fault, time.time()))
+            for rule in self.rules:
+                rule.arm(method, key, status)
 
 
 class _Handler(BaseHTTPRequestHandler):

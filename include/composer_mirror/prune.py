@@ -67,7 +67,8 @@ from typing import Any
 from composer_mirror.archives import ArchiveRecord
 from composer_mirror.errors import MirrorError, SettingsError
 from composer_mirror.parallel import map_bounded
-from composer_mirror.publisher import read_available, read_published
+from composer_mirror.publisher import load_record, read_available, read_published
+from composer_mirror.record import index_fields
 from composer_mirror.settings import Settings
 from composer_mirror.state import PackageState, dumps, load_shard
 from composer_mirror.store import STATE_CACHE, ObjectInfo, S3Store, compare_and_swap
@@ -76,6 +77,7 @@ from composer_mirror.store.layout import (
     MARKER_DIR,
     P2_DIR,
     PRUNE_MARKS,
+    RECORD_DIR,
     SHARD_DIR,
     archive_marker_path,
     archive_path,
@@ -83,6 +85,7 @@ from composer_mirror.store.layout import (
     is_archive_path,
     is_marker_path,
     p2_name,
+    record_name,
     run_report_path,
     shard_of_path,
 )
@@ -234,14 +237,21 @@ def _read_root(store: S3Store) -> set[str]:
 
 
 def _add_state(store: S3Store, refs: References, workers: int) -> None:
-    """Every package the state shards record, with the archive and journal marker of each recorded version."""
+    """Every package the state records, with the archive and journal marker of each recorded version.
+
+    Both the package records (the source of truth, which a run writes before its p2 files and its
+    shard entries) and the shards: a run that died between the two has versions only the record names.
+    """
     shards = [shard for info in store.list(SHARD_DIR) if (shard := shard_of_path(info.path))]
-    for shard in map_bounded(lambda shard: load_shard(store, shard), shards, workers):
-        for name, state in shard.packages.items():
-            refs.packages.add(name)
-            for normalized, record in _recorded_archives(state):
-                refs.archives.add(record.path)
-                refs.markers.add(archive_marker_path(name, normalized, record.reference))
+    names = [name for info in store.list(RECORD_DIR) if (name := record_name(info.path))]
+    recorded = map_bounded(lambda name: (name, index_fields(load_record(store, name))), names, workers)
+    indexed = [(name, state) for shard in map_bounded(lambda s: load_shard(store, s), shards, workers)
+               for name, state in shard.packages.items()]  # fmt: skip
+    for name, state in [*recorded, *indexed]:
+        refs.packages.add(name)
+        for normalized, record in _recorded_archives(state):
+            refs.archives.add(record.path)
+            refs.markers.add(archive_marker_path(name, normalized, record.reference))
 
 
 def _recorded_archives(state: PackageState) -> Iterator[tuple[str, ArchiveRecord]]:

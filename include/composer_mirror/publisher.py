@@ -26,7 +26,7 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit
 
-from composer_mirror.composer_format import advisories_in, parse_p2
+from composer_mirror.composer_format import advisories_in, is_valid_package_name, parse_p2
 from composer_mirror.errors import MirrorError
 from composer_mirror.record import PackageRecord, Withdrawal, bootstrap, derive_files, index_fields, withdraw
 from composer_mirror.state import load_shards, save_package_states
@@ -195,27 +195,33 @@ def publish_root(
     advisories: bool = False,
     mirrored: Iterable[str] = (),
 ) -> RootUpdate:
-    """Add this run's packages to the root, keeping every package already published (step 4).
+    """Add this run's packages, and every mirrored one, to the root, keeping what it lists (step 4).
 
-    A root that is missing or unreadable is rebuilt from ``mirrored`` (the catalog's packages, every
-    one of which was published before it joined) rather than from this run's packages alone.
+    ``mirrored`` are the catalog's packages, every one of which joined it once its p2 files existed:
+    those the root lacks are added back when their p2 file is there (a HEAD each; normally none is
+    missing). That heals a root a run died before writing, and rebuilds one that is unreadable.
     """
     published = set(published)
     removed = set(removed) - published
-    mirrored = set(mirrored)
     problems: list[str] = []
+    checked: dict[str, bool] = {}
+
+    def has_p2(name: str) -> bool:
+        if name not in checked:
+            checked[name] = is_valid_package_name(name) and store.head(p2_path(name)) is not None
+        return checked[name]
 
     def change(body: bytes | None) -> bytes:
         problems.clear()
-        current: set[str] = set(mirrored) if body is None else set()
+        current: set[str] = set()
         if body is not None:
             try:
                 current = set(parse_available(body))
             except MirrorError as exc:
                 logger.warning("%s; rebuilding it from the mirrored set", exc)
                 problems.append(str(exc))
-                current = set(mirrored)
-        return build_root(repository_url, (current | published) - removed, advisories)
+        healed = {name for name in set(mirrored) - current - published if has_p2(name)}
+        return build_root(repository_url, (current | published | healed) - removed, advisories)
 
     swapped = compare_and_swap(store, ROOT, change, cache_control=ROOT_CACHE)
     available = parse_available(swapped.body) if swapped.body is not None else []

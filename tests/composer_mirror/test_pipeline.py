@@ -249,6 +249,7 @@ def test_summarise_adds_the_batches_counters() -> None:
         "packages_published": 3,
         "failures": [{"package": "b/b", "stage": "archive", "error": "boom"}],
         "anomalies": [{"package": "c/c", "kind": "rewritten tag"}],
+        "withdrawals": [],
         "upstream": {"metadata_200": 3, "metadata_304": 5, "archives_downloaded": 3, "archive_bytes": 350},
         "s3_requests": {"PUT": 5, "GET": 1, "HEAD": 2},
     }
@@ -260,6 +261,7 @@ def test_summarise_of_no_batches_is_all_zero() -> None:
         "packages_published": 0,
         "failures": [],
         "anomalies": [],
+        "withdrawals": [],
         "upstream": {},
         "s3_requests": {},
     }

@@ -181,6 +181,7 @@ def test_switching_advisories_on_rewrites_the_root(store: S3Store) -> None:
 
 
 def test_an_unreadable_root_is_rebuilt_from_the_mirrored_set_and_says_why(store: S3Store) -> None:
+    store.put(p2_path("acme/tool"), dump_p2("acme/tool", []))
     store.put(ROOT, b"{broken")
     update = publish_root(store, REPO, ["psr/log"], mirrored=["acme/tool", "psr/log"])
     assert (update.written, update.available) == (True, ["acme/tool", "psr/log"])
@@ -188,8 +189,17 @@ def test_an_unreadable_root_is_rebuilt_from_the_mirrored_set_and_says_why(store:
 
 
 def test_a_missing_root_is_rebuilt_from_the_mirrored_set(store: S3Store) -> None:
+    store.put(p2_path("acme/tool"), dump_p2("acme/tool", []))
     update = publish_root(store, REPO, ["twig/twig"], mirrored=["acme/tool"])
     assert update.available == ["acme/tool", "twig/twig"] and update.rebuilt_because is None
+
+
+def test_mirrored_packages_the_root_lacks_join_it_only_when_their_p2_file_exists(store: S3Store) -> None:
+    """A run that died before its root leaves catalog entries behind; junk in the catalog stays out."""
+    publish_root(store, REPO, ["psr/log"])
+    store.put(p2_path("acme/tool"), dump_p2("acme/tool", []))
+    update = publish_root(store, REPO, [], mirrored=["psr/log", "acme/tool", "acme/ghost", "../evil"])
+    assert update.available == ["acme/tool", "psr/log"]
 
 
 def test_a_concurrent_root_writer_is_merged_not_overwritten(store: S3Store, monkeypatch: pytest.MonkeyPatch) -> None:

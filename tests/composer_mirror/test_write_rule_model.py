@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections import Counter
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from concurrent.futures import Future
 from contextlib import ExitStack, suppress
@@ -35,7 +36,7 @@ from hypothesis import HealthCheck, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, precondition, rule
 
-from composer_mirror import catalogue, pipeline, prune, resolve, state, verify
+from composer_mirror import catalogue, parallel, pipeline, prune, resolve, state, verify
 from composer_mirror.composer_format import parse_p2
 from composer_mirror.errors import MirrorError
 from composer_mirror.pipeline import Context
@@ -88,48 +89,77 @@ class SerialExecutor:
         return future
 
 
+# Write points by what is written, in the write rule's order: a schedule names "the Nth write of a
+# kind", so that the few writes where races and crashes matter are hit as often as the many others.
+WRITE_POINTS = (
+    ("archive", "dists/"),
+    ("journal", "mirror-state/archives/"),
+    ("record", "mirror-state/packages/"),
+    ("p2", "p2/"),
+    ("shard", "mirror-state/shards/"),
+    ("catalog", "mirror-state/catalog.json"),
+    ("root", "packages.json"),
+    ("marks", "mirror-state/prune/"),
+)
+Point = tuple[str, int]
+
+
+def write_point(path: str) -> str:
+    return next((kind for kind, prefix in WRITE_POINTS if path.startswith(prefix)), "other")
+
+
 class ScheduledStore(MemoryStore):
     """The one bucket every writer shares, with a schedule for the run now in progress.
 
-    Before the run's ``crash_at``-th write it raises :class:`Crash` (and at every write after it);
-    before its ``interleave_at``-th write it runs ``interleave`` (another writer, whole).
+    Before the run's write at ``crash_at`` it raises :class:`Crash` (and at every write after it);
+    before its write at ``interleave_at`` it runs ``interleave`` (another writer, whole), then checks
+    what a client would see at that moment.
     """
 
-    def __init__(self, clock: Callable[[], datetime]) -> None:
+    def __init__(self, clock: Callable[[], datetime], observe: Callable[[], None]) -> None:
         super().__init__("repo/", clock=clock)
-        self.writes = 0
-        self.crash_at: int | None = None
-        self.interleave_at: int | None = None
+        self.observe = observe
+        self.writes: Counter = Counter()
+        self.crash_at: Point | None = None
+        self.interleave_at: Point | None = None
         self.interleave: Callable[[], None] | None = None
         self.crashed = False
 
-    def schedule(self, crash_at: int | None, interleave_at: int | None, interleave: Callable[[], None] | None) -> None:
-        self.writes, self.crashed = 0, False
+    def schedule(
+        self, crash_at: Point | None, interleave_at: Point | None, interleave: Callable[[], None] | None
+    ) -> None:
+        self.writes, self.crashed = Counter(), False
         self.crash_at, self.interleave_at, self.interleave = crash_at, interleave_at, interleave
 
-    def _before_write(self) -> None:
-        self.writes += 1
-        if self.interleave is not None and self.writes == self.interleave_at:
+    def _before_write(self, path: str) -> None:
+        kind = write_point(path)
+        self.writes[kind] += 1
+        point = (kind, self.writes[kind])
+        if self.interleave is not None and point == self.interleave_at:
             other, self.interleave = self.interleave, None
             writes, crash_at = self.writes, self.crash_at
-            self.crash_at = None  # the other writer runs whole and is not the one that crashes
+            self.writes, self.crash_at = Counter(), None  # the other writer runs whole and does not crash
             try:
                 other()
             finally:
                 self.writes, self.crash_at = writes, crash_at
-        if self.crashed or (self.crash_at is not None and self.writes >= self.crash_at):
+            self.observe()
+        if self.crashed or point == self.crash_at:
             self.crashed = True
-            raise Crash(f"killed before write {self.writes}")
+            raise Crash(f"killed before {kind} write {point[1]} ({path})")
 
     def put(self, path: str, data: Any, **kwargs: Any) -> str:
-        self._before_write()
+        self._before_write(path)
         return super().put(path, data, **kwargs)
 
     def delete_many(self, paths: Iterable[str]) -> list[str]:
         paths = list(paths)
         if paths:
-            self._before_write()
+            self._before_write(paths[0])
         return super().delete_many(paths)
+
+
+POINTS = st.tuples(st.sampled_from([kind for kind, _prefix in WRITE_POINTS]), st.integers(1, 4))
 
 
 class WriteRuleMachine(RuleBasedStateMachine):
@@ -138,7 +168,7 @@ class WriteRuleMachine(RuleBasedStateMachine):
         self.now = datetime(2026, 12, 1, tzinfo=UTC)
         self.registry = Registry(archive_padding=16)
         self.server = InProcessRegistry(self.registry, changes_feed=False)
-        self.store = ScheduledStore(lambda: self.now)
+        self.store = ScheduledStore(lambda: self.now, self.observe)
         self.settings = Settings(
             bucket="memory",
             public_url=PUBLIC_URL,
@@ -151,7 +181,7 @@ class WriteRuleMachine(RuleBasedStateMachine):
         )
         self.seen: dict[tuple[str, str], tuple[str, str]] = {}  # (name, normalized) -> (version, shasum)
         self.patches = ExitStack()
-        for module in (pipeline, state, verify, catalogue, resolve):
+        for module in (pipeline, state, parallel, catalogue, resolve):
             self.patches.enter_context(mock.patch.object(module, "ThreadPoolExecutor", SerialExecutor))
 
     def teardown(self) -> None:
@@ -249,13 +279,13 @@ class WriteRuleMachine(RuleBasedStateMachine):
     @rule(
         kind=st.sampled_from(WRITERS),
         pick=st.integers(0, 50),
-        crash_at=st.none() | st.integers(1, 40),
+        crash_at=st.none() | POINTS,
         other=st.none() | st.sampled_from(WRITERS[:3]),
         other_pick=st.integers(0, 50),
-        interleave_at=st.integers(1, 40),
+        interleave_at=POINTS,
     )
     def run(
-        self, kind: str, pick: int, crash_at: int | None, other: str | None, other_pick: int, interleave_at: int
+        self, kind: str, pick: int, crash_at: Point | None, other: str | None, other_pick: int, interleave_at: Point
     ) -> None:
         """One writer's run, maybe crashing at a write, maybe with another writer inside its window."""
         nested = self.writer(other, other_pick) if other is not None and kind != "prune" else None
@@ -289,6 +319,11 @@ class WriteRuleMachine(RuleBasedStateMachine):
                     found[(name, normalized_of(entry) or "")] = entry
         return found
 
+    def observe(self) -> None:
+        """Both invariants, also run in the middle of a run, right after another writer's."""
+        self.every_dist_answers_with_its_published_sha1()
+        self.no_published_version_disappears_and_tags_keep_their_bytes()
+
     @invariant()
     def every_dist_answers_with_its_published_sha1(self) -> None:
         for (name, _normalized), entry in self.published().items():
@@ -310,8 +345,8 @@ class WriteRuleMachine(RuleBasedStateMachine):
 
 
 WriteRuleMachine.TestCase.settings = settings(
-    max_examples=150,
-    stateful_step_count=25,
+    max_examples=400,
+    stateful_step_count=30,
     deadline=None,
     suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
 )

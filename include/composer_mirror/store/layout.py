@@ -102,6 +102,12 @@ def record_path(name: str) -> str:
     return f"{RECORD_DIR}{name}.json"
 
 
+def record_name(path: str) -> str | None:
+    """The package a record key belongs to, when it is exactly a key the mirror writes."""
+    name = path.removeprefix(RECORD_DIR).removesuffix(".json")
+    return name if is_valid_package_name(name) and path == record_path(name) else None
+
+
 def shard_of(name: str) -> str:
     """Two hex digits of the name's hash: spreads packages evenly over 256 shards."""
     return hashlib.sha1(name.encode()).hexdigest()[:2]

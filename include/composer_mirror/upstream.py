@@ -24,7 +24,7 @@ import urllib3
 from requests.adapters import HTTPAdapter
 
 from composer_mirror.composer_format import origin_of
-from composer_mirror.errors import RefusedURL, UpstreamError
+from composer_mirror.errors import RefusedURL, UpstreamError, redact_text
 
 logger = logging.getLogger(__name__)
 
@@ -385,10 +385,11 @@ class UpstreamClient:
             except (requests.ConnectionError, requests.Timeout, requests.exceptions.ChunkedEncodingError) as exc:
                 last = exc
                 wait = self.retry.delay(attempt)
-            except ValueError as exc:
-                # A URL or redirect Location no parser accepts (requests' InvalidURL is one too): this
-                # fetch fails for good; raised as UpstreamError so it never takes a whole batch down.
-                raise UpstreamError(f"{redact(url)}: {_describe(exc)}", url=redact(url)) from exc
+            except (ValueError, requests.RequestException, urllib3.exceptions.HTTPError) as exc:
+                # A URL or redirect Location no parser accepts (requests' InvalidURL is one too), or any
+                # other failure of the HTTP stack: this fetch fails for good, as an UpstreamError so it
+                # never takes a whole batch down. Not chained: the cause's text names the URL, query and all.
+                raise UpstreamError(f"{redact(url)}: {_describe(exc)}", url=redact(url)) from None
             if made < self.retry.attempts:
                 # Counted only when another attempt follows, so "retries" is what was really retried.
                 self.stats.add("retries")
@@ -472,4 +473,5 @@ def _read_capped(response: requests.Response, limit: int, url: str, seconds: flo
 
 
 def _describe(exc: Exception | None) -> str:
-    return f"{type(exc).__name__}: {exc}" if exc else "unknown error"
+    """An exception for a log line or an error message; urllib3 names the URL in its text, query included."""
+    return f"{type(exc).__name__}: {redact_text(str(exc))}" if exc else "unknown error"

@@ -19,13 +19,14 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import requests
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
 from composer_mirror.errors import RefusedURL, UpstreamError
-from composer_mirror.upstream import FetchPolicy, RetryPolicy, UpstreamClient
+from composer_mirror.upstream import FetchPolicy, PinnedAdapter, RetryPolicy, UpstreamClient, connecting_only_to
 from tests.composer_mirror.test_upstream import LocalServer
 
 # Global by Python's reckoning (the retired 6to4 relay anycast), unlike the TEST-NET ranges,
@@ -116,7 +117,6 @@ def port_of(local: LocalServer) -> int:
     return int(local.httpd.server_address[1])
 
 
-@pytest.mark.xfail(strict=True, reason="defect 9: requests resolves the dist host again at connect time")
 def test_a_dist_host_rebound_to_loopback_after_its_check_is_never_connected_to(
     server: LocalServer, dns: FakeDNS, connects: list[tuple[str, int]], tmp_path: Path
 ) -> None:
@@ -135,7 +135,6 @@ def test_a_dist_host_rebound_to_loopback_after_its_check_is_never_connected_to(
     assert "refused by the test" in str(raised.value)
 
 
-@pytest.mark.xfail(strict=True, reason="defect 9: the check does not resolve the upstream's origin, requests does")
 def test_the_upstream_origin_is_connected_to_at_the_address_its_check_resolved(
     server: LocalServer, dns: FakeDNS, connects: list[tuple[str, int]]
 ) -> None:
@@ -149,7 +148,48 @@ def test_the_upstream_origin_is_connected_to_at_the_address_its_check_resolved(
     assert [seen.headers["Host"] for seen in server.seen] == [f"registry.test:{port}"]
 
 
+def test_a_url_the_policy_refuses_is_never_looked_up(dns: FakeDNS) -> None:
+    dns.answers["dist.test"] = [CHECKED]
+    with pytest.raises(RefusedURL, match="only the upstream origin"):
+        FetchPolicy("http://registry.test", ("dist.test",)).check("http://dist.test/a.zip")
+    assert dns.lookups == []
+
+
+def test_a_host_that_does_not_resolve_is_retried_then_reported(dns: FakeDNS, connects: list[tuple[str, int]]) -> None:
+    origin = "http://registry.test"
+    with (
+        UpstreamClient(FetchPolicy(origin), retry=RetryPolicy(attempts=2, backoff=0.001)) as client,
+        pytest.raises(UpstreamError, match=r"failed after 2 attempt.*host does not resolve"),
+    ):
+        client.get_metadata(origin + "/p2/a/b.json")
+    assert connects == []
+
+
 # --- https: SNI and the certificate check stay on the name --------------------------------
+def test_the_adapter_keys_an_https_pool_by_the_checked_address_and_keeps_the_name_for_tls() -> None:
+    adapter = PinnedAdapter()
+    request = requests.Request("GET", "https://dist.test:8443/a.zip").prepare()
+    with connecting_only_to((CHECKED, "192.0.0.9")):
+        pool = adapter.get_connection_with_tls_context(request, verify=True)
+        adapter.add_headers(request, proxies={})
+    assert (pool.host, pool.port) == (CHECKED, 8443)
+    assert pool.conn_kw["server_hostname"] == "dist.test"  # SNI, and the name the certificate must bear
+    assert "assert_hostname" not in pool.conn_kw  # hostname checking is not switched off
+    assert pool.cert_reqs == "CERT_REQUIRED"
+    assert request.headers["Host"] == "dist.test:8443"
+
+
+def test_the_adapter_leaves_a_proxied_request_to_the_proxy() -> None:
+    adapter = PinnedAdapter()
+    request = requests.Request("GET", "https://dist.test/a.zip").prepare()
+    proxies = {"https": "http://127.0.0.1:3128"}
+    with connecting_only_to((CHECKED,)):
+        pool = adapter.get_connection_with_tls_context(request, verify=True, proxies=proxies)
+        adapter.add_headers(request, proxies=proxies)
+    assert pool.host == "dist.test"
+    assert "Host" not in request.headers
+
+
 @dataclass
 class TLSFiles:
     ca: Path

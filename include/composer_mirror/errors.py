@@ -2,6 +2,41 @@
 
 from __future__ import annotations
 
+import re
+
+REDACTED = "<redacted>"
+# The scheme of an absolute URL, then its user info: up to the last "@" before the host's end.
+_USERINFO = re.compile(r"\b([a-zA-Z][a-zA-Z0-9+.-]*://)[^\s/?#]*@")
+# A query (to whitespace or "#") or a fragment (to whitespace) glued to the text before it.
+_QUERY_OR_FRAGMENT = re.compile(r"(?<=\S)([?#])([^\s#]*)")
+
+
+def redact_text(text: str) -> str:
+    """Mask what URLs carry secrets in, wherever they sit in free text: user info, query values, fragments.
+
+    The HTTP stack names URLs in its exception texts in forms no URL parser is handed
+    ("Max retries exceeded with url: /a.zip?token=..."), so this works on the text, not on a
+    parsed URL. Query keys stay (they say what was masked); values run to whitespace, so a
+    quoted URL loses its closing quote too: this masks a little too much rather than too little.
+    """
+    return _QUERY_OR_FRAGMENT.sub(_mask, _USERINFO.sub(r"\1", text))
+
+
+def _mask(match: re.Match[str]) -> str:
+    mark, rest = match.groups()
+    if not rest:
+        return mark
+    if mark == "#":
+        return "#" + REDACTED
+    return "?" + "&".join(_mask_parameter(parameter) for parameter in rest.split("&"))
+
+
+def _mask_parameter(parameter: str) -> str:
+    key, equals, _value = parameter.partition("=")
+    if not equals:  # a bare "?token" is all value
+        return REDACTED if key else ""
+    return f"{key}={REDACTED}"
+
 
 class MirrorError(Exception):
     """Base class of every error the mirror raises on purpose."""
@@ -24,11 +59,15 @@ class TargetError(MirrorError):
 
 
 class UpstreamError(MirrorError):
-    """An upstream request failed for good (after retries, or with a permanent status)."""
+    """An upstream request failed for good (after retries, or with a permanent status).
+
+    Its text reaches logs, XCom, status.json and the bucket, and often quotes the HTTP stack's
+    own exception text: it is redacted here, so no call site can forget to.
+    """
 
     def __init__(self, message: str, *, url: str = "", status: int | None = None, attempts: int = 0):
-        super().__init__(message)
-        self.url = url
+        super().__init__(redact_text(message))
+        self.url = redact_text(url)
         self.status = status
         self.attempts = attempts
 

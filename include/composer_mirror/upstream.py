@@ -1,4 +1,14 @@
-"""The upstream client: one pooled HTTP session with retries, per-host limits and a fetch policy."""
+"""The upstream client: one pooled HTTP session with retries, per-host limits and a fetch policy.
+
+The policy resolves every host it allows and the connection goes to an address it checked
+(:class:`PinnedAdapter`): nothing resolves the name a second time, so a name cannot answer a
+public address to the check and an internal one at connect time (DNS rebinding). Behind an
+HTTP(S) proxy the proxy resolves and connects, so nothing is pinned: the policy still refuses,
+by resolving here, a dist host or root-named endpoint with an internal address, but which
+addresses a proxied request can reach is the proxy's egress policy. The proxy is handed the host
+name, not an address, because proxies filter and log by name. Hosts NO_PROXY exempts are
+connected to directly, pinned. Either way the worker needs DNS for the names it fetches.
+"""
 
 from __future__ import annotations
 
@@ -15,16 +25,18 @@ import urllib.request
 from collections import Counter
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from contextvars import ContextVar
 from dataclasses import dataclass, field
-from typing import IO
+from typing import IO, Any
 from urllib.parse import SplitResult, urljoin, urlsplit, urlunsplit
 
 import requests
 import urllib3
 from requests.adapters import HTTPAdapter
+from requests.utils import select_proxy
 
 from composer_mirror.composer_format import origin_of
-from composer_mirror.errors import RefusedURL, UpstreamError
+from composer_mirror.errors import RefusedURL, UpstreamError, redact_text
 
 logger = logging.getLogger(__name__)
 
@@ -78,7 +90,8 @@ class FetchPolicy:
     """Which URLs may be requested: the upstream's own origin, or https on an allowed dist host.
 
     Every redirect hop is checked again. Hosts other than the upstream's origin must not resolve
-    to loopback, private or link-local addresses (the cloud metadata service lives at 169.254.169.254).
+    to loopback, private or link-local addresses (the cloud metadata service lives at 169.254.169.254);
+    the upstream's own origin, set by the operator, may (a registry on the internal network).
     ``endpoints`` are the URLs the upstream's root names (metadata-url, list, changes feed,
     advisories API); packagist serves some from another host, so their origins count as the
     upstream's for fetching (credentials still go to the upstream's own origin only).
@@ -89,7 +102,12 @@ class FetchPolicy:
     resolve: bool = True
     endpoints: tuple[str, ...] = ()
 
-    def check(self, url: str) -> None:
+    def check(self, url: str) -> tuple[str, ...]:
+        """Refuse ``url`` unless it may be fetched; return the addresses its host resolved to.
+
+        A direct connection goes to one of these and nowhere else (see :class:`PinnedAdapter`).
+        Empty when the policy does not resolve (``resolve=False``, for tests without DNS).
+        """
         parts = urlsplit(url)
         if parts.scheme not in ("http", "https") or not parts.hostname:
             raise RefusedURL(f"refused {redact(url)}: not an absolute http(s) URL", url=redact(url))
@@ -99,7 +117,7 @@ class FetchPolicy:
             # e.g. "http://169.254.169.254\\@upstream/": urlsplit sees the upstream, requests connects elsewhere.
             raise RefusedURL(f"refused {redact(url)}: ambiguous URL (parsers disagree on its origin)", url=redact(url))
         if self.is_upstream(url):
-            return
+            return self._addresses(url, parts)
         host = parts.hostname.lower()
         # An endpoint the upstream's root names on another origin is untrusted like a dist host:
         # https only and never an internal address (a hostile root could name 169.254.169.254).
@@ -110,11 +128,16 @@ class FetchPolicy:
                 f"({', '.join(self.dist_hosts) or 'none'}) may be fetched",
                 url=redact(url),
             )
-        if self.resolve:
-            _refuse_internal_addresses(url, host, parts.port or 443)
+        addresses = self._addresses(url, parts)
+        _refuse_internal_addresses(url, host, addresses)
+        return addresses
 
     def is_upstream(self, url: str) -> bool:
         return origin_of(url) == origin_of(self.upstream_url)
+
+    def _addresses(self, url: str, parts: SplitResult) -> tuple[str, ...]:
+        """Resolved only once the URL is allowed: a refused host is never even looked up."""
+        return _resolve(url, parts) if self.resolve else ()
 
 
 def _parsers_disagree(url: str, parts: SplitResult) -> bool:
@@ -133,15 +156,86 @@ def _parsers_disagree(url: str, parts: SplitResult) -> bool:
     return (str(parsed.scheme or "").lower(), host, parsed.port) != (parts.scheme.lower(), parts.hostname, _port(parts))
 
 
-def _refuse_internal_addresses(url: str, host: str, port: int) -> None:
+class UnresolvedHost(RefusedURL):
+    """The host did not resolve, so it was never requested; retried, as DNS failures often pass."""
+
+
+def _resolve(url: str, parts: SplitResult) -> tuple[str, ...]:
+    """The URL's host's addresses, in the order getaddrinfo prefers them, each once."""
+    port = _port(parts) or (443 if parts.scheme == "https" else 80)
     try:
-        infos = socket.getaddrinfo(host, port, proto=socket.IPPROTO_TCP)
+        infos = socket.getaddrinfo(parts.hostname, port, proto=socket.IPPROTO_TCP)
     except OSError as exc:
-        raise RefusedURL(f"refused {redact(url)}: host does not resolve ({exc})", url=redact(url)) from exc
-    for info in infos:
-        address = ipaddress.ip_address(info[4][0])
+        raise UnresolvedHost(f"refused {redact(url)}: host does not resolve ({exc})", url=redact(url)) from exc
+    return tuple(dict.fromkeys(str(info[4][0]) for info in infos))
+
+
+def _refuse_internal_addresses(url: str, host: str, addresses: tuple[str, ...]) -> None:
+    for address in map(ipaddress.ip_address, addresses):
         if not address.is_global:
             raise RefusedURL(f"refused {redact(url)}: {host} resolves to internal address {address}", url=redact(url))
+
+
+# The addresses the fetch policy checked for the request being sent in this context (thread).
+_CHECKED_ADDRESSES: ContextVar[tuple[str, ...]] = ContextVar("composer_mirror_checked_addresses", default=())
+
+
+@contextmanager
+def connecting_only_to(addresses: tuple[str, ...]) -> Iterator[None]:
+    """Requests sent inside connect to the first of ``addresses`` (the policy's check) when they go direct."""
+    token = _CHECKED_ADDRESSES.set(addresses)
+    try:
+        yield
+    finally:
+        _CHECKED_ADDRESSES.reset(token)
+
+
+class PinnedAdapter(HTTPAdapter):
+    """Connects to the address the fetch policy checked instead of resolving the host name again.
+
+    urllib3 resolves a name when it connects, and a name that answered a public address to the
+    check can answer 169.254.169.254 a moment later. Inside :func:`connecting_only_to`, a direct
+    request's connection pool is the checked address's, while the name stays wherever HTTP and
+    TLS use it: the ``Host`` header, and ``server_hostname``, which is both the SNI and the name
+    the certificate is verified against. A proxied request is left to the proxy, which resolves
+    the name itself.
+    """
+
+    def get_connection_with_tls_context(
+        self,
+        request: requests.PreparedRequest,
+        verify: bool | str | None,
+        proxies: dict[str, str] | None = None,
+        cert: str | tuple[str, str] | None = None,
+    ) -> urllib3.HTTPConnectionPool:
+        address = _pinned_address(request, proxies)
+        if address is None:
+            return super().get_connection_with_tls_context(request, verify, proxies, cert)
+        host_params, pool_kwargs = self.build_connection_pool_key_attributes(request, verify, cert)
+        name = host_params["host"]
+        if host_params["scheme"] == "https":
+            pool_kwargs["server_hostname"] = name
+        return self.poolmanager.connection_from_host(**{**host_params, "host": address}, pool_kwargs=pool_kwargs)
+
+    def add_headers(self, request: requests.PreparedRequest, **kwargs: Any) -> None:
+        """The pool's host is an address, so the name goes into ``Host`` explicitly."""
+        if _pinned_address(request, kwargs.get("proxies")) is not None:
+            request.headers["Host"] = _host_header(request.url or "")
+
+
+def _pinned_address(request: requests.PreparedRequest, proxies: dict[str, str] | None) -> str | None:
+    """The checked address a request connects to; None when a proxy will carry it or nothing was checked."""
+    addresses = _CHECKED_ADDRESSES.get()
+    if not addresses or select_proxy(request.url or "", proxies):
+        return None
+    return addresses[0]
+
+
+def _host_header(url: str) -> str:
+    """``Host`` as http.client sends it: the name, with the port unless it is the scheme's default."""
+    parsed = urllib3.util.parse_url(url)
+    default = 443 if parsed.scheme == "https" else 80
+    return str(parsed.host) if parsed.port in (None, default) else f"{parsed.host}:{parsed.port}"
 
 
 def redact(url: str) -> str:
@@ -218,7 +312,7 @@ class UpstreamClient:
         self.session.trust_env = False
         self.session.proxies = {k: v for k, v in urllib.request.getproxies().items() if k != "no"}
         self.session.headers.update({"User-Agent": USER_AGENT, "Accept-Encoding": "gzip"})
-        adapter = HTTPAdapter(pool_connections=8, pool_maxsize=max(concurrency * 2, 16), max_retries=0)
+        adapter = PinnedAdapter(pool_connections=8, pool_maxsize=max(concurrency * 2, 16), max_retries=0)
         self.session.mount("http://", adapter)
         self.session.mount("https://", adapter)
 
@@ -331,8 +425,8 @@ class UpstreamClient:
         """One logical GET: follows redirects by hand so that every hop passes the fetch policy."""
         current = url
         for _hop in range(MAX_REDIRECTS + 1):
-            self.policy.check(current)
-            with self._slot(current):
+            addresses = self.policy.check(current) or ()  # a subclass allowing without a check returns None
+            with self._slot(current), connecting_only_to(addresses):
                 response = self.session.get(
                     current,
                     proxies=_proxies_for(current, self.session.proxies),
@@ -382,13 +476,19 @@ class UpstreamClient:
                 wait = self.retry.delay(attempt, exc.retry_after)
                 if exc.retry_after is not None and exc.retry_after > self.retry.max_retry_after:
                     break
-            except (requests.ConnectionError, requests.Timeout, requests.exceptions.ChunkedEncodingError) as exc:
+            except (
+                requests.ConnectionError,
+                requests.Timeout,
+                requests.exceptions.ChunkedEncodingError,
+                UnresolvedHost,
+            ) as exc:
                 last = exc
                 wait = self.retry.delay(attempt)
-            except ValueError as exc:
-                # A URL or redirect Location no parser accepts (requests' InvalidURL is one too): this
-                # fetch fails for good; raised as UpstreamError so it never takes a whole batch down.
-                raise UpstreamError(f"{redact(url)}: {_describe(exc)}", url=redact(url)) from exc
+            except (ValueError, requests.RequestException, urllib3.exceptions.HTTPError) as exc:
+                # A URL or redirect Location no parser accepts (requests' InvalidURL is one too), or any
+                # other failure of the HTTP stack: this fetch fails for good, as an UpstreamError so it
+                # never takes a whole batch down. Not chained: the cause's text names the URL, query and all.
+                raise UpstreamError(f"{redact(url)}: {_describe(exc)}", url=redact(url)) from None
             if made < self.retry.attempts:
                 # Counted only when another attempt follows, so "retries" is what was really retried.
                 self.stats.add("retries")
@@ -472,4 +572,5 @@ def _read_capped(response: requests.Response, limit: int, url: str, seconds: flo
 
 
 def _describe(exc: Exception | None) -> str:
-    return f"{type(exc).__name__}: {exc}" if exc else "unknown error"
+    """An exception for a log line or an error message; urllib3 names the URL in its text, query included."""
+    return f"{type(exc).__name__}: {redact_text(str(exc))}" if exc else "unknown error"

@@ -52,6 +52,7 @@ from tests.fixture_registry.in_process import ORIGIN, InProcessRegistry
 PUBLIC_URL = "https://mirror.test/repo"
 PACKAGES = ("acme/alpha", "acme/beta", "acme/gamma")
 # acme/alpha's 1.x is not selected by the sync: only an SBOM pin brings it in.
+PINNED = "acme/alpha"
 SELECTION = ("acme/alpha:^2.0", "acme/alpha:dev-main", "acme/beta", "acme/gamma")
 WRITERS = ("sync", "sbom", "repair", "prune")
 OPTIONAL_FIELDS = ("version_normalized", "time", "dist.shasum")
@@ -159,7 +160,10 @@ class ScheduledStore(MemoryStore):
         return super().delete_many(paths)
 
 
-POINTS = st.tuples(st.sampled_from([kind for kind, _prefix in WRITE_POINTS]), st.integers(1, 4))
+# The record and p2 writes are where writers race for one package: drawn as often as all the others.
+POINTS = st.tuples(
+    st.sampled_from(["record", "p2"]) | st.sampled_from([kind for kind, _prefix in WRITE_POINTS]), st.integers(1, 3)
+)
 
 
 class WriteRuleMachine(RuleBasedStateMachine):
@@ -252,8 +256,12 @@ class WriteRuleMachine(RuleBasedStateMachine):
         self.mirror(ctx, plan, "sync")
 
     def sbom(self, pick: int) -> None:
-        """An SBOM run pinning one upstream version of a package (its resolution needs no more)."""
-        offered = [(name, tag) for name in PACKAGES for tag in self.upstream_tags(name)]
+        """An SBOM run pinning one upstream version of acme/alpha (its resolution needs no more).
+
+        Only acme/alpha has versions the sync does not select (1.x), so only its pins can add a
+        version to a package the sync is writing at the same time.
+        """
+        offered = [(PINNED, tag) for tag in self.upstream_tags(PINNED)]
         if not offered:
             return
         name, version = offered[pick % len(offered)]
@@ -297,6 +305,17 @@ class WriteRuleMachine(RuleBasedStateMachine):
         finally:
             self.store.schedule(None, None, None)
         self.now += timedelta(hours=2)  # later runs see every mark prune made older than its grace
+
+    @rule(
+        sync_outside=st.booleans(),
+        pick=st.integers(0, 50),
+        crash_at=st.none() | POINTS,
+        interleave_at=POINTS,
+    )
+    def race(self, sync_outside: bool, pick: int, crash_at: Point | None, interleave_at: Point) -> None:
+        """The race that matters most: a sync and an SBOM run writing acme/alpha, either inside the other."""
+        outer, inner = ("sync", "sbom") if sync_outside else ("sbom", "sync")
+        self.run(outer, pick, crash_at, inner, pick, interleave_at)
 
     @precondition(lambda self: self.store.get(ROOT) is not None)
     @rule()

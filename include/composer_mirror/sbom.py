@@ -58,6 +58,9 @@ SPDX_TAG_VALUE_RE = re.compile(r"^[ \t]*SPDXVersion:[ \t]*(.*?)[ \t]*\r?$", re.M
 SPDX_ELEMENT_TAGS = frozenset({"PackageName", "FileName", "SnippetSPDXID", "LicenseID"})
 SPDX_PACKAGE_MANAGER = frozenset({"PACKAGE-MANAGER", "PACKAGE_MANAGER"})
 SNIPPET_LENGTH = 40
+# Room for the longest name (255), a percent-encoded version and qualifiers; refused before parsing, so
+# no PURL, however long, costs more than this much work.
+MAX_PURL_LENGTH = 2048
 
 
 @dataclass(frozen=True)
@@ -136,8 +139,11 @@ def parse_purl(purl: str, source: str) -> Requested | str:
     platform packages (``pkg:composer/php``, ``pkg:composer/ext-json``) have no namespace and can
     never be mirrored. Qualifiers and subpath do not select anything in Composer and are ignored.
     """
+    stripped = purl.strip()
+    if len(stripped) > MAX_PURL_LENGTH:
+        raise TargetError(f"{source}: purl of {len(stripped)} characters, longer than the {MAX_PURL_LENGTH} allowed")
     try:
-        parsed = PackageURL.from_string(purl.strip())
+        parsed = PackageURL.from_string(stripped)
     except ValueError as exc:
         raise TargetError(f"{source}: invalid purl {purl!r}: {exc}") from exc
     if parsed.type != "composer":

@@ -481,7 +481,6 @@ def test_name_validation_work_grows_linearly(check: Callable[[str], object], tex
         _validate(check, text)
 
 
-@pytest.mark.xfail(strict=True, reason="defect 1: versions.py retries runs from every position")
 @pytest.mark.parametrize(
     "check", [versions.normalize, versions.parse_stability, versions.parse_constraints], ids=_param_id
 )
@@ -505,18 +504,14 @@ def test_name_validator_accepts_exactly_composers_names(text: str) -> None:
     assert composer_format.is_valid_package_name(text) is (COMPOSER_NAME_RULE.fullmatch(text) is not None)
 
 
-def _no_limit_yet(*values: object) -> Any:
-    return pytest.param(*values, marks=pytest.mark.xfail(strict=True, reason="defect 1: no length limit"))
-
-
 @pytest.mark.parametrize(
     ("check", "text", "refusal"),
     [
         (composer_format.is_valid_package_name, "acme/" + "a" * (NAME_LIMIT - 4), False),
         (composer_format.is_platform_package, "ext-" + "a" * (NAME_LIMIT - 3), False),
-        _no_limit_yet(versions.normalize, "1." + "0" * (VERSION_LIMIT - 1), InvalidVersion),
-        _no_limit_yet(versions.parse_stability, "1." + "0" * (VERSION_LIMIT - 1), InvalidVersion),
-        _no_limit_yet(versions.parse_constraints, "^1.0 || " * (CONSTRAINT_LIMIT // 8) + "^2", InvalidVersion),
+        (versions.normalize, "1." + "0" * (VERSION_LIMIT - 1), InvalidVersion),
+        (versions.parse_stability, "1." + "0" * (VERSION_LIMIT - 1), InvalidVersion),
+        (versions.parse_constraints, "^1.0 || " * (CONSTRAINT_LIMIT // 8) + "^2", InvalidVersion),
         (_purl, "pkg:composer/acme/tool@" + "1" * (PURL_LIMIT - 22), TargetError),
         (_selection, "acme/" + "*" * (NAME_LIMIT - 4), TargetError),
     ],

@@ -14,8 +14,15 @@ from composer_mirror.errors import InvalidPackageName, MirrorError
 
 logger = logging.getLogger(__name__)
 
-# Composer's own rule (ValidatingArrayLoader / packagist): lower case, one slash.
-PACKAGE_NAME_RE = re.compile(r"^[a-z0-9]([_.-]?[a-z0-9]+)*/[a-z0-9](([_.]|-{1,2})?[a-z0-9]+)*$")
+# Composer's own rule (ValidatingArrayLoader / packagist): lower case, one slash, runs of letters and
+# digits joined by one "_", "." or "-" ("--" too after the slash). Composer writes it
+# "^[a-z0-9]([_.-]?[a-z0-9]+)*/[a-z0-9](([_.]|-{1,2})?[a-z0-9]+)*$", which can split a run in
+# exponentially many ways before giving up on a near miss (15 s for a 52-character PURL). Here a
+# separator is never optional and a run is taken whole, never given back (possessive), so every
+# character is looked at a fixed number of times.
+PACKAGE_NAME_RE = re.compile(r"[a-z0-9]++(?:[_.-][a-z0-9]++)*+/[a-z0-9]++(?:(?:[_.]|--?)[a-z0-9]++)*+")
+# Longer names are refused before any pattern runs: names from outside are unbounded, S3 keys are not.
+MAX_NAME_LENGTH = 255
 # Names the resolver handles itself; they never exist in a repository.
 PLATFORM_NAME_RE = re.compile(
     r"^(php(-64bit|-ipv6|-zts|-debug)?|hhvm|composer(-plugin|-runtime)?-api|composer|ext-.+|lib-.+)$",
@@ -30,8 +37,7 @@ Version = dict[str, Any]
 
 def is_valid_package_name(name: str) -> bool:
     """True when ``name`` is a lower-case Composer package name (``vendor/package``)."""
-    # fullmatch, not match: "$" also matches before a trailing newline ("psr/log\n").
-    return isinstance(name, str) and len(name) <= 255 and PACKAGE_NAME_RE.fullmatch(name) is not None
+    return isinstance(name, str) and len(name) <= MAX_NAME_LENGTH and PACKAGE_NAME_RE.fullmatch(name) is not None
 
 
 def validate_package_name(name: str) -> str:
@@ -42,8 +48,10 @@ def validate_package_name(name: str) -> str:
 
 
 def is_platform_package(name: str) -> bool:
-    """True for php, ext-*, lib-*, composer-*-api: requirements no repository can serve."""
-    return PLATFORM_NAME_RE.fullmatch(name) is not None
+    """True for php, ext-*, lib-*, composer-*-api: requirements no repository can serve.
+
+    ``require`` keys come from the upstream, so the length is checked first, as for package names."""
+    return len(name) <= MAX_NAME_LENGTH and PLATFORM_NAME_RE.fullmatch(name) is not None
 
 
 def is_dev_version(version: str) -> bool:

@@ -53,7 +53,8 @@ APPLICATION_ITSELF = "application itself (metadata.component)"
 CYCLONEDX_VERSIONS = tuple(v.to_version() for v in sorted(SchemaVersion) if v >= SchemaVersion.V1_2)
 CYCLONEDX_XML_NAMESPACE = "http://cyclonedx.org/schema/bom/"
 SPDX_VERSION_RE = re.compile(r"^SPDX-(2\.\d+)$")
-SPDX_TAG_VALUE_RE = re.compile(r"^[ \t]*SPDXVersion:[ \t]*(.*?)[ \t]*\r?$", re.MULTILINE)
+# Greedy and stripped afterwards: a lazy group before optional blanks is quadratic on a long line.
+SPDX_TAG_VALUE_RE = re.compile(r"^[ \t]*SPDXVersion:(.*)$", re.MULTILINE)
 # Tag-value tags that start a new element, i.e. end the package read so far.
 SPDX_ELEMENT_TAGS = frozenset({"PackageName", "FileName", "SnippetSPDXID", "LicenseID"})
 SPDX_PACKAGE_MANAGER = frozenset({"PACKAGE-MANAGER", "PACKAGE_MANAGER"})
@@ -64,6 +65,9 @@ SNIPPET_LENGTH = 40
 MAX_SBOM_BYTES = 20 * 1024 * 1024
 # PURLs one run takes: far more packages than any application has, far fewer than a run could resolve.
 MAX_PURLS = 100_000
+# Room for the longest name (255), a percent-encoded version and qualifiers; refused before parsing, so
+# no PURL, however long, costs more than this much work.
+MAX_PURL_LENGTH = 2048
 
 
 @dataclass(frozen=True)
@@ -142,8 +146,11 @@ def parse_purl(purl: str, source: str) -> Requested | str:
     platform packages (``pkg:composer/php``, ``pkg:composer/ext-json``) have no namespace and can
     never be mirrored. Qualifiers and subpath do not select anything in Composer and are ignored.
     """
+    stripped = purl.strip()
+    if len(stripped) > MAX_PURL_LENGTH:
+        raise TargetError(f"{source}: purl of {len(stripped)} characters, longer than the {MAX_PURL_LENGTH} allowed")
     try:
-        parsed = PackageURL.from_string(purl.strip())
+        parsed = PackageURL.from_string(stripped)
     except ValueError as exc:
         raise TargetError(f"{source}: invalid purl {purl!r}: {exc}") from exc
     if parsed.type != "composer":
@@ -212,7 +219,7 @@ def parse_sbom(content: str | bytes) -> TargetList:
         return _parse_xml(text)
     version = SPDX_TAG_VALUE_RE.search(text)
     if version:
-        return _parse_spdx_tag_value(text, version.group(1))
+        return _parse_spdx_tag_value(text, version.group(1).strip(" \t\r"))
     raise TargetError(f"not a CycloneDX or SPDX document: it starts with {_snippet(stripped)}")
 
 

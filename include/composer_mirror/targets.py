@@ -18,7 +18,12 @@ from typing import Any, TypeVar
 from urllib.parse import urlencode
 
 from composer_mirror import versions
-from composer_mirror.composer_format import is_dev_version, is_valid_package_name, validate_package_name
+from composer_mirror.composer_format import (
+    MAX_NAME_LENGTH,
+    is_dev_version,
+    is_valid_package_name,
+    validate_package_name,
+)
 from composer_mirror.errors import InvalidVersion, TargetError
 
 logger = logging.getLogger(__name__)
@@ -67,6 +72,12 @@ def parse_selection(items: Iterable[str]) -> Selection:
             continue
         name, _, constraint = item.partition(":")
         name, constraint = name.strip().lower(), constraint.strip() or ALL_STABLE
+        if len(name) > MAX_NAME_LENGTH:
+            # Checked before any pattern runs, like package names themselves.
+            raise TargetError(
+                f"selection entry {index}: {len(name)} characters, longer than a name or pattern can be "
+                f"({MAX_NAME_LENGTH})"
+            )
         if not (PATTERN_RE.match(name) if ("*" in name or "?" in name) else is_valid_package_name(name)):
             raise TargetError(f"selection entry {index} {raw!r}: not a package name, vendor/* pattern or PURL")
         check_selector(constraint, f"selection entry {index} {raw!r}")

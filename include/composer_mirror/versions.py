@@ -12,6 +12,11 @@ PHP library.
 PHP strings are bytes and its regular expressions run without the ``u`` flag, so every pattern here is
 compiled with ``re.ASCII`` (ASCII-only ``\\d``, ``\\s`` and case folding) and ``version_compare()`` works
 on the UTF-8 bytes of its arguments.
+
+Versions and constraints also come from hostile places (an upstream's p2 files, uploaded SBOMs), so the
+work here must stay linear in the input: strings over ``MAX_VERSION_LENGTH`` / ``MAX_CONSTRAINT_LENGTH``
+are refused before any pattern sees them, and composer/semver's patterns that would retry a run of
+characters from every position are only tried where a match can start (see ``_last_line_start``).
 """
 
 from __future__ import annotations
@@ -25,6 +30,8 @@ from dataclasses import dataclass
 from composer_mirror.errors import InvalidVersion
 
 __all__ = [
+    "MAX_CONSTRAINT_LENGTH",
+    "MAX_VERSION_LENGTH",
     "Comparison",
     "Constraint",
     "ConstraintNode",
@@ -44,6 +51,13 @@ __all__ = [
 _ASCII = re.ASCII
 _ASCII_I = re.ASCII | re.IGNORECASE
 
+# Composer sets no limits; these are far above any real version (or constraint, with its ||, ranges and
+# flags) and bound the work on hostile input. Every version normalize() reads is held to the limit,
+# including those taken out of a constraint.
+MAX_VERSION_LENGTH = 255
+MAX_CONSTRAINT_LENGTH = 1024
+_SNIPPET_LENGTH = 40
+
 # VersionParser::$modifierRegex: pre-release data; groups are (stability, numbers, dev).
 _MODIFIER = r"[._-]?(?:(stable|beta|b|RC|alpha|a|patch|pl|p)((?:[.-]?\d+)*+)?)?([.-]?dev)?"
 _STABILITIES = "stable|RC|beta|alpha|dev"
@@ -57,14 +71,18 @@ _ALIAS_RE = re.compile(r"^([^,\s]++) ++as ++([^,\s]++)$", _ASCII)
 _VERSION_FLAG_RE = re.compile(rf"@(?:{_STABILITIES})$", _ASCII_I)
 _BUILD_METADATA_RE = re.compile(r"^([^,\s+]++)\+[^\s]++$", _ASCII)
 _CLASSICAL_RE = re.compile(rf"^v?(\d{{1,5}})(\.\d++)?(\.\d++)?(\.\d++)?{_MODIFIER}$", _ASCII_I)
-_DATE_RE = re.compile(rf"^v?(\d{{4}}(?:[.:-]?\d{{2}}){{1,6}}(?:[.:-]?\d{{1,3}})?){_MODIFIER}$", _ASCII_I)
+# Possessive: giving a pair of digits back to the optional 1-3 digits after it never turns a failure into
+# a match, and without it a near miss tries every split of the digits.
+_DATE_RE = re.compile(rf"^v?(\d{{4}}(?:[.:-]?\d{{2}}){{1,6}}+(?:[.:-]?\d{{1,3}})?){_MODIFIER}$", _ASCII_I)
 _NON_DIGIT_RE = re.compile(r"\D", _ASCII)
 _DEV_SUFFIX_RE = re.compile(r"(.*?)[.-]?dev$", _ASCII_I)
 _BRANCH_RE = re.compile(r"^v?(\d++)(\.(?:\d++|[xX*]))?(\.(?:\d++|[xX*]))?(\.(?:\d++|[xX*]))?$", _ASCII_I)
 _REFERENCE_RE = re.compile(r"#.+$", _ASCII)
 _STABILITY_RE = re.compile(rf"{_MODIFIER}(?:\+.*)?$", _ASCII_I)
 
-_OR_SPLIT_RE = re.compile(r"\s*\|\|?\s*", _ASCII)
+# Never starting inside a run of whitespace keeps the split linear and changes no split: a match from there
+# is found from the run's start first, and the match before ends only where the whitespace after it ends.
+_OR_SPLIT_RE = re.compile(r"(?!(?<=\s)\s)\s*+\|\|?\s*", _ASCII)
 # PCRE's (?<!^|as|[=>< ,]) has alternatives of different lengths, which Python refuses: split it in three.
 _AND_SPLIT_RE = re.compile(r"(?<!^)(?<!as)(?<![=>< ,]) *(?<!-)[, ](?!-) *(?!,|as|$)", _ASCII)
 _CONSTRAINT_FLAG_RE = re.compile(rf"^([^,\s]*?)@({_STABILITIES})$", _ASCII_I)
@@ -80,6 +98,8 @@ _COMPARATOR_RE = re.compile(r"^(<>|!=|>=?|<=?|==?)?\s*(.*)", _ASCII)
 # gets a "-dev" suffix while ">=1.0-beta1" does not).
 _PRE_RELEASE_SUFFIX_RE = re.compile(rf"-{_MODIFIER}$", _ASCII)
 _DEV_RECOVERABLE_RE = re.compile(r"^[0-9a-zA-Z\-./]+$", _ASCII)
+
+_FLAG_SUFFIXES = ("", *(f"@{stability}" for stability in _STABILITIES.split("|")))
 
 _PHP_TRIM_CHARS = " \t\n\r\0\x0b"
 _ASCII_LOWER = str.maketrans("ABCDEFGHIJKLMNOPQRSTUVWXYZ", "abcdefghijklmnopqrstuvwxyz")
@@ -114,6 +134,29 @@ _DIGITS = frozenset(b"0123456789")
 _ALNUM = frozenset(b"0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ")
 _DOT = ord(".")
 _SEPARATORS = b"-_+"
+
+
+# --- bounded work on hostile input -----------------------------------------------------------------
+
+
+def _within(limit: int, text: str, what: str) -> str:
+    """``text``, or InvalidVersion when it is longer than ``limit``. Checked before any pattern runs, so no
+    input makes one work longer than the limit allows; the message quotes only the start of the text."""
+    if len(text) > limit:
+        raise InvalidVersion(
+            f'{what} "{text[:_SNIPPET_LENGTH]}...": {len(text)} characters, longer than the {limit} allowed'
+        )
+    return text
+
+
+def _last_line_start(text: str) -> int:
+    """Where the last line of ``text`` starts (a final newline belongs to it).
+
+    ``$`` matches only at the end or before a final newline, so a pattern ending in ``$`` that cannot
+    match a newline can only match in the last line. Searched from the start, the pattern would run its
+    ``.*`` from every position of the lines before up to their newline, for nothing: quadratic work.
+    """
+    return text.rfind("\n", 0, len(text) - 1) + 1
 
 
 # --- small PHP equivalents -------------------------------------------------------------------------
@@ -300,17 +343,42 @@ def _normalize_numbered(version: str) -> str | None:
 
 
 def _invalid_version_message(original: str, version: str, full_version: str) -> str:
-    """VersionParser's error text, with its hints about ``as`` aliases."""
-    quoted, flags = re.escape(version), f"(?:@(?:{_STABILITIES}))?"
+    """VersionParser's error text, with its hints about ``as`` aliases.
+
+    PHP finds those with patterns built from the version, `` +as +<version>(@flag)?$`` and
+    ``^<version>(@flag)? +as +``. The same tests on strings compile nothing per input and stay linear,
+    where the first pattern compares the whole version again after every ``as`` of the text.
+    """
     extra = ""
-    if re.search(rf" +as +{quoted}{flags}$", full_version, _ASCII):
+    if any(_is_alias_target(version + flag, full_version) for flag in _FLAG_SUFFIXES):
         extra = f' in "{full_version}", the alias must be an exact version'
-    elif re.search(rf"^{quoted}{flags} +as +", full_version, _ASCII):
+    elif any(_is_alias_source(version + flag, full_version) for flag in _FLAG_SUFFIXES):
         extra = (
             f' in "{full_version}", the alias source must be an exact version, '
             "if it is a branch name you should prefix it with dev-"
         )
     return f'Invalid version string "{original}"{extra}'
+
+
+def _is_alias_target(aliased: str, full_version: str) -> bool:
+    """`` +as +<aliased>$`` found in ``full_version`` (``$`` also matches before a final newline)."""
+    return any(
+        text.endswith(aliased) and _ends_with_as(text[: len(text) - len(aliased)])
+        for text in (full_version, full_version.removesuffix("\n"))
+    )
+
+
+def _ends_with_as(text: str) -> bool:
+    """`` +as +$``: the word ``as`` between spaces, at the end."""
+    words = text.rstrip(" ")
+    return words != text and words.endswith(" as")
+
+
+def _is_alias_source(aliased: str, full_version: str) -> bool:
+    """``^<aliased> +as +`` found in ``full_version``."""
+    after = full_version[len(aliased) :]
+    words = after.lstrip(" ")
+    return full_version.startswith(aliased) and words != after and words.startswith("as ")
 
 
 @functools.lru_cache(maxsize=16384)
@@ -319,9 +387,10 @@ def normalize(version: str, full_version: str | None = None) -> str:
     ``1.0RC1`` -> ``1.0.0.0-RC1``, ``2.1.x-dev`` -> ``2.1.9999999.9999999-dev``, ``master`` ->
     ``dev-master``), so versions from any source compare like Composer compares them.
 
-    ``full_version`` only adds context to the error message. Raises InvalidVersion like PHP throws.
+    ``full_version`` only adds context to the error message. Raises InvalidVersion like PHP throws, and for
+    a version longer than MAX_VERSION_LENGTH.
     """
-    version = _php_trim(version)
+    version = _within(MAX_VERSION_LENGTH, _php_trim(version), "Invalid version string")
     original = version
     if full_version is None:
         full_version = version
@@ -338,7 +407,8 @@ def normalize(version: str, full_version: str | None = None) -> str:
     numbered = _normalize_numbered(version)
     if numbered is not None:
         return numbered
-    if match := _DEV_SUFFIX_RE.search(version):
+    # Any match can start at the last line's start, where ".*?" takes the rest: only try there.
+    if match := _DEV_SUFFIX_RE.match(version, _last_line_start(version)):
         branch = normalize_branch(match.group(1))
         # "foo-dev" is not a numbered branch: it should have been written "dev-foo".
         if "dev-" not in branch:
@@ -364,11 +434,15 @@ def _normalize_default_branch(version: str) -> str:
 
 def parse_stability(version: str) -> str:
     """VersionParser::parseStability(): ``stable``, ``RC``, ``beta``, ``alpha`` or ``dev``, which decides
-    whether a version passes a ``minimum-stability``. Never raises, even on garbage (PHP does not)."""
-    version = _REFERENCE_RE.sub("", version)
+    whether a version passes a ``minimum-stability``. Garbage gets an answer too, as in PHP; only a string
+    longer than MAX_VERSION_LENGTH raises InvalidVersion."""
+    version = _within(MAX_VERSION_LENGTH, version, "Invalid version string")
+    if reference := _REFERENCE_RE.search(version, _last_line_start(version)):
+        version = version[: reference.start()] + version[reference.end() :]
     if version.startswith("dev-") or version.endswith("-dev"):
         return "dev"
-    match = _STABILITY_RE.search(_ascii_lower(version))
+    lowered = _ascii_lower(version)
+    match = _STABILITY_RE.search(lowered, _last_line_start(lowered))
     assert match is not None  # every part of the pattern is optional, so it matches at the end
     stability, _numbers, dev = match.groups()
     if dev:
@@ -580,7 +654,9 @@ def _parse_single(constraint: str) -> tuple[tuple[ConstraintNode, ...], str | No
         constraint = match.group(1) or "*"
         flag = match.group(2)
         modifier = None if flag == "stable" else flag
-    if match := _CONSTRAINT_REFERENCE_RE.search(constraint):
+    # A match runs from the start to the end (or a final newline): there is none with a newline inside, and
+    # looking for one would take quadratic time.
+    if _last_line_start(constraint) == 0 and (match := _CONSTRAINT_REFERENCE_RE.search(constraint)):
         constraint = match.group(1)
     return _parse_range(constraint, modifier), flag
 
@@ -632,11 +708,13 @@ def parse_constraints(text: str) -> Constraint:
     comma for AND, then ``~``, ``^``, wildcards, hyphen ranges, comparisons, ``@flags`` and ``as`` aliases.
 
     Cached, because the mirror evaluates the same few constraints against thousands of versions; the
-    result is immutable. Raises InvalidVersion where Composer throws.
+    result is immutable. Raises InvalidVersion where Composer throws, and for a constraint longer than
+    MAX_CONSTRAINT_LENGTH.
     """
     groups: list[ConstraintNode] = []
     flags: list[str] = []
-    for alternative in _OR_SPLIT_RE.split(_php_trim(text)):
+    trimmed = _within(MAX_CONSTRAINT_LENGTH, _php_trim(text), "Could not parse version constraint")
+    for alternative in _OR_SPLIT_RE.split(trimmed):
         nodes: list[ConstraintNode] = []
         for part in _AND_SPLIT_RE.split(alternative):
             parsed, flag = _parse_single(part)

@@ -179,14 +179,18 @@ def _flag_of(selector: str) -> str | None:
 
 
 def normalized_of(entry: Mapping[str, Any]) -> str | None:
-    """The entry's normalized version, computed when the upstream left it out; None if unparseable."""
-    value = entry.get("version_normalized")
-    if isinstance(value, str) and value:
-        return value
+    """The entry's version as Composer normalises it: the one key for a version everywhere.
+
+    Computed from ``version``, whatever the upstream sends as ``version_normalized`` (optional, and
+    possibly wrong or absent in one listing and present in the next), so the state, the published
+    files and SBOM pins always agree. The upstream's value is used only for a version Composer's
+    parser refuses; None when there is neither.
+    """
     try:
         return versions.normalize(str(entry.get("version", "")))
     except InvalidVersion:
-        return None
+        value = entry.get("version_normalized")
+        return value if isinstance(value, str) and value else None
 
 
 def newest_first(items: Iterable[T], version_of: Callable[[T], str]) -> list[T]:

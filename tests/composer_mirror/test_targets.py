@@ -283,10 +283,19 @@ def test_is_pin_is_true_for_exact_versions_and_false_for_ranges(selector: str, e
 
 
 # --- normalized_of, select_versions -----------------------------------------------------------------
+BRANCH_2X = "2.9999999.9999999.9999999-dev"
+
+
 @pytest.mark.parametrize(
     ("entry", "expected"),
     [
         ({"version": "1.2.3", "version_normalized": "1.2.3.0"}, "1.2.3.0"),
+        ({"version": "1.2.3", "version_normalized": "1.2.3"}, "1.2.3.0"),  # a sloppy upstream value
+        (
+            {"version": "2.x-dev", "version_normalized": "2.9999999.9999999.9999999-dev"},
+            "2.9999999.9999999.9999999-dev",
+        ),
+        ({"version": "not a version!!", "version_normalized": "9.9.9.9"}, "9.9.9.9"),
         ({"version": "v1.2.3"}, "1.2.3.0"),
         ({"version": "1.0.0-RC1"}, "1.0.0.0-RC1"),
         ({"version": "dev-main"}, "dev-main"),
@@ -296,7 +305,7 @@ def test_is_pin_is_true_for_exact_versions_and_false_for_ranges(selector: str, e
         ({}, None),
     ],
 )
-def test_normalized_of_uses_the_upstream_value_or_computes_it(entry: dict[str, Any], expected: str | None) -> None:
+def test_normalized_of_is_composers_normalisation_of_the_version(entry: dict[str, Any], expected: str | None) -> None:
     assert normalized_of(entry) == expected
 
 

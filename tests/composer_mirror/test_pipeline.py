@@ -44,6 +44,7 @@ from composer_mirror.pipeline import (
     summarise,
     sync_metadata,
 )
+from composer_mirror.publisher import load_record
 from composer_mirror.sbom_upload import read_sbom_object
 from composer_mirror.settings import Settings
 from composer_mirror.state import Catalog, load_catalog, load_shards
@@ -501,12 +502,17 @@ def test_a_package_deleted_upstream_keeps_its_published_versions(mirror_without_
     mirror = mirror_without_feed
     mirror.run("first")
     before = mirror.published("psr/container")
+    recorded = mirror.state("psr/container")["versions"]
     mirror.registry.delete_package("psr/container")
     report = mirror.run("second")
     assert mirror.server.count(r"^/p2/psr/container\.json$", status=404) == 1
     assert mirror.published("psr/container") == before
     assert "psr/container" in mirror.root()["available-packages"]
     assert report["failures"] == []
+    # The mirror's own state still holds every version: the p2 file can be rebuilt from it, prune keeps it.
+    assert mirror.state("psr/container")["versions"] == recorded
+    record = load_record(mirror.store, "psr/container")
+    assert {v.entry["version"] for v in record.versions.values()} == set(before)
 
 
 def test_a_package_deleted_upstream_is_not_rewritten(mirror_without_feed: Mirror) -> None:

@@ -18,6 +18,7 @@ from composer_mirror.settings import VARIABLES, Settings
 from composer_mirror.store import S3Store
 from composer_mirror.store.layout import handoff_dir
 from composer_mirror.upstream import FetchPolicy, RetryPolicy, UpstreamClient
+from composer_mirror.upstream.composer import Endpoints, read_endpoints
 
 logger = logging.getLogger(__name__)
 
@@ -109,20 +110,18 @@ def _new_s3_client(aws_conn_id: str, threads: int) -> Any:
 
 
 def build_context(upstream: dict[str, Any] | None = None, settings: Settings | None = None) -> Context:
+    """The plain objects a step runs on; ``upstream`` is the read_upstream task's result (its endpoints)."""
     settings = settings or load_settings()
+    endpoints = Endpoints.from_json(upstream) if upstream else None
     store = S3Store(s3_client(settings.aws_conn_id, settings.concurrency * 2), settings.bucket, settings.key_prefix)
     client = UpstreamClient(
-        FetchPolicy(
-            settings.upstream_url,
-            settings.dist_hosts,
-            endpoints=tuple(str(url) for key, url in (upstream or {}).items() if key.endswith("_url")),
-        ),
+        FetchPolicy(settings.upstream_url, settings.dist_hosts, endpoints=endpoints.urls() if endpoints else ()),
         concurrency=settings.concurrency,
         auth=settings.upstream_auth,
         retry=RetryPolicy(backoff=settings.retry_backoff_ms / 1000),
         max_metadata_bytes=settings.max_metadata_bytes,
     )
-    return Context(settings, store, client, dict(upstream or {}))
+    return Context(settings, store, client, endpoints)
 
 
 def handed_off_batches(
@@ -237,7 +236,7 @@ def read_upstream_task() -> Any:
         settings = load_settings()
         return pipeline.run_with_context(
             lambda: build_context(settings=settings),
-            lambda ctx: pipeline.read_upstream(ctx.client, settings.upstream_url),
+            lambda ctx: read_endpoints(ctx.client, settings.upstream_url).to_json(),
         )
 
     return read_upstream()

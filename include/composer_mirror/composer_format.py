@@ -166,11 +166,6 @@ def split_dev(versions: Iterable[Mapping[str, Any]]) -> tuple[list[Version], lis
     return tagged, dev
 
 
-def metadata_url_for(name: str, template: str, dev: bool = False) -> str:
-    """Fill an upstream ``metadata-url`` template with a package (or its ``~dev`` variant)."""
-    return template.replace("%package%", name + (DEV_SUFFIX if dev else ""))
-
-
 def resolve_url(base_url: str, value: str) -> str:
     """Resolve a URL from a root file the way Composer does.
 

@@ -19,16 +19,12 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
-from composer_mirror.advisories import fetch_full_advisories
 from composer_mirror.archives import ArchiveRecord, load_markers, mirror_archive
 from composer_mirror.catalogue import publish_catalogue, publish_status
-from composer_mirror.changes import read_changes
 from composer_mirror.composer_format import (
     advisories_in,
     is_dev_version,
-    metadata_url_for,
     parse_p2,
-    resolve_url,
 )
 from composer_mirror.errors import MirrorError, UpstreamError
 from composer_mirror.progress import track
@@ -51,13 +47,15 @@ from composer_mirror.targets import (
     add_selector,
     expand_patterns,
     is_pin,
-    list_url,
     normalized_of,
     parse_selection,
     select_versions,
     wants_dev,
 )
 from composer_mirror.upstream import UpstreamClient
+from composer_mirror.upstream.advisories import fetch_full_advisories
+from composer_mirror.upstream.changes import read_changes
+from composer_mirror.upstream.composer import Endpoints, list_url, package_url
 
 logger = logging.getLogger(__name__)
 
@@ -79,24 +77,15 @@ class Context:
     settings: Settings
     store: S3Store
     client: UpstreamClient
-    upstream: dict[str, Any] = field(default_factory=dict)
+    # The upstream's endpoints, for the tasks that make upstream requests (None for the others).
+    upstream: Endpoints | None = None
 
 
-# --- read settings and the upstream ---------------------------------------------------------
-def read_upstream(client: UpstreamClient, upstream_url: str) -> dict[str, Any]:
-    """Discover the upstream's v2 endpoints from its root; everything else derives from them."""
-    root_url = upstream_url.rstrip("/") + "/packages.json"
-    root = client.get_json(root_url)
-    if not isinstance(root, dict) or "%package%" not in str(root.get("metadata-url", "")):
-        raise UpstreamError(f"{root_url} has no metadata-url: not a Composer 2 repository", url=root_url)
-    info: dict[str, Any] = {"metadata_url": resolve_url(upstream_url, root["metadata-url"])}
-    for key, name in (("list", "list"), ("metadata-changes-url", "changes_url")):
-        if isinstance(root.get(key), str):
-            info[name] = resolve_url(upstream_url, root[key])
-    advisories = root.get("security-advisories")
-    if isinstance(advisories, dict) and isinstance(advisories.get("api-url"), str):
-        info["advisories_url"] = resolve_url(upstream_url, advisories["api-url"])
-    return info
+def endpoints_of(ctx: Context) -> Endpoints:
+    """The upstream's endpoints, for a step that makes upstream requests: its task must pass them."""
+    if ctx.upstream is None:
+        raise MirrorError("this step needs the upstream's endpoints (the read_upstream task's result)")
+    return ctx.upstream
 
 
 # --- targets and batches ----------------------------------------------------------------------
@@ -130,7 +119,7 @@ def plan_sync(ctx: Context) -> dict[str, Any]:
     """
     catalog = load_catalog(ctx.store)
     selection = list(ctx.settings.packages)
-    feed_url = ctx.upstream.get("changes_url")
+    feed_url = ctx.upstream.changes_url if ctx.upstream else None
     plan: dict[str, Any] = {"selection": selection, "feed": None}
     if feed_url:
         changes = read_changes(ctx.client, feed_url, catalog.changes_since)
@@ -219,7 +208,7 @@ def resolve_request(ctx: Context, params: Mapping[str, Any]) -> Targets:
         logger.info("skipped %d components: %s", count, reason)
     resolution = resolve(
         requested,
-        upstream_fetcher(ctx.client, ctx.upstream["metadata_url"]),
+        upstream_fetcher(ctx.client, endpoints_of(ctx)),
         with_dependencies=bool(params.get("with_dependencies", True)),
         concurrency=ctx.settings.concurrency,
     )
@@ -324,7 +313,7 @@ def _revalidate(
         if dev and not wants_dev(selectors):
             continue
         known = state.get("upstream", {}).get(suffix, {})
-        url = metadata_url_for(name, ctx.upstream["metadata_url"], dev)
+        url = package_url(endpoints_of(ctx), name, dev)
         fetched = ctx.client.get_metadata(
             url,
             known.get("etag") if conditional else None,
@@ -569,7 +558,7 @@ def _complete_advisories(ctx: Context, plans: list[PackagePlan], failures: list[
 
     Without an advisories API the key is left out (an empty list would claim "no advisories").
     """
-    api_url = ctx.upstream.get("advisories_url")
+    api_url = endpoints_of(ctx).advisories_url
     if not api_url:
         for plan in plans:
             plan.advisories = None
@@ -696,7 +685,7 @@ def publish_index(
         ctx.settings.repository_url,
         published,
         removed=removed,
-        advisories=bool(ctx.upstream.get("advisories_url")),
+        advisories=bool(ctx.upstream and ctx.upstream.advisories_url),
         mirrored=catalog.packages,
     )
     update_catalog(ctx.store, advance)

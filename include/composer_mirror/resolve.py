@@ -20,6 +20,7 @@ from composer_mirror.composer_format import is_platform_package, is_valid_packag
 from composer_mirror.errors import InvalidVersion, TargetError
 from composer_mirror.sbom import Requested
 from composer_mirror.targets import ALL_STABLE, Targets, add_selector, normalized_of, select_versions
+from composer_mirror.upstream.composer import Endpoints, package_url
 
 logger = logging.getLogger(__name__)
 
@@ -199,12 +200,12 @@ def describe_plan(resolution: Resolution, mirrored: Mapping[str, Mapping[str, An
     return lines
 
 
-def upstream_fetcher(client: Any, metadata_url: str) -> FetchVersions:
+def upstream_fetcher(client: Any, endpoints: Endpoints) -> FetchVersions:
     """Read a package's expanded versions from the upstream (None when it answers 404)."""
-    from composer_mirror.composer_format import metadata_url_for, parse_p2
+    from composer_mirror.composer_format import parse_p2
 
     def fetch(name: str, dev: bool) -> list[dict[str, Any]] | None:
-        fetched = client.get_metadata(metadata_url_for(name, metadata_url, dev))
+        fetched = client.get_metadata(package_url(endpoints, name, dev))
         if fetched.status != 200:
             return None
         return parse_p2(fetched.body, name)

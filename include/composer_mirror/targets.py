@@ -15,7 +15,6 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from functools import cmp_to_key
 from typing import Any, TypeVar
-from urllib.parse import urlencode
 
 from composer_mirror import versions
 from composer_mirror.composer_format import (
@@ -90,16 +89,6 @@ def check_selector(selector: str, where: str) -> None:
         versions.parse_constraints(selector)
     except InvalidVersion as exc:
         raise TargetError(f"{where}: invalid version constraint {selector!r}: {exc}") from exc
-
-
-def list_url(root: Mapping[str, Any], upstream_url: str, pattern: str) -> str:
-    """The upstream's package list, narrowed server-side where the pattern allows it."""
-    base = root.get("list") or upstream_url.rstrip("/") + "/packages/list.json"
-    if pattern == "*":
-        return base
-    vendor, _, package = pattern.partition("/")
-    query = {"vendor": vendor} if package == "*" and "*" not in vendor else {"filter": pattern}
-    return f"{base}{'&' if '?' in base else '?'}{urlencode(query)}"
 
 
 def expand_patterns(selection: Selection, list_names: Any) -> Targets:

@@ -16,7 +16,6 @@ from composer_mirror.composer_format import (
     is_dev_version,
     is_platform_package,
     is_valid_package_name,
-    metadata_url_for,
     minify,
     origin_of,
     parse_p2,
@@ -431,14 +430,6 @@ def test_p2_path(name: str, dev: bool, path: str) -> None:
 def test_p2_path_refuses_a_bad_name(name: str) -> None:
     with pytest.raises(InvalidPackageName):
         p2_path(name)
-
-
-@pytest.mark.parametrize(
-    ("dev", "url"),
-    [(False, "https://repo.example/p2/psr/log.json"), (True, "https://repo.example/p2/psr/log~dev.json")],
-)
-def test_metadata_url_for_fills_the_template(dev: bool, url: str) -> None:
-    assert metadata_url_for("psr/log", "https://repo.example/p2/%package%.json", dev) == url
 
 
 # --- URLs ---------------------------------------------------------------------------------

@@ -21,6 +21,7 @@ from composer_mirror.pipeline import Context, fetch_archives, plan_batches, publ
 from composer_mirror.publisher import load_record, withdraw_version
 from composer_mirror.store.layout import ROOT
 from composer_mirror.upstream import FetchPolicy, RetryPolicy, UpstreamClient
+from composer_mirror.upstream.composer import read_endpoints
 from composer_mirror.versions import normalize
 from tests.composer_mirror.test_pipeline import Mirror, built
 
@@ -46,7 +47,7 @@ def second_writer(mirror: Mirror) -> Context:
 
 def run_targets(ctx: Context, targets: Mapping[str, list[str]], run_id: str) -> dict[str, Any]:
     """An SBOM run's mirroring chain: the targets it resolved, batched, synced, published."""
-    ctx.upstream = pipeline.read_upstream(ctx.client, ctx.settings.upstream_url)
+    ctx.upstream = read_endpoints(ctx.client, ctx.settings.upstream_url)
     plan = {"targets": dict(targets)}
     batches = plan_batches(plan["targets"], ctx.settings.max_batches)
     results = [fetch_archives(ctx, sync_metadata(ctx, batch)) for batch in batches]

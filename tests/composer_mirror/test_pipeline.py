@@ -38,7 +38,6 @@ from composer_mirror.pipeline import (
     plan_batches,
     plan_sync,
     publish_index,
-    read_upstream,
     record_deletions,
     resolve_request,
     summarise,
@@ -51,6 +50,7 @@ from composer_mirror.state import Catalog, load_catalog, load_shards
 from composer_mirror.store import S3Store
 from composer_mirror.store.layout import ROOT, p2_path, shard_of
 from composer_mirror.upstream import FetchPolicy, RetryPolicy, UpstreamClient
+from composer_mirror.upstream.composer import read_endpoints
 from composer_mirror.versions import is_stable
 from tests.fixture_registry import Registry, RegistryServer
 
@@ -306,7 +306,7 @@ class Mirror:
     def run(self, run_id: str = "run", adjust_plan: Callable[[dict[str, Any]], None] | None = None) -> dict[str, Any]:
         """One sync run, task by task, as the DAG wires them."""
         ctx = self.ctx
-        ctx.upstream = read_upstream(ctx.client, ctx.settings.upstream_url)
+        ctx.upstream = read_endpoints(ctx.client, ctx.settings.upstream_url)
         plan = plan_sync(ctx)
         if adjust_plan:
             adjust_plan(plan)
@@ -607,7 +607,7 @@ def test_a_changed_selection_forces_a_full_run(mirror: Mirror) -> None:
 
 # --- resolve_request, read_sbom_object ----------------------------------------------------------
 def test_resolve_request_checks_versions_upstream_and_adds_dependencies(mirror: Mirror, caplog: Any) -> None:
-    mirror.ctx.upstream = read_upstream(mirror.ctx.client, mirror.ctx.settings.upstream_url)
+    mirror.ctx.upstream = read_endpoints(mirror.ctx.client, mirror.ctx.settings.upstream_url)
     params = {"purls": ["pkg:composer/twig/twig@v3.27.1"], "with_dependencies": True, "dry_run": True}
     with caplog.at_level(logging.INFO, logger="composer_mirror.pipeline"):
         targets = resolve_request(mirror.ctx, params)
@@ -617,14 +617,14 @@ def test_resolve_request_checks_versions_upstream_and_adds_dependencies(mirror: 
 
 
 def test_resolve_request_fails_before_writing_for_a_version_the_upstream_lacks(mirror: Mirror) -> None:
-    mirror.ctx.upstream = read_upstream(mirror.ctx.client, mirror.ctx.settings.upstream_url)
+    mirror.ctx.upstream = read_endpoints(mirror.ctx.client, mirror.ctx.settings.upstream_url)
     with pytest.raises(TargetError, match=r"twig/twig 9\.9\.9: version not found upstream"):
         resolve_request(mirror.ctx, {"purls": ["pkg:composer/twig/twig@9.9.9"]})
     assert list(mirror.store.list("")) == []
 
 
 def test_resolve_request_reads_an_sbom_uploaded_under_the_prefix(mirror: Mirror) -> None:
-    mirror.ctx.upstream = read_upstream(mirror.ctx.client, mirror.ctx.settings.upstream_url)
+    mirror.ctx.upstream = read_endpoints(mirror.ctx.client, mirror.ctx.settings.upstream_url)
     sbom = {"bomFormat": "CycloneDX", "specVersion": "1.5", "version": 1,
             "components": [{"type": "library", "name": "log", "purl": "pkg:composer/psr/log@3.0.2"}]}  # fmt: skip
     mirror.store.put("uploads/app.cdx.json", json.dumps(sbom).encode())
@@ -650,7 +650,7 @@ def test_read_sbom_object_returns_the_stored_bytes(mirror: Mirror) -> None:
 
 def test_every_sbom_format_of_the_application_resolves_to_the_same_targets(mirror: Mirror) -> None:
     """CycloneDX JSON and XML, SPDX JSON and tag-value of one lock file plan the same mirror."""
-    mirror.ctx.upstream = read_upstream(mirror.ctx.client, mirror.ctx.settings.upstream_url)
+    mirror.ctx.upstream = read_endpoints(mirror.ctx.client, mirror.ctx.settings.upstream_url)
     sboms = Path(__file__).resolve().parents[1] / "fixtures/sboms"
     plans = {
         name: resolve_request(mirror.ctx, {"sbom": (sboms / name).read_text(), "with_dependencies": True})

@@ -15,7 +15,6 @@ from composer_mirror.targets import (
     add_selector,
     expand_patterns,
     is_pin,
-    list_url,
     normalized_of,
     parse_selection,
     select_versions,
@@ -24,7 +23,6 @@ from composer_mirror.targets import (
 )
 
 UPSTREAM = "https://repo.example.org"
-ROOT_WITH_LIST = {"list": "https://list.example.org/packages/list.json"}
 
 
 # --- parse_selection ----------------------------------------------------------------------------
@@ -114,33 +112,6 @@ def test_an_invalid_purl_raises_a_target_error_naming_its_position() -> None:
 def test_a_purl_with_an_unparseable_version_is_refused_like_a_bad_constraint() -> None:
     with pytest.raises(TargetError, match="selection entry 1"):
         parse_selection(["pkg:composer/psr/log@not a version"])
-
-
-# --- list_url -----------------------------------------------------------------------------------
-@pytest.mark.parametrize(
-    ("pattern", "expected"),
-    [
-        ("*", "https://list.example.org/packages/list.json"),
-        ("symfony/*", "https://list.example.org/packages/list.json?vendor=symfony"),
-        ("symfony/polyfill-*", "https://list.example.org/packages/list.json?filter=symfony%2Fpolyfill-%2A"),
-        ("*/log", "https://list.example.org/packages/list.json?filter=%2A%2Flog"),
-        ("sym*/*", "https://list.example.org/packages/list.json?filter=sym%2A%2F%2A"),
-        ("psr/lo?", "https://list.example.org/packages/list.json?filter=psr%2Flo%3F"),
-    ],
-)
-def test_list_url_narrows_the_package_list_server_side(pattern: str, expected: str) -> None:
-    assert list_url(ROOT_WITH_LIST, UPSTREAM, pattern) == expected
-
-
-@pytest.mark.parametrize("upstream", ["https://repo.example.org", "https://repo.example.org/"])
-def test_a_root_without_a_list_key_falls_back_to_the_upstreams_packages_list(upstream: str) -> None:
-    assert list_url({}, upstream, "*") == "https://repo.example.org/packages/list.json"
-    assert list_url({}, upstream, "psr/*") == "https://repo.example.org/packages/list.json?vendor=psr"
-
-
-def test_a_list_url_that_already_has_a_query_gets_the_filter_appended() -> None:
-    root = {"list": "https://repo.example.org/list.json?type=library"}
-    assert list_url(root, UPSTREAM, "psr/*") == "https://repo.example.org/list.json?type=library&vendor=psr"
 
 
 # --- expand_patterns ----------------------------------------------------------------------------

@@ -45,6 +45,7 @@ from composer_mirror.store.layout import ROOT, archive_path_of_url, p2_path
 from composer_mirror.store.memory import MemoryStore
 from composer_mirror.targets import normalized_of
 from composer_mirror.upstream import FetchPolicy, RetryPolicy, UpstreamClient
+from composer_mirror.upstream.composer import read_endpoints
 from composer_mirror.versions import is_stable
 from tests.fixture_registry import Registry
 from tests.fixture_registry.in_process import ORIGIN, InProcessRegistry
@@ -251,7 +252,7 @@ class WriteRuleMachine(RuleBasedStateMachine):
 
     def sync(self) -> None:
         ctx = self.context()
-        ctx.upstream = pipeline.read_upstream(ctx.client, ORIGIN)
+        ctx.upstream = read_endpoints(ctx.client, ORIGIN)
         plan = pipeline.plan_sync(ctx)
         self.mirror(ctx, plan, "sync")
 
@@ -266,7 +267,7 @@ class WriteRuleMachine(RuleBasedStateMachine):
             return
         name, version = offered[pick % len(offered)]
         ctx = self.context()
-        ctx.upstream = pipeline.read_upstream(ctx.client, ORIGIN)
+        ctx.upstream = read_endpoints(ctx.client, ORIGIN)
         self.mirror(ctx, {"targets": {name: [version]}}, "sbom")
 
     def mirror(self, ctx: Context, plan: Mapping[str, Any], run_id: str) -> None:

@@ -20,6 +20,7 @@ from composer_mirror.pipeline import Context
 from composer_mirror.settings import Settings
 from composer_mirror.store import S3Store
 from composer_mirror.upstream import FetchPolicy, RetryPolicy, UpstreamClient
+from composer_mirror.upstream.composer import read_endpoints
 from tests.fixture_registry import RegistryServer
 from tests.fixture_registry.server import _json, _Response
 from tests.harness import AirflowEnv, MotoServer, aws_connection
@@ -168,7 +169,7 @@ def run_pipeline(variables: Mapping[str, str], s3: Any, run_id: str = "in-proces
     )
     ctx = Context(resolved, S3Store(s3, resolved.bucket, resolved.key_prefix, backoff=0.01), client)
     try:
-        ctx.upstream = pipeline.read_upstream(client, resolved.upstream_url)
+        ctx.upstream = read_endpoints(client, resolved.upstream_url)
         plan = pipeline.plan_sync(ctx)
         batches = pipeline.plan_batches(plan["targets"], resolved.max_batches, min_times=plan.get("min_times"))
         results = [pipeline.fetch_archives(ctx, pipeline.sync_metadata(ctx, batch)) for batch in batches]

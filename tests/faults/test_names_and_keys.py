@@ -14,7 +14,6 @@ from pathlib import Path
 
 import pytest
 
-from composer_mirror.changes import read_changes
 from composer_mirror.composer_format import parse_p2
 from composer_mirror.errors import MirrorError
 from composer_mirror.sbom import parse_purl
@@ -34,6 +33,7 @@ from composer_mirror.store.layout import (
 )
 from composer_mirror.targets import expand_patterns, parse_selection
 from composer_mirror.upstream import Fetched
+from composer_mirror.upstream.changes import read_changes
 from tests.faults.helpers import PREFIX, keys, mirror_variables, run_pipeline
 from tests.fixture_registry import Registry, RegistryServer
 from tests.harness import MotoServer

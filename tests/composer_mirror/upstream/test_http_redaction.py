@@ -19,7 +19,7 @@ import pytest
 
 from composer_mirror.errors import RefusedURL, UpstreamError, redact_text
 from composer_mirror.upstream import FetchPolicy, RetryPolicy, UpstreamClient
-from tests.composer_mirror.test_upstream import LocalServer, Reply
+from tests.composer_mirror.upstream.test_http import LocalServer, Reply
 
 SECRET = f"SECRET{secrets.token_hex(8)}"
 FAST = RetryPolicy(attempts=2, backoff=0.001, max_backoff=0.001)

@@ -54,11 +54,12 @@ def composer_mirror_prune() -> None:
     @task(execution_timeout=LONG_TASK)
     def prune_unreferenced(params: dict[str, Any] | None = None) -> dict[str, Any]:
         """Mark unreferenced objects; delete those marked over a grace period ago unless this is a dry run."""
-        from composer_mirror import pipeline, prune
+        from composer_mirror import prune
+        from composer_mirror.sync import context
 
         dry_run = bool((params or {}).get("dry_run", True))
         run_id = current_run_id()
-        result = pipeline.run_with_context(
+        result = context.run_with_context(
             build_context, lambda ctx: prune.run_prune(ctx.store, ctx.settings, dry_run=dry_run, run_id=run_id)
         )
         if result.failed:

@@ -85,12 +85,12 @@ def composer_mirror_sbom() -> None:
     @task
     def resolve_targets(upstream: dict[str, Any], params: dict[str, Any] | None = None) -> dict[str, Any]:
         """Parse the SBOM/PURLs, check every version upstream, add dependencies, log the plan."""
-        from composer_mirror import pipeline
+        from composer_mirror.sync import planning
 
         params = dict(params or {})
 
         def plan(ctx: Any) -> dict[str, Any]:
-            targets = pipeline.resolve_request(ctx, params)
+            targets = planning.resolve_request(ctx, params)
             # A dry run stops after this task: nothing downstream reads the plan, so nothing is written.
             return {"targets": {} if params.get("dry_run") else targets}
 

@@ -39,9 +39,9 @@ def composer_mirror_sync() -> None:
     @task
     def enumerate_targets(upstream: dict[str, Any]) -> dict[str, Any]:
         """The selection plus everything already mirrored, or only what the changes feed names."""
-        from composer_mirror import pipeline
+        from composer_mirror.sync import planning
 
-        return handed_off("plan", upstream, pipeline.plan_sync)
+        return handed_off("plan", upstream, planning.plan_sync)
 
     upstream = read_upstream_task()
     mirror_tasks(enumerate_targets(upstream), upstream)

@@ -36,7 +36,7 @@ from composer_mirror.airflow_adapter import (
     run_ids,
 )
 from composer_mirror.handoff import receive
-from composer_mirror.pipeline import Context
+from composer_mirror.sync.context import Context
 
 
 @dag(
@@ -88,7 +88,8 @@ def composer_mirror_verify() -> None:
 
         The last task: it deletes the run's hand-offs (and any left by failed runs of this DAG).
         """
-        from composer_mirror import handoff, pipeline, verify
+        from composer_mirror import handoff, verify
+        from composer_mirror.sync import context
 
         dag_id, run_id = run_ids()
         repair = bool((params or {}).get("repair"))
@@ -102,7 +103,7 @@ def composer_mirror_verify() -> None:
             handoff.clear(ctx.store, dag_id)
             return total
 
-        total = pipeline.run_with_context(build_context, step)
+        total = context.run_with_context(build_context, step)
         if total.problems:
             from airflow.exceptions import AirflowException
 

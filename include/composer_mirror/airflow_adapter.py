@@ -10,13 +10,14 @@ from collections.abc import Callable
 from datetime import timedelta
 from typing import Any, TypeVar
 
-from composer_mirror import handoff, pipeline
+from composer_mirror import handoff
 from composer_mirror.errors import SettingsError
 from composer_mirror.handoff import hand_off, receive
-from composer_mirror.pipeline import Context
 from composer_mirror.settings import VARIABLES, Settings
 from composer_mirror.store import S3Store
 from composer_mirror.store.layout import handoff_dir
+from composer_mirror.sync import context, metadata, packages, planning, publish
+from composer_mirror.sync.context import Context
 from composer_mirror.upstream import FetchPolicy, RetryPolicy, UpstreamClient
 from composer_mirror.upstream.composer import Endpoints, read_endpoints
 
@@ -142,7 +143,7 @@ def handed_off_batches(
             for b in plan(ctx, receive(ctx.store, ref))
         ]
 
-    return pipeline.run_with_context(lambda: build_context(upstream), step)
+    return context.run_with_context(lambda: build_context(upstream), step)
 
 
 def batch_step(
@@ -202,7 +203,7 @@ def handed_off(
     See :mod:`composer_mirror.handoff`: large values in XCom cost the task process tens of MB.
     """
     directory = handoff_dir(*run_ids())
-    return pipeline.run_with_context(
+    return context.run_with_context(
         lambda: build_context(upstream),
         lambda ctx: hand_off(ctx.store, directory, name, step(ctx), ctx.settings.handoff_inline_bytes, **visible),
     )
@@ -234,7 +235,7 @@ def read_upstream_task() -> Any:
     def read_upstream() -> dict[str, Any]:
         """Read the settings and discover the upstream's endpoints from its packages.json."""
         settings = load_settings()
-        return pipeline.run_with_context(
+        return context.run_with_context(
             lambda: build_context(settings=settings),
             lambda ctx: read_endpoints(ctx.client, settings.upstream_url).to_json(),
         )
@@ -256,7 +257,7 @@ def mirror_tasks(plan: Any, upstream: Any, after: Any = None) -> Any:
 
         def step(ctx: Context, planned: dict[str, Any]) -> list[dict[str, Any]]:
             targets = planned["targets"]
-            batches = pipeline.plan_batches(
+            batches = planning.plan_batches(
                 targets, batch_slots(ctx.settings.max_batches), min_times=planned.get("min_times")
             )
             if not batches and runs_in_process():
@@ -270,12 +271,12 @@ def mirror_tasks(plan: Any, upstream: Any, after: Any = None) -> Any:
     @task(map_index_template="{{ batch_label }}", execution_timeout=LONG_TASK)
     def sync_metadata(batch: dict[str, Any], upstream: dict[str, Any]) -> dict[str, Any]:
         """Revalidate the batch's p2 files upstream (conditional requests)."""
-        return batch_step("manifest", batch, upstream, pipeline.sync_metadata)
+        return batch_step("manifest", batch, upstream, metadata.sync_metadata)
 
     @task(map_index_template="{{ batch_label }}", execution_timeout=LONG_TASK)
     def fetch_archives(manifest: dict[str, Any], upstream: dict[str, Any]) -> dict[str, Any]:
         """Fetch new archives into the bucket, then write the batch's p2 files."""
-        return batch_step("result", manifest, upstream, pipeline.fetch_archives)
+        return batch_step("result", manifest, upstream, packages.fetch_archives)
 
     @task(trigger_rule="none_failed", outlets=[repository_asset()], execution_timeout=LONG_TASK)
     def publish_index(results: list[dict[str, Any]], plan: dict[str, Any], upstream: dict[str, Any]) -> dict[str, Any]:
@@ -286,7 +287,7 @@ def mirror_tasks(plan: Any, upstream: Any, after: Any = None) -> Any:
 
         def step(ctx: Context) -> dict[str, Any]:
             batches = [receive(ctx.store, ref) for ref in refs]
-            return pipeline.publish_index(ctx, batches, receive(ctx.store, plan), run_id)
+            return publish.publish_index(ctx, batches, receive(ctx.store, plan), run_id)
 
         return handed_off("report", upstream, step)
 
@@ -303,8 +304,8 @@ def mirror_tasks(plan: Any, upstream: Any, after: Any = None) -> Any:
             handoff.clear(ctx.store, dag_id)
             return received
 
-        received = pipeline.run_with_context(build_context, step)
-        pipeline.log_report(received)
+        received = context.run_with_context(build_context, step)
+        publish.log_report(received)
         if received["failures"]:
             from airflow.exceptions import AirflowException
 

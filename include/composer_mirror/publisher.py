@@ -11,7 +11,7 @@ publishes the same way, through :func:`~composer_mirror.store.compare_and_swap`,
    read *after* the file. Whoever writes a p2 file last has therefore read the latest record, and the
    file ends up derived from it, whatever the interleaving of writers.
 4. The root, by compare-and-swap, listing only packages whose p2 files exist (steps 1-3 came first).
-5. Then, and only then, the changes-feed cursor (see :mod:`composer_mirror.pipeline`).
+5. Then, and only then, the changes-feed cursor (see :mod:`composer_mirror.sync.publish`).
 
 A crash between two steps leaves every published object valid: the root names only what was
 written before it, and the next run redoes the rest from the record or the upstream.

@@ -36,7 +36,6 @@ from composer_mirror.archives import ArchiveRecord, mirror_archive
 from composer_mirror.composer_format import dump_p2, is_valid_package_name, parse_p2, split_dev
 from composer_mirror.errors import ArchiveError, ConflictError, MirrorError
 from composer_mirror.parallel import map_bounded
-from composer_mirror.pipeline import Context, plan_batches
 from composer_mirror.publisher import load_record, metadata_url, publish_files
 from composer_mirror.record import MirroredVersion, derive_files, published_entry
 from composer_mirror.state import PackageState, dumps, load_shard, load_shards
@@ -50,6 +49,8 @@ from composer_mirror.store.layout import (
     shard_of,
     upstream_cache_path,
 )
+from composer_mirror.sync.context import Context
+from composer_mirror.sync.planning import plan_batches
 from composer_mirror.targets import normalized_of, select_versions
 
 logger = logging.getLogger(__name__)

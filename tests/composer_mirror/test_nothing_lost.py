@@ -1,6 +1,6 @@
 """Defects of the "nothing mirrored is ever lost" promise, each reproduced through the real pipeline.
 
-Every test runs the task functions in DAG order (as tests/composer_mirror/test_pipeline.py does) on
+Every test runs the task functions in DAG order (as tests/composer_mirror/test_sync.py does) on
 moto's in-process S3 and the fixture registry, and forces its interleaving deterministically by
 wrapping one pipeline step: a second writer runs *inside* the first one's window, on the same
 bucket, so what the racers write is shared for real.
@@ -16,14 +16,19 @@ from typing import Any
 import boto3
 import pytest
 
-from composer_mirror import pipeline, verify
-from composer_mirror.pipeline import Context, fetch_archives, plan_batches, publish_index, sync_metadata
+from composer_mirror import verify
 from composer_mirror.publisher import load_record, withdraw_version
 from composer_mirror.store.layout import ROOT
+from composer_mirror.sync import packages, publish
+from composer_mirror.sync.context import Context
+from composer_mirror.sync.metadata import sync_metadata
+from composer_mirror.sync.packages import fetch_archives
+from composer_mirror.sync.planning import plan_batches
+from composer_mirror.sync.publish import publish_index
 from composer_mirror.upstream import FetchPolicy, RetryPolicy, UpstreamClient
 from composer_mirror.upstream.composer import read_endpoints
 from composer_mirror.versions import normalize
-from tests.composer_mirror.test_pipeline import Mirror, built
+from tests.composer_mirror.test_sync import Mirror, built
 
 
 @pytest.fixture
@@ -92,7 +97,7 @@ def test_a_sync_and_an_sbom_run_writing_the_same_package_both_land(
     assert "1.0.0" not in published_versions(mirror, "psr/container")
     mirror.registry.add_version("psr/container", "2.1.0")
     sbom = second_writer(mirror)
-    fetch_one = pipeline._fetch_one
+    fetch_one = packages._fetch_one
     raced: list[dict[str, Any]] = []
 
     def slow_download(ctx: Context, plan: Any, entry: dict[str, Any]) -> Any:
@@ -101,7 +106,7 @@ def test_a_sync_and_an_sbom_run_writing_the_same_package_both_land(
             raced.append(run_targets(sbom, {"psr/container": ["1.0.0"]}, "sbom"))
         return fetch_one(ctx, plan, entry)
 
-    monkeypatch.setattr(pipeline, "_fetch_one", slow_download)
+    monkeypatch.setattr(packages, "_fetch_one", slow_download)
     report = mirror.run("sync")
     assert raced and raced[0]["failures"] == [] and report["failures"] == []
     assert {"1.0.0", "2.1.0"} <= published_versions(mirror, "psr/container")
@@ -114,7 +119,7 @@ def test_verify_repair_between_a_syncs_p2_write_and_its_state_save_undoes_nothin
     assert mirror.run("first")["failures"] == []
     mirror.registry.add_version("psr/container", "2.1.0")
     checker = second_writer(mirror)
-    save = pipeline.save_package_states
+    save = packages.save_package_states
     repaired: list[verify.VerifyResult] = []
 
     def repair_first(store: Any, updates: dict[str, Any], *args: Any, **kwargs: Any) -> int:
@@ -122,11 +127,11 @@ def test_verify_repair_between_a_syncs_p2_write_and_its_state_save_undoes_nothin
             repaired.append(verify_package(checker, "psr/container", repair=True))
         return save(store, updates, *args, **kwargs)
 
-    monkeypatch.setattr(pipeline, "save_package_states", repair_first)
+    monkeypatch.setattr(packages, "save_package_states", repair_first)
     assert mirror.run("sync")["failures"] == []
     assert repaired
     assert "2.1.0" in published_versions(mirror, "psr/container")
-    monkeypatch.setattr(pipeline, "save_package_states", save)
+    monkeypatch.setattr(packages, "save_package_states", save)
     assert mirror.run("later")["failures"] == []
     assert "2.1.0" in published_versions(mirror, "psr/container")
     assert verify_package(checker, "psr/container", repair=False).problems == []
@@ -142,15 +147,15 @@ def test_a_crash_before_the_root_is_written_does_not_lose_new_packages_for_later
     with session_mirror(changes_feed=True, packages=("psr/*",)) as mirror:
         assert mirror.run("first")["failures"] == []
         mirror.registry.add_version("psr/brand-new", "1.0.0")
-        publish_root = pipeline.publish_root
+        publish_root = publish.publish_root
 
         def crash(*args: Any, **kwargs: Any) -> Any:
             raise Crash("killed before packages.json was written")
 
-        monkeypatch.setattr(pipeline, "publish_root", crash)
+        monkeypatch.setattr(publish, "publish_root", crash)
         with pytest.raises(Crash):
             mirror.run("crashed")
-        monkeypatch.setattr(pipeline, "publish_root", publish_root)
+        monkeypatch.setattr(publish, "publish_root", publish_root)
         report = mirror.run("after")
         assert report["failures"] == []
         assert "psr/brand-new" in mirror.root()["available-packages"]

@@ -36,13 +36,14 @@ from hypothesis import HealthCheck, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, precondition, rule
 
-from composer_mirror import catalogue, parallel, pipeline, prune, resolve, state, verify
+from composer_mirror import catalogue, parallel, prune, resolve, state, verify
 from composer_mirror.composer_format import parse_p2
 from composer_mirror.errors import MirrorError
-from composer_mirror.pipeline import Context
 from composer_mirror.settings import Settings
 from composer_mirror.store.layout import ROOT, archive_path_of_url, p2_path
 from composer_mirror.store.memory import MemoryStore
+from composer_mirror.sync import metadata, packages, planning, publish
+from composer_mirror.sync.context import Context
 from composer_mirror.targets import normalized_of
 from composer_mirror.upstream import FetchPolicy, RetryPolicy, UpstreamClient
 from composer_mirror.upstream.composer import read_endpoints
@@ -186,7 +187,7 @@ class WriteRuleMachine(RuleBasedStateMachine):
         )
         self.seen: dict[tuple[str, str], tuple[str, str]] = {}  # (name, normalized) -> (version, shasum)
         self.patches = ExitStack()
-        for module in (pipeline, state, parallel, catalogue, resolve):
+        for module in (metadata, packages, state, parallel, catalogue, resolve):
             self.patches.enter_context(mock.patch.object(module, "ThreadPoolExecutor", SerialExecutor))
 
     def teardown(self) -> None:
@@ -253,7 +254,7 @@ class WriteRuleMachine(RuleBasedStateMachine):
     def sync(self) -> None:
         ctx = self.context()
         ctx.upstream = read_endpoints(ctx.client, ORIGIN)
-        plan = pipeline.plan_sync(ctx)
+        plan = planning.plan_sync(ctx)
         self.mirror(ctx, plan, "sync")
 
     def sbom(self, pick: int) -> None:
@@ -271,9 +272,9 @@ class WriteRuleMachine(RuleBasedStateMachine):
         self.mirror(ctx, {"targets": {name: [version]}}, "sbom")
 
     def mirror(self, ctx: Context, plan: Mapping[str, Any], run_id: str) -> None:
-        batches = pipeline.plan_batches(plan["targets"], ctx.settings.max_batches, min_times=plan.get("min_times"))
-        results = [pipeline.fetch_archives(ctx, pipeline.sync_metadata(ctx, batch)) for batch in batches]
-        pipeline.publish_index(ctx, results, plan, run_id)
+        batches = planning.plan_batches(plan["targets"], ctx.settings.max_batches, min_times=plan.get("min_times"))
+        results = [packages.fetch_archives(ctx, metadata.sync_metadata(ctx, batch)) for batch in batches]
+        publish.publish_index(ctx, results, plan, run_id)
 
     def repair(self) -> None:
         ctx = self.context()

@@ -15,10 +15,10 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
-from composer_mirror import pipeline
-from composer_mirror.pipeline import Context
 from composer_mirror.settings import Settings
 from composer_mirror.store import S3Store
+from composer_mirror.sync import metadata, packages, planning, publish
+from composer_mirror.sync.context import Context
 from composer_mirror.upstream import FetchPolicy, RetryPolicy, UpstreamClient
 from composer_mirror.upstream.composer import read_endpoints
 from tests.fixture_registry import RegistryServer
@@ -170,10 +170,10 @@ def run_pipeline(variables: Mapping[str, str], s3: Any, run_id: str = "in-proces
     ctx = Context(resolved, S3Store(s3, resolved.bucket, resolved.key_prefix, backoff=0.01), client)
     try:
         ctx.upstream = read_endpoints(client, resolved.upstream_url)
-        plan = pipeline.plan_sync(ctx)
-        batches = pipeline.plan_batches(plan["targets"], resolved.max_batches, min_times=plan.get("min_times"))
-        results = [pipeline.fetch_archives(ctx, pipeline.sync_metadata(ctx, batch)) for batch in batches]
-        return pipeline.publish_index(ctx, results, plan, run_id)
+        plan = planning.plan_sync(ctx)
+        batches = planning.plan_batches(plan["targets"], resolved.max_batches, min_times=plan.get("min_times"))
+        results = [packages.fetch_archives(ctx, metadata.sync_metadata(ctx, batch)) for batch in batches]
+        return publish.publish_index(ctx, results, plan, run_id)
     finally:
         client.close()
 

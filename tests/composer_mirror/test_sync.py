@@ -25,30 +25,20 @@ import boto3
 import pytest
 from moto import mock_aws
 
-from composer_mirror import pipeline
 from composer_mirror.composer_format import parse_p2
 from composer_mirror.errors import TargetError
-from composer_mirror.pipeline import (
-    Context,
-    _older_than,
-    expire_deletions,
-    fetch_archives,
-    incremental_targets,
-    log_report,
-    plan_batches,
-    plan_sync,
-    publish_index,
-    record_deletions,
-    resolve_request,
-    summarise,
-    sync_metadata,
-)
 from composer_mirror.publisher import load_record
 from composer_mirror.sbom_upload import read_sbom_object
 from composer_mirror.settings import Settings
 from composer_mirror.state import Catalog, load_catalog, load_shards
 from composer_mirror.store import S3Store
 from composer_mirror.store.layout import ROOT, p2_path, shard_of
+from composer_mirror.sync import metadata, packages
+from composer_mirror.sync.context import Context
+from composer_mirror.sync.metadata import _older_than, sync_metadata
+from composer_mirror.sync.packages import fetch_archives
+from composer_mirror.sync.planning import incremental_targets, plan_batches, plan_sync, resolve_request
+from composer_mirror.sync.publish import expire_deletions, log_report, publish_index, record_deletions, summarise
 from composer_mirror.upstream import FetchPolicy, RetryPolicy, UpstreamClient
 from composer_mirror.upstream.composer import read_endpoints
 from composer_mirror.versions import is_stable
@@ -270,7 +260,7 @@ def test_summarise_of_no_batches_is_all_zero() -> None:
 
 def test_log_report_prints_a_table_then_each_failure_and_anomaly(caplog: Any) -> None:
     report = {**summarise(RESULTS), "packages_available": 42}
-    with caplog.at_level(logging.INFO, logger="composer_mirror.pipeline"):
+    with caplog.at_level(logging.INFO, logger="composer_mirror.sync.publish"):
         log_report(report)
     table = caplog.records[0].getMessage().splitlines()
     assert table[0] == "run report"
@@ -376,13 +366,13 @@ SELECTED = {
 
 
 @pytest.mark.parametrize(
-    "chunk", [pipeline.CHUNK_PACKAGES, 1], ids=["one chunk", "a chunk and a state window per shard"]
+    "chunk", [packages.CHUNK_PACKAGES, 1], ids=["one chunk", "a chunk and a state window per shard"]
 )
 def test_a_first_run_publishes_every_selected_package_with_dists_on_the_mirror_and_full_advisories(
     mirror: Mirror, chunk: int, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(pipeline, "CHUNK_PACKAGES", chunk)
-    monkeypatch.setattr(pipeline, "STATE_WINDOW", chunk)
+    monkeypatch.setattr(packages, "CHUNK_PACKAGES", chunk)
+    monkeypatch.setattr(metadata, "STATE_WINDOW", chunk)
     report = mirror.run()
     assert report["failures"] == [] and report["anomalies"] == []
     for name in SELECTED:
@@ -609,7 +599,7 @@ def test_a_changed_selection_forces_a_full_run(mirror: Mirror) -> None:
 def test_resolve_request_checks_versions_upstream_and_adds_dependencies(mirror: Mirror, caplog: Any) -> None:
     mirror.ctx.upstream = read_endpoints(mirror.ctx.client, mirror.ctx.settings.upstream_url)
     params = {"purls": ["pkg:composer/twig/twig@v3.27.1"], "with_dependencies": True, "dry_run": True}
-    with caplog.at_level(logging.INFO, logger="composer_mirror.pipeline"):
+    with caplog.at_level(logging.INFO, logger="composer_mirror.sync.planning"):
         targets = resolve_request(mirror.ctx, params)
     assert targets["twig/twig"] == ["v3.27.1"]
     assert targets["symfony/polyfill-mbstring"] == ["^1.3"]

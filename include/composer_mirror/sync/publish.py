@@ -1,0 +1,178 @@
+"""The publish stage: the mirrored set, the root, then the changes-feed cursor; and the run report."""
+
+from __future__ import annotations
+
+import copy
+import logging
+import time
+from collections import Counter
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+from composer_mirror.catalogue import publish_catalogue, publish_status
+from composer_mirror.publisher import publish_root
+from composer_mirror.state import (
+    Catalog,
+    dumps,
+    update_catalog,
+)
+from composer_mirror.store import STATE_CACHE
+from composer_mirror.store.layout import run_report_path
+from composer_mirror.sync.context import Context
+from composer_mirror.targets import (
+    is_pin,
+    parse_selection,
+)
+
+logger = logging.getLogger(__name__)
+
+
+def publish_index(
+    ctx: Context, results: Iterable[Mapping[str, Any]], plan: Mapping[str, Any], run_id: str
+) -> dict[str, Any]:
+    """Record the mirrored set, publish the root, then advance the changes-feed cursor; write the report.
+
+    The root keeps every package already published and adds this run's: a run that touched a
+    few packages (an SBOM run) never shrinks the index. Only packages deleted upstream longer
+    ago than the grace period, and neither pinned nor named in the selection, leave it.
+
+    Order (the write rule's last steps): the mirrored set first (a package joins it only once its
+    p2 files exist), then the root, then the cursor and the removal of expired packages from the
+    catalog. A crash before the cursor is saved makes the next run read the same feed entries again.
+    """
+    results = list(results)
+    published = {name for result in results for name in result["published"]}
+    stale = {name: when for result in results for name, when in result.get("stale", {}).items()}
+    # Packages that failed are revalidated by the next run even when the changes feed is quiet.
+    failed = {f["package"]: 0 for result in results for f in result["failures"] if f.get("package")}
+    feed = plan.get("feed")
+    selection = plan.get("selection") or []
+    removed: list[str] = []
+
+    def join(catalog: Catalog) -> None:
+        joined = {name: selectors for name, selectors in plan["targets"].items() if name in published}
+        catalog.packages = catalog.merged_with(joined)
+        catalog.pending = {n: t for n, t in catalog.pending.items() if n not in plan["targets"]} | failed | stale
+        if plan.get("selection") is not None and plan.get("mode") == "full":
+            catalog.selection = list(plan["selection"])
+        if feed:
+            record_deletions(catalog, feed)
+        removed[:] = expire_deletions(copy.deepcopy(catalog), ctx.settings.delete_grace_hours, selection)
+
+    def advance(catalog: Catalog) -> None:
+        if feed:
+            catalog.changes_since = feed["since"]
+        expire_deletions(catalog, ctx.settings.delete_grace_hours, selection)
+
+    catalog = update_catalog(ctx.store, join)
+    root = publish_root(
+        ctx.store,
+        ctx.settings.repository_url,
+        published,
+        removed=removed,
+        advisories=bool(ctx.upstream and ctx.upstream.advisories_url),
+        mirrored=catalog.packages,
+    )
+    update_catalog(ctx.store, advance)
+    written, available = root.written, root.available
+    logger.info("packages.json %s: %d packages available", "written" if written else "unchanged", len(available))
+    report = summarise(results)
+    if root.rebuilt_because:
+        report["anomalies"].append(
+            {"kind": "unreadable packages.json rebuilt from the mirrored set", "detail": root.rebuilt_because}
+        )
+    report.update(
+        run_id=run_id,
+        mode=plan.get("mode", "targets"),
+        stale=sorted(stale),
+        removed=removed,
+        finished_at=time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        root_written=written,
+        packages_available=len(available),
+        repository_url=ctx.settings.repository_url,
+    )
+    changed = written or bool(report["upstream"].get("p2_written")) or bool(removed)
+    publish_catalogue(ctx.store, available, changed=changed)
+    publish_status(ctx.store, report)
+    if changed or any(report.get(key) for key in ("failures", "anomalies", "stale", "withdrawals")):
+        # The history keeps runs that did something; status.json is every run's report.
+        ctx.store.put(run_report_path(run_id), dumps(report), cache_control=STATE_CACHE)
+    return report
+
+
+def record_deletions(catalog: Catalog, feed: Mapping[str, Any]) -> None:
+    """Remember when mirrored packages were deleted upstream; an update clears the mark."""
+    for name in feed.get("updates", []):
+        catalog.deleted.pop(name, None)
+    for name, when in feed.get("deletes", {}).items():
+        if name in catalog.packages:
+            catalog.deleted.setdefault(name, int(when))
+
+
+def expire_deletions(catalog: Catalog, grace_hours: int, selection: list[str]) -> list[str]:
+    """Drop packages deleted upstream more than the grace period ago, unless pinned or named.
+
+    A package named in the selection, or pinned to exact versions by an SBOM, stays mirrored
+    whatever the upstream does. Returns the names to remove from the root.
+    """
+    named = {entry.pattern for entry in parse_selection(selection).entries if not entry.is_pattern}
+    cutoff = time.time() - grace_hours * 3600
+    expired = []
+    for name, when in sorted(catalog.deleted.items()):
+        if when > cutoff or name in named or any(is_pin(s) for s in catalog.packages.get(name, [])):
+            continue
+        expired.append(name)
+        catalog.packages.pop(name, None)
+        del catalog.deleted[name]
+    return expired
+
+
+def summarise(results: Iterable[Mapping[str, Any]]) -> dict[str, Any]:
+    """Add up the batches' counters into one run report."""
+    results = list(results)
+    stats: Counter = Counter()
+    s3: Counter = Counter()
+    for result in results:
+        stats.update(result.get("stats", {}))
+        s3.update(result.get("s3_requests", {}))
+    return {
+        "batches": len(results),
+        "packages_published": sum(len(r["published"]) for r in results),
+        "failures": [f for r in results for f in r["failures"]],
+        "anomalies": [a for r in results for a in r["anomalies"]],
+        # Versions taken out of the index on purpose this run (see publisher.withdraw_version).
+        "withdrawals": [w for r in results for w in r.get("withdrawals", [])],
+        "upstream": dict(stats),
+        "s3_requests": dict(s3),
+    }
+
+
+def log_report(report: Mapping[str, Any]) -> None:
+    """A summary table in the task log: what an operator reads first."""
+    upstream = report.get("upstream", {})
+    rows = [
+        ("packages available", report.get("packages_available", 0)),
+        ("packages published this run", report.get("packages_published", 0)),
+        ("packages changed upstream", upstream.get("packages_changed", 0)),
+        (
+            "metadata 200 / 304 / 404",
+            f"{upstream.get('metadata_200', 0)} / {upstream.get('metadata_304', 0)} / "
+            f"{upstream.get('metadata_404', 0)}",
+        ),
+        ("archives fetched", upstream.get("archives_downloaded", 0)),
+        ("archive bytes", upstream.get("archive_bytes", 0)),
+        ("p2 files written", upstream.get("p2_written", 0)),
+        ("retries", upstream.get("retries", 0)),
+        ("S3 requests", ", ".join(f"{k} {v}" for k, v in sorted(report.get("s3_requests", {}).items()))),
+        ("failures", len(report.get("failures", []))),
+        ("anomalies", len(report.get("anomalies", []))),
+        ("withdrawals", len(report.get("withdrawals", []))),
+    ]
+    width = max(len(label) for label, _ in rows)
+    logger.info("run report\n%s", "\n".join(f"  {label.ljust(width)}  {value}" for label, value in rows))
+    for failure in report.get("failures", []):
+        logger.error("failure: %s", failure)
+    for anomaly in report.get("anomalies", []):
+        logger.warning("supply-chain anomaly: %s", anomaly)
+    for withdrawal in report.get("withdrawals", []):
+        logger.warning("withdrawn: %s", withdrawal)

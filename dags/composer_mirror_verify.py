@@ -4,7 +4,9 @@
 Checks that the bucket is still the repository the mirror published: walks it the way a Composer
 client does (`packages.json`, both p2 files of every package in `available-packages`, every
 archive they name) and compares each object with the mirror's state: the p2 files' ETags, every
-version's dist, every archive's size, sha1 and sha256 (archives are streamed and hashed).
+version's dist, every archive's size, sha1 and sha256. Archives carry the digests the sync
+computed as object metadata, so an unchanged archive is checked with a HEAD, not read; one
+stored before archives carried them is read and hashed once, and given them when it matches.
 
 Weekly, and on demand. The run fails while problems remain; the report task's log lists each
 one (package, version, kind) and the full report is kept at
@@ -15,6 +17,9 @@ one (package, version, kind) and the full report is kept at
   now serves other bytes, the original cannot be restored and the problem stays reported), and
   rewrite p2 files that can be rebuilt byte for byte from the cached upstream metadata and the
   state. A repaired archive may still be cached broken on the CDN: invalidate it there.
+- `deep` (default off): read and hash every archive instead of trusting the digests in its
+  metadata, which also catches bytes changed behind S3's API with their metadata kept. Costs one
+  GET of every archive; run it now and then, or when the bucket may have been tampered with.
 
 Settings: the `composer_mirror_*` Variables (see the README).
 """
@@ -55,6 +60,13 @@ from composer_mirror.sync.context import Context
             description="Re-download broken archives from their recorded source (kept only if the digests match) "
             "and rebuild p2 files that can be rebuilt exactly; anything else stays reported.",
         ),
+        "deep": Param(
+            False,
+            type="boolean",
+            title="Deep",
+            description="Read and hash every archive instead of comparing the digests in its metadata with the "
+            "state (one GET per archive).",
+        ),
     },
 )
 def composer_mirror_verify() -> None:
@@ -76,11 +88,14 @@ def composer_mirror_verify() -> None:
 
     @task(map_index_template="{{ batch_label }}", execution_timeout=LONG_TASK)
     def verify_batch(batch: dict[str, Any], params: dict[str, Any] | None = None) -> dict[str, Any]:
-        """Check (and with `repair`, restore) the batch's p2 files and archives."""
+        """Check (and with `repair`, restore) the batch's p2 files and archives; with `deep`, hash every archive."""
         from composer_mirror import verify
 
         repair = bool((params or {}).get("repair"))
-        return batch_step("result", batch, None, lambda ctx, b: verify.verify_batch(ctx, b, repair=repair).to_dict())
+        deep = bool((params or {}).get("deep"))
+        return batch_step(
+            "result", batch, None, lambda ctx, b: verify.verify_batch(ctx, b, repair=repair, deep=deep).to_dict()
+        )
 
     @task(trigger_rule="none_failed")
     def report(listing: dict[str, Any], results: list[dict[str, Any]], params: dict[str, Any] | None = None) -> None:

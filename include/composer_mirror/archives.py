@@ -43,6 +43,16 @@ class ArchiveRecord:
         return cls(**{key: data[key] for key in cls.__dataclass_fields__})
 
 
+def digest_metadata(sha1: str, sha256: str) -> dict[str, str]:
+    """The user metadata an archive carries: its digests, computed from the bytes before they were stored.
+
+    With them a HEAD answers whether the stored object is the recorded archive (verify compares
+    them with the record instead of reading hundreds of MB); user metadata rather than S3's own
+    checksum headers, so any S3-compatible store keeps them.
+    """
+    return {"sha1": sha1, "sha256": sha256}
+
+
 def check_zip(path: str, *, url: str) -> int:
     """Open the archive's central directory and check its entries; returns the entry count.
 
@@ -108,7 +118,13 @@ def mirror_archive(
             raise ArchiveError(f"{name} {version}: sha1 {downloaded.sha1} does not match upstream shasum {expected}")
         check_zip(tmp.name, url=url)
         record = ArchiveRecord(version, reference, downloaded.sha1, downloaded.sha256, downloaded.size, redact(url))
-        if not store.upload_new_file(record.path, tmp.name, content_type=ZIP, cache_control=ARCHIVE_CACHE):
+        if not store.upload_new_file(
+            record.path,
+            tmp.name,
+            content_type=ZIP,
+            cache_control=ARCHIVE_CACHE,
+            metadata=digest_metadata(record.sha1, record.sha256),
+        ):
             logger.debug("%s %s: identical archive already stored", name, version)
     marker = archive_marker_prefix(name) + archive_id(normalized, reference) + ".json"
     store.put(marker, json.dumps(record.to_dict(), sort_keys=True).encode(), cache_control=STATE_CACHE)

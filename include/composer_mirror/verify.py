@@ -3,8 +3,15 @@
 The walk reads ``packages.json``, then both p2 files of every package in ``available-packages``,
 then every archive a p2 file points at, all through the S3 store (not the CDN), and compares
 each with what ``mirror-state/shards`` recorded when it was mirrored: the p2 files' ETags, each
-version's dist, each archive's size (from a HEAD) and its sha1 and sha256 (streamed and hashed,
-never held in memory). Problems are plain records that add up across mapped batches.
+version's dist, each archive's size and its sha1 and sha256. Problems are plain records that add
+up across mapped batches.
+
+An archive's digests come from a HEAD: the sync stores each archive with the digests it computed
+from the downloaded bytes as object metadata (:func:`~composer_mirror.archives.digest_metadata`),
+so an unchanged archive costs one HEAD, not a GET of hundreds of MB. An archive stored before
+that carries none: it is streamed and hashed (never held in memory) and, when it matches, given
+its digests by a server-side copy onto itself, so it is hashed once. ``deep`` hashes every
+archive, which also catches bytes changed behind S3's API with their metadata left in place.
 
 ``repair`` restores what can be restored without inventing anything: an archive is downloaded
 again from the source URL recorded in the state and accepted only if its digests equal the
@@ -32,14 +39,14 @@ from collections.abc import Iterable, Mapping
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from composer_mirror.archives import ArchiveRecord, mirror_archive
+from composer_mirror.archives import ArchiveRecord, digest_metadata, mirror_archive
 from composer_mirror.composer_format import dump_p2, is_valid_package_name, parse_p2, split_dev
-from composer_mirror.errors import ArchiveError, ConflictError, MirrorError
+from composer_mirror.errors import ArchiveError, ConflictError, MirrorError, StoreError
 from composer_mirror.parallel import map_bounded
 from composer_mirror.publisher import load_record, metadata_url, publish_files
 from composer_mirror.record import MirroredVersion, derive_files, published_entry
 from composer_mirror.state import PackageState, dumps, load_shard, load_shards
-from composer_mirror.store import STATE_CACHE, S3Store, md5_etag
+from composer_mirror.store import ARCHIVE_CACHE, STATE_CACHE, ZIP, ObjectInfo, S3Store, md5_etag
 from composer_mirror.store.layout import (
     FILE_SUFFIXES,
     ROOT,
@@ -62,7 +69,7 @@ P2_KINDS = frozenset({"missing_p2", "bad_json", "p2_mismatch"})
 # the state that records them): a package showing one is read a second time before it counts.
 RACY_KINDS = frozenset({"p2_mismatch", "not_in_state", "dist_mismatch"})
 
-COUNTS = ("packages", "p2_files", "versions", "archives", "archive_bytes")
+COUNTS = ("packages", "p2_files", "versions", "archives", "archive_bytes", "archives_hashed")
 
 
 @dataclass(frozen=True)
@@ -90,6 +97,8 @@ class VerifyResult:
     versions: int = 0
     archives: int = 0
     archive_bytes: int = 0
+    # Archives read and hashed (their digests were not in their metadata, or ``deep``): one GET each.
+    archives_hashed: int = 0
     problems: list[Problem] = field(default_factory=list)
     repaired: list[Problem] = field(default_factory=list)
 
@@ -99,13 +108,9 @@ class VerifyResult:
 
     def merge(self, other: VerifyResult) -> VerifyResult:
         return VerifyResult(
-            self.packages + other.packages,
-            self.p2_files + other.p2_files,
-            self.versions + other.versions,
-            self.archives + other.archives,
-            self.archive_bytes + other.archive_bytes,
-            [*self.problems, *other.problems],
-            [*self.repaired, *other.repaired],
+            **{key: getattr(self, key) + getattr(other, key) for key in COUNTS},
+            problems=[*self.problems, *other.problems],
+            repaired=[*self.repaired, *other.repaired],
         )
 
     def counts_by_kind(self) -> dict[str, int]:
@@ -117,9 +122,7 @@ class VerifyResult:
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> VerifyResult:
-        counts = {
-            key: int(data.get(key, 0)) for key in ("packages", "p2_files", "versions", "archives", "archive_bytes")
-        }
+        counts = {key: int(data.get(key, 0)) for key in COUNTS}
         return cls(
             **counts,
             problems=[Problem(**p) for p in data.get("problems", [])],
@@ -211,8 +214,11 @@ class PackageCheck:
     repaired: list[Problem] = field(default_factory=list)
 
 
-def verify_batch(ctx: Context, batch: Mapping[str, Any], *, repair: bool = False) -> VerifyResult:
-    """Verify (and with ``repair``, restore) the packages of one batch: p2 files first, then archives."""
+def verify_batch(ctx: Context, batch: Mapping[str, Any], *, repair: bool = False, deep: bool = False) -> VerifyResult:
+    """Verify (and with ``repair``, restore) the packages of one batch: p2 files first, then archives.
+
+    ``deep`` hashes every archive rather than trusting the digests in its metadata.
+    """
     names = sorted(batch["packages"])
     shards = load_shards(ctx.store, names)
     workers = ctx.settings.concurrency
@@ -225,18 +231,21 @@ def verify_batch(ctx: Context, batch: Mapping[str, Any], *, repair: bool = False
     for package in checks:
         for ref in package.refs:
             by_path.setdefault(ref.path, []).append(ref)
-    archive_checks = map_bounded(lambda path: (path, _check_archive(ctx.store, by_path[path][0])), by_path, workers)
+    archive_checks = map_bounded(
+        lambda path: (path, _check_archive(ctx.store, by_path[path][0], deep=deep)), by_path, workers
+    )
 
     result = VerifyResult(packages=len(names), p2_files=sum(c.p2_files for c in checks))
     result.versions = sum(len(c.refs) for c in checks)
     result.problems = [p for c in checks for p in c.problems]
     result.repaired = [p for c in checks for p in c.repaired]
     broken: dict[str, list[Problem]] = {}
-    for path, (size, found) in archive_checks:
+    for path, checked in archive_checks:
         result.archives += 1
-        result.archive_bytes += size
-        if found is not None:
-            broken[path] = [Problem(ref.package, ref.version, *found) for ref in by_path[path]]
+        result.archive_bytes += checked.size
+        result.archives_hashed += checked.hashed
+        if checked.problem is not None:
+            broken[path] = [Problem(ref.package, ref.version, *checked.problem) for ref in by_path[path]]
     if repair and broken:
         restored = map_bounded(lambda path: (path, _restore_archive(ctx, by_path[path])), broken, workers)
         for path, failure in restored:
@@ -246,13 +255,14 @@ def verify_batch(ctx: Context, batch: Mapping[str, Any], *, repair: bool = False
                 broken[path] = [_annotated(problem, failure) for problem in broken[path]]
     result.problems.extend(problem for problems in broken.values() for problem in problems)
     logger.info(
-        "batch %s: %d packages, %d p2 files, %d versions, %d archives (%d bytes), %d problems, %d repaired",
+        "batch %s: %d packages, %d p2 files, %d versions, %d archives (%d bytes, %d hashed), %d problems, %d repaired",
         batch.get("index"),
         result.packages,
         result.p2_files,
         result.versions,
         result.archives,
         result.archive_bytes,
+        result.archives_hashed,
         len(result.problems),
         len(result.repaired),
     )
@@ -359,23 +369,80 @@ def _ref_from_dist(name: str, version: str, normalized: str, dist: Mapping[str, 
     return ArchiveRef(name, version, normalized, path, str(dist.get("shasum") or ""), sha256, None, None)
 
 
-def _check_archive(store: S3Store, ref: ArchiveRef) -> tuple[int, tuple[str, str] | None]:
-    """(stored size, (kind, detail) or None): HEAD for existence and size, then stream and hash."""
+@dataclass(frozen=True)
+class ArchiveCheck:
+    """What checking one archive found: its stored size, whether it was read and hashed, the problem."""
+
+    size: int
+    hashed: bool = False
+    problem: tuple[str, str] | None = None
+
+
+def _check_archive(store: S3Store, ref: ArchiveRef, *, deep: bool) -> ArchiveCheck:
+    """HEAD for existence, size and the digests the archive carries; stream and hash it only without them.
+
+    Digests in the metadata were computed from the bytes before they were stored (by the sync, or
+    by an earlier verify that hashed them), so comparing them with the record needs no GET. An
+    archive without them, or every archive with ``deep``, is hashed; when it matches and does not
+    carry those digests yet, they are recorded on it, so the next verify reads it no more.
+    """
     head = store.head(ref.path)
     if head is None:
-        return 0, ("missing_archive", f"{store.key(ref.path)} does not exist")
+        return ArchiveCheck(0, problem=("missing_archive", f"{store.key(ref.path)} does not exist"))
     size = head.size
     if ref.size is not None and size != ref.size:
-        return size, ("size_mismatch", f"{store.key(ref.path)} is {size} bytes, the state records {ref.size}")
+        detail = f"{store.key(ref.path)} is {size} bytes, the state records {ref.size}"
+        return ArchiveCheck(size, problem=("size_mismatch", detail))
+    carried = head.metadata.get("sha256")
+    if carried and not deep:
+        return ArchiveCheck(
+            size, problem=_digest_problem(store, ref, carried, head.metadata.get("sha1"), " in its metadata")
+        )
     digests = hash_object(store, ref.path)
     if digests is None:
-        return 0, ("missing_archive", f"{store.key(ref.path)} disappeared while it was read")
+        return ArchiveCheck(0, problem=("missing_archive", f"{store.key(ref.path)} disappeared while it was read"))
     sha1, sha256, _read = digests
+    problem = _digest_problem(store, ref, sha256, sha1, "")
+    if problem is None and not digest_metadata(sha1, sha256).items() <= head.metadata.items():
+        _record_digests(store, head, sha1, sha256)
+    return ArchiveCheck(size, hashed=True, problem=problem)
+
+
+def _digest_problem(
+    store: S3Store, ref: ArchiveRef, sha256: str, sha1: str | None, source: str
+) -> tuple[str, str] | None:
+    """(kind, detail) when the digests found (hashed, or read from the ``source`` metadata) are not the ref's.
+
+    A sha1 the metadata lacks, or the ref does not know (a dist without shasum), is not compared:
+    the sha256 names the bytes.
+    """
     if sha256 != ref.sha256:
-        return size, ("sha256_mismatch", f"{store.key(ref.path)} has sha256 {sha256} (sha1 {sha1})")
-    if ref.sha1 and sha1 != ref.sha1:
-        return size, ("sha1_mismatch", f"{store.key(ref.path)} has sha1 {sha1}, expected {ref.sha1}")
-    return size, None
+        return "sha256_mismatch", f"{store.key(ref.path)} has sha256 {sha256} (sha1 {sha1}){source}"
+    if ref.sha1 and sha1 and sha1 != ref.sha1:
+        return "sha1_mismatch", f"{store.key(ref.path)} has sha1 {sha1}, expected {ref.sha1}{source}"
+    return None
+
+
+def _record_digests(store: S3Store, head: ObjectInfo, sha1: str, sha256: str) -> None:
+    """Put the digests just hashed on the archive (conditional on the ETag its HEAD saw); failing is no problem.
+
+    An archive that cannot be given them is only hashed again by the next verify, so a refusal
+    (changed meanwhile, a role without write access) is logged, not raised.
+    """
+    try:
+        store.set_metadata(
+            head.path,
+            {**head.metadata, **digest_metadata(sha1, sha256)},
+            content_type=head.content_type or ZIP,
+            cache_control=head.cache_control or ARCHIVE_CACHE,
+            if_match=head.etag,
+        )
+    except ConflictError:
+        logger.info("%s changed while it was verified; its digests are not recorded", store.key(head.path))
+    except StoreError as exc:
+        logger.warning(
+            "could not record the digests of %s; the next verify hashes it again: %s", store.key(head.path), exc
+        )
 
 
 def hash_object(store: S3Store, path: str) -> tuple[str, str, int] | None:
@@ -505,7 +572,8 @@ def log_summary(result: VerifyResult, *, repair: bool) -> None:
         ("p2 files", result.p2_files),
         ("versions", result.versions),
         ("archives checked", result.archives),
-        ("archive bytes hashed", result.archive_bytes),
+        ("archive bytes", result.archive_bytes),
+        ("archives hashed", result.archives_hashed),
         ("repair", "on" if repair else "off"),
         ("repaired", len(result.repaired)),
         ("problems", len(result.problems)),

@@ -164,6 +164,8 @@ def test_a_mirrored_archive_is_stored_by_its_sha256_with_its_digests_recorded(en
     assert stored["Body"].read() == data
     assert stored["ContentType"] == ZIP
     assert stored["CacheControl"] == ARCHIVE_CACHE
+    # Its digests travel with it, so verify can check it with a HEAD.
+    assert stored["Metadata"] == {"sha1": record.sha1, "sha256": record.sha256}
 
 
 def test_a_dist_without_a_type_is_taken_as_a_zip(env: Env) -> None:

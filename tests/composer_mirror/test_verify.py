@@ -3,19 +3,24 @@
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import json
+from collections import Counter
 from collections.abc import Iterator
+from typing import Any
 
 import boto3
 import pytest
 
 from composer_mirror import verify
-from composer_mirror.archives import ArchiveRecord
+from composer_mirror.archives import ArchiveRecord, digest_metadata
+from composer_mirror.errors import StoreError
 from composer_mirror.publisher import load_record
 from composer_mirror.state import dumps, load_shard
+from composer_mirror.store import ARCHIVE_CACHE, ZIP
 from composer_mirror.store.layout import ROOT, p2_path, record_path, shard_of, shard_path, upstream_cache_path
 from composer_mirror.verify import Problem, VerifyResult
-from tests.composer_mirror.mirror_builder import PUBLIC_URL, Mirror, built_mirror
+from tests.composer_mirror.mirror_builder import BUCKET, PUBLIC_URL, Mirror, built_mirror
 
 
 @pytest.fixture
@@ -26,11 +31,43 @@ def mirror(session: boto3.session.Session) -> Iterator[Mirror]:
         yield built
 
 
-def run(mirror: Mirror, *, repair: bool = False) -> VerifyResult:
+def run(mirror: Mirror, *, repair: bool = False, deep: bool = False) -> VerifyResult:
     """Verify the whole mirror as the DAG does: the root, then every batch."""
     names, root = verify.read_root(mirror.store, PUBLIC_URL)
-    results = [verify.verify_batch(mirror.ctx, batch, repair=repair) for batch in verify.plan_verify_batches(names, 4)]
+    batches = verify.plan_verify_batches(names, 4)
+    results = [verify.verify_batch(mirror.ctx, batch, repair=repair, deep=deep) for batch in batches]
     return verify.merge_all([root, *results])
+
+
+def archive_gets(mirror: Mirror) -> Counter[str]:
+    """GetObject requests for archive keys from now on, by key: a hook on the mirror's boto3 client."""
+    gets: Counter[str] = Counter()
+    archives = mirror.store.prefix + "dists/"
+
+    def count(params: dict[str, Any], **_: Any) -> None:
+        if params["Key"].startswith(archives):
+            gets[params["Key"]] += 1
+
+    mirror.s3.meta.events.register("before-parameter-build.s3.GetObject", count)
+    return gets
+
+
+def all_archives(mirror: Mirror) -> list[ArchiveRecord]:
+    return [r for records in mirror.records.values() for r in records.values()]
+
+
+def set_raw_metadata(mirror: Mirror, path: str, metadata: dict[str, str]) -> None:
+    """Replace an archive's metadata behind the library's back (``{}``: as stored before archives carried digests)."""
+    key = mirror.key(path)
+    mirror.s3.copy_object(
+        Bucket=BUCKET,
+        Key=key,
+        CopySource={"Bucket": BUCKET, "Key": key},
+        MetadataDirective="REPLACE",
+        Metadata=metadata,
+        ContentType=ZIP,
+        CacheControl=ARCHIVE_CACHE,
+    )
 
 
 def kinds(result: VerifyResult) -> set[tuple[str, str, str]]:
@@ -98,9 +135,93 @@ def test_a_package_record_whose_sha1_differs_from_the_bytes_is_a_sha1_mismatch(m
     }
 
 
-def test_archives_are_streamed_and_hashed_in_chunks(mirror: Mirror, monkeypatch: pytest.MonkeyPatch) -> None:
-    import hashlib
+# --- digests in the archives' metadata -------------------------------------------------------
+def test_an_unchanged_mirror_is_verified_with_heads_and_no_archive_read(mirror: Mirror) -> None:
+    gets = archive_gets(mirror)
+    result = run(mirror)
+    assert result.problems == []
+    assert (result.archives, result.archives_hashed, sum(gets.values())) == (4, 0, 0)
+    assert "COPY" not in mirror.store.request_counts()
 
+
+def test_deep_reads_and_hashes_every_archive_once(mirror: Mirror) -> None:
+    gets = archive_gets(mirror)
+    result = run(mirror, deep=True)
+    assert result.problems == []
+    assert result.archives_hashed == 4
+    assert gets == Counter({mirror.key(r.path): 1 for r in all_archives(mirror)})
+
+
+def test_an_archive_stored_without_digests_is_hashed_once_and_given_them(mirror: Mirror) -> None:
+    """Archives uploaded before they carried digests: the first verify hashes them, the next only HEADs."""
+    for archive in all_archives(mirror):
+        set_raw_metadata(mirror, archive.path, {})
+    gets = archive_gets(mirror)
+    first = run(mirror)
+    assert first.problems == []
+    assert (first.archives_hashed, sum(gets.values()), max(gets.values())) == (4, 4, 1)
+    for archive in all_archives(mirror):
+        head = mirror.store.head(archive.path)
+        assert head is not None
+        assert (head.metadata, head.content_type, head.cache_control) == (
+            digest_metadata(archive.sha1, archive.sha256),
+            ZIP,
+            ARCHIVE_CACHE,
+        )
+    gets.clear()
+    second = run(mirror)
+    assert second.problems == []
+    assert (second.archives_hashed, sum(gets.values())) == (0, 0)
+
+
+def test_an_archive_whose_digests_cannot_be_recorded_is_still_verified_and_hashed_again(
+    mirror: Mirror, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    legacy = record(mirror, "acme/tool", "0.1.0.0")
+    set_raw_metadata(mirror, legacy.path, {})
+
+    def refused(*_: Any, **__: Any) -> None:
+        raise StoreError("S3 COPY failed (AccessDenied)")
+
+    monkeypatch.setattr(mirror.store, "set_metadata", refused)
+    assert [run(mirror).archives_hashed for _ in range(2)] == [1, 1]
+    assert run(mirror).problems == []
+
+
+def test_bytes_changed_with_their_metadata_kept_are_caught_only_by_deep(mirror: Mirror) -> None:
+    tampered = record(mirror, "psr/log", "1.1.0.0")
+    head = mirror.store.head(tampered.path)
+    mirror.s3.put_object(
+        Bucket=BUCKET, Key=mirror.key(tampered.path), Body=b"x" * tampered.size, Metadata=head.metadata
+    )
+    assert run(mirror).problems == []
+    result = run(mirror, deep=True)
+    assert kinds(result) == {("psr/log", "1.1.0", "sha256_mismatch")}
+    assert hashlib.sha256(b"x" * tampered.size).hexdigest() in result.problems[0].detail
+    repaired = run(mirror, deep=True, repair=True)
+    assert (repaired.problems, len(repaired.repaired)) == ([], 1)
+    assert run(mirror, deep=True).problems == []
+
+
+@pytest.mark.parametrize(
+    ("digest", "kind"), [("sha256", "sha256_mismatch"), ("sha1", "sha1_mismatch")], ids=["sha256", "sha1"]
+)
+def test_metadata_disagreeing_with_the_record_is_reported_without_reading_the_archive(
+    mirror: Mirror, digest: str, kind: str
+) -> None:
+    broken = record(mirror, "psr/log", "2.0.0.0")
+    set_raw_metadata(mirror, broken.path, {**digest_metadata(broken.sha1, broken.sha256), digest: "0" * 40})
+    gets = archive_gets(mirror)
+    result = run(mirror)
+    assert kinds(result) == {("psr/log", "2.0.0", kind)}
+    assert "in its metadata" in result.problems[0].detail
+    assert sum(gets.values()) == 0
+    repaired = run(mirror, repair=True)
+    assert (repaired.problems, [p.kind for p in repaired.repaired]) == ([], [kind])
+    assert mirror.store.head(broken.path).metadata == digest_metadata(broken.sha1, broken.sha256)
+
+
+def test_archives_are_streamed_and_hashed_in_chunks(mirror: Mirror, monkeypatch: pytest.MonkeyPatch) -> None:
     data = bytes(range(256)) * 40
     mirror.put_raw("dists/big.bin", data)
     monkeypatch.setattr(verify, "CHUNK", 1000)
@@ -171,9 +292,11 @@ def test_a_sync_publishing_during_the_walk_is_read_again_before_it_counts(mirror
 
 def test_batch_results_add_up_and_survive_xcom() -> None:
     one = VerifyResult(packages=2, archives=3, problems=[Problem("a/b", "1.0", "missing_archive", "gone")])
-    two = VerifyResult(packages=1, archive_bytes=10, repaired=[Problem("c/d", "", "missing_p2", "gone")])
+    two = VerifyResult(
+        packages=1, archive_bytes=10, archives_hashed=1, repaired=[Problem("c/d", "", "missing_p2", "gone")]
+    )
     total = verify.merge_all([one, two])
-    assert (total.packages, total.archives, total.archive_bytes) == (3, 3, 10)
+    assert (total.packages, total.archives, total.archive_bytes, total.archives_hashed) == (3, 3, 10, 1)
     assert total.counts_by_kind() == {"missing_archive": 1}
     assert not total.ok
     assert VerifyResult.from_dict(json.loads(json.dumps(total.to_dict()))) == total

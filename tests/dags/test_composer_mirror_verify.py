@@ -67,6 +67,8 @@ def test_verify_names_broken_archives_repair_restores_them_and_prune_deletes_onl
         assert "Contents" not in s3.list_objects_v2(Bucket=bucket, Prefix="repo/mirror-state/handoff/")
         report = newest_report(moto_server, bucket, "verify")
         assert report["counts_by_kind"] == {"missing_archive": 1, "missing_p2": 1, "sha256_mismatch": 1}
+        # The sync stored every archive with its digests: only the one overwritten without them was read.
+        assert report["archives_hashed"] == 1
         for key in (corrupt, missing, lost_key):
             assert any(key in problem["detail"] for problem in report["problems"]), key
             assert key in output, f"the task log does not name {key}"
@@ -96,4 +98,11 @@ def test_verify_names_broken_archives_repair_restores_them_and_prune_deletes_onl
 
         code, output = run(airflow, "composer_mirror_verify")
         assert code == 0, output[-4000:]
+        report = newest_report(moto_server, bucket, "verify")
+        assert report["archives"] > 0 and report["archives_hashed"] == 0, "restored archives carry their digests"
+
+        code, output = run(airflow, "composer_mirror_verify", {"deep": True})
+        assert code == 0, output[-4000:]
+        report = newest_report(moto_server, bucket, "verify")
+        assert report["archives_hashed"] == report["archives"]
     assert check_repository(airflow.variables["composer_mirror_public_url"]).problems == []

@@ -2,7 +2,8 @@
 
 A :class:`Store` holds objects under a key prefix and offers a few primitives: read, read the
 metadata (:class:`ObjectInfo`), write with a precondition (``If-Match`` / ``If-None-Match``, the
-compare-and-swap every writer relies on), stream a local file in, list, delete many. The
+compare-and-swap every writer relies on), stream a local file in, replace an object's metadata in
+place, list, delete many. The
 precondition failures become :class:`~composer_mirror.errors.ConflictError`; absent objects are
 ``None``. Everything the mirror does with storage goes through this contract, so a backend (S3
 today, an in-memory one for model-based tests, GCS or Azure later) only implements the primitives.
@@ -103,6 +104,10 @@ class Store(Protocol):
 
     def upload_file(
         self, path: str, filename: str, *, content_type: str, cache_control: str, metadata: dict[str, str] | None = None
+    ) -> None: ...
+
+    def set_metadata(
+        self, path: str, metadata: dict[str, str], *, content_type: str, cache_control: str, if_match: str
     ) -> None: ...
 
     def list(self, path_prefix: str) -> Iterator[ObjectInfo]: ...

@@ -93,9 +93,7 @@ class MemoryStore(StoreBase):
             if if_match is not None and (current is None or current.etag != if_match):
                 raise ConflictError(f"{key} was changed by another writer")
             etag = md5_etag(body)
-            # S3 keeps user metadata keys in lower case (they travel as x-amz-meta-* headers).
-            stored_metadata = {name.lower(): value for name, value in (metadata or {}).items()}
-            self.objects[key] = _Object(body, etag, self.clock(), cache_control, content_type, stored_metadata)
+            self.objects[key] = _Object(body, etag, self.clock(), cache_control, content_type, _lower_keys(metadata))
         return etag
 
     def stream(self, path: str, chunk_size: int) -> Iterator[bytes] | None:
@@ -110,6 +108,20 @@ class MemoryStore(StoreBase):
     ) -> None:
         with open(filename, "rb") as body:
             self.put(path, body, content_type=content_type, cache_control=cache_control, metadata=metadata)
+
+    def set_metadata(
+        self, path: str, metadata: dict[str, str], *, content_type: str, cache_control: str, if_match: str
+    ) -> None:
+        """As S3's copy onto itself: same bytes and ETag (a single-part object's), new metadata and Last-Modified."""
+        key = self.key(path)
+        with self._lock:
+            self._count("COPY")
+            current = self.objects.get(key)
+            if current is None or current.etag != if_match:
+                raise ConflictError(f"{key} was changed or deleted since it was read")
+            self.objects[key] = _Object(
+                current.body, current.etag, self.clock(), cache_control, content_type, _lower_keys(metadata)
+            )
 
     def list(self, path_prefix: str) -> Iterator[ObjectInfo]:
         start = self.prefix + path_prefix
@@ -130,6 +142,11 @@ class MemoryStore(StoreBase):
     def request_counts(self) -> dict[str, int]:
         with self._lock:
             return dict(self.requests)
+
+
+def _lower_keys(metadata: dict[str, str] | None) -> dict[str, str]:
+    """S3 keeps user metadata keys in lower case (they travel as x-amz-meta-* headers)."""
+    return {name.lower(): value for name, value in (metadata or {}).items()}
 
 
 def _read_all(stream: BinaryIO) -> bytes:

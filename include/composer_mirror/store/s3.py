@@ -201,6 +201,40 @@ class S3Store(StoreBase):
             extra["Metadata"] = metadata
         self._call("PUT", lambda: self.client.upload_file(filename, self.bucket, key, ExtraArgs=extra, Config=config))
 
+    def set_metadata(
+        self, path: str, metadata: dict[str, str], *, content_type: str, cache_control: str, if_match: str
+    ) -> None:
+        """Replace an object's user metadata, its bytes untouched: a server-side copy onto its own key.
+
+        S3 cannot edit metadata, only write it with the object; copying the object onto itself
+        with ``MetadataDirective=REPLACE`` does that inside S3, no byte through the client. REPLACE
+        drops whatever is not given again, hence ``content_type`` and ``cache_control``. The copy
+        is conditional on the source's ETag (``CopySourceIfMatch``), so metadata describing the
+        bytes a caller read never lands on other bytes; a changed or deleted object is a
+        :class:`ConflictError`. It is a write: Last-Modified changes (and a multipart object's
+        ETag, which a single copy recomputes).
+        """
+        key = self.key(path)
+
+        def call() -> None:
+            try:
+                self.client.copy_object(
+                    Bucket=self.bucket,
+                    Key=key,
+                    CopySource={"Bucket": self.bucket, "Key": key},
+                    CopySourceIfMatch=if_match,
+                    MetadataDirective="REPLACE",
+                    Metadata=metadata,
+                    ContentType=content_type,
+                    CacheControl=cache_control,
+                )
+            except Exception as exc:
+                if _code(exc) in PRECONDITION_CODES | MISSING_CODES:
+                    raise ConflictError(f"{key} was changed or deleted since it was read") from exc
+                raise
+
+        self._call("COPY", call)
+
     def list(self, path_prefix: str) -> Iterator[ObjectInfo]:
         """Every object under ``path_prefix``, its path relative to the store prefix, in key order."""
         token: str | None = None

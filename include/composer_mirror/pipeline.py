@@ -30,6 +30,7 @@ from composer_mirror.errors import MirrorError, UpstreamError
 from composer_mirror.progress import track
 from composer_mirror.publisher import migrated_record, publish_root, write_package
 from composer_mirror.record import PackageRecord, index_fields, merge_offered
+from composer_mirror.report_table import report_table
 from composer_mirror.settings import Settings
 from composer_mirror.state import (
     Catalog,
@@ -792,8 +793,7 @@ def log_report(report: Mapping[str, Any]) -> None:
         ("anomalies", len(report.get("anomalies", []))),
         ("withdrawals", len(report.get("withdrawals", []))),
     ]
-    width = max(len(label) for label, _ in rows)
-    logger.info("run report\n%s", "\n".join(f"  {label.ljust(width)}  {value}" for label, value in rows))
+    logger.info("%s", report_table("run report", rows))
     for failure in report.get("failures", []):
         logger.error("failure: %s", failure)
     for anomaly in report.get("anomalies", []):

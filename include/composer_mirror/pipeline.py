@@ -20,13 +20,13 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from composer_mirror.archives import ArchiveRecord, load_markers, mirror_archive
-from composer_mirror.catalogue import publish_catalogue, publish_status
 from composer_mirror.composer_format import (
     advisories_in,
     is_dev_version,
     parse_p2,
 )
 from composer_mirror.errors import MirrorError, UpstreamError
+from composer_mirror.listing_page import publish_catalogue, publish_status
 from composer_mirror.progress import track
 from composer_mirror.publisher import migrated_record, publish_root, write_package
 from composer_mirror.record import PackageRecord, index_fields, merge_offered

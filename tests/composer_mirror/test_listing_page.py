@@ -1,4 +1,4 @@
-"""Tests for the browsable catalogue: index.json from the shards, index.html, status.json (moto S3)."""
+"""Tests for the listing page: index.json from the shards, index.html, status.json (moto S3)."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from composer_mirror.catalogue import (
+from composer_mirror.listing_page import (
     HTML,
     SHORT_CACHE,
     build_index,
@@ -94,7 +94,7 @@ def test_the_index_is_canonical_json_whatever_the_names(store: S3Store) -> None:
     assert index_of(data)["zz/\u00e9t\u00e9"]["description"] == 'quote " and \u2603'
 
 
-def test_the_first_catalogue_writes_the_index_and_the_page(store: S3Store) -> None:
+def test_the_first_publish_writes_the_index_and_the_page(store: S3Store) -> None:
     save_package_states(store, STATES)
     publish_catalogue(store, ["psr/log"], changed=False)
     assert index_of(store.get(INDEX_JSON).body) == {"psr/log": package_summary(STATES["psr/log"])}

@@ -191,7 +191,7 @@ def bootstrap(
 
 
 def index_fields(record: PackageRecord | None) -> dict[str, Any]:
-    """What the state shard keeps of a record, for revalidation, prune, verify and the catalogue.
+    """What the state shard keeps of a record, for revalidation, prune, verify and the listing page.
 
     Archive records only (small), so a run revalidating 10,000 packages reads 256 shards, not
     10,000 records; ``revision`` tells which of two writers' shard entries is the newer.

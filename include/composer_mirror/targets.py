@@ -185,7 +185,7 @@ def normalized_of(entry: Mapping[str, Any]) -> str | None:
 def newest_first(items: Iterable[T], version_of: Callable[[T], str]) -> list[T]:
     """Tags newest first (Composer's own version order, not string order), then branches by name.
 
-    One deterministic order for p2 files and the catalogue, whatever order versions arrived in,
+    One deterministic order for p2 files and the listing page, whatever order versions arrived in,
     so an unchanged set of versions always serialises to the same bytes.
     """
     tags: list[tuple[str, T]] = []

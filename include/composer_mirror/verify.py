@@ -45,6 +45,7 @@ from composer_mirror.errors import ArchiveError, ConflictError, MirrorError, Sto
 from composer_mirror.parallel import map_bounded
 from composer_mirror.publisher import load_record, metadata_url, publish_files
 from composer_mirror.record import MirroredVersion, derive_files, published_entry
+from composer_mirror.report_table import report_table
 from composer_mirror.state import PackageState, dumps, load_shard, load_shards
 from composer_mirror.store import ARCHIVE_CACHE, STATE_CACHE, ZIP, ObjectInfo, S3Store, md5_etag
 from composer_mirror.store.layout import (
@@ -579,8 +580,7 @@ def log_summary(result: VerifyResult, *, repair: bool) -> None:
         ("problems", len(result.problems)),
         *((f"  {kind}", count) for kind, count in result.counts_by_kind().items()),
     ]
-    width = max(len(label) for label, _ in rows)
-    logger.info("verify report\n%s", "\n".join(f"  {label.ljust(width)}  {value}" for label, value in rows))
+    logger.info("%s", report_table("verify report", rows))
     for problem in result.repaired:
         logger.warning("repaired: %s %s %s: %s", problem.kind, problem.package, problem.version, problem.detail)
     for problem in result.problems:

@@ -36,7 +36,7 @@ from hypothesis import HealthCheck, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, precondition, rule
 
-from composer_mirror import catalogue, parallel, prune, resolve, state, verify
+from composer_mirror import listing_page, parallel, prune, resolve, state, verify
 from composer_mirror.composer_format import parse_p2
 from composer_mirror.errors import MirrorError
 from composer_mirror.settings import Settings
@@ -187,7 +187,7 @@ class WriteRuleMachine(RuleBasedStateMachine):
         )
         self.seen: dict[tuple[str, str], tuple[str, str]] = {}  # (name, normalized) -> (version, shasum)
         self.patches = ExitStack()
-        for module in (metadata, packages, state, parallel, catalogue, resolve):
+        for module in (metadata, packages, state, parallel, listing_page, resolve):
             self.patches.enter_context(mock.patch.object(module, "ThreadPoolExecutor", SerialExecutor))
 
     def teardown(self) -> None:

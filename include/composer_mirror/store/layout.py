@@ -5,7 +5,7 @@ Published (readable by Composer clients; :data:`PUBLIC_PREFIXES` lists them for 
 - ``packages.json``: the root, written last.
 - ``p2/<vendor>/<name>.json`` and ``p2/<vendor>/<name>~dev.json``: tagged versions and branches.
 - ``dists/ab/cd/<sha256>.zip``: archives, content-addressed and never rewritten.
-- ``index.html``, ``index.json``, ``status.json``: the browsable catalogue and the last run's status.
+- ``index.html``, ``index.json``, ``status.json``: the listing page and the last run's status.
 
 Private (never served; under ``mirror-state/`` and ``sboms/``):
 
@@ -44,7 +44,7 @@ RECORD_DIR = f"{STATE_DIR}/packages/"
 SHARD_DIR = f"{STATE_DIR}/shards/"
 MARKER_DIR = f"{STATE_DIR}/archives/"
 PRUNE_MARKS = f"{STATE_DIR}/prune/marks.json"
-# What anonymous readers may GET: the repository and its catalogue, nothing of the state or SBOMs.
+# What anonymous readers may GET: the repository and its listing page, nothing of the state or SBOMs.
 PUBLIC_PATHS = (ROOT, INDEX_HTML, INDEX_JSON, STATUS_JSON)
 PUBLIC_PREFIXES = (P2_DIR, ARCHIVE_DIR)
 # Which file a version lives in, by the suffix of its p2 key: tags in "", branches in "~dev".
@@ -58,7 +58,7 @@ _ARCHIVE_URL_RE = re.compile(r"/(dists/[0-9a-f]{2}/[0-9a-f]{2}/([0-9a-f]{64})\.z
 
 
 def is_public(path: str) -> bool:
-    """True for keys a Composer client or the catalogue page reads; everything else stays private."""
+    """True for keys a Composer client or the listing page reads; everything else stays private."""
     return path in PUBLIC_PATHS or path.startswith(PUBLIC_PREFIXES)
 
 

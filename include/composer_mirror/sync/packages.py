@@ -312,7 +312,7 @@ def _publish_plan(ctx: Context, plan: PackagePlan) -> int | None:
 
 
 def _summary_fields(plan: PackagePlan) -> dict[str, Any]:
-    """Description and licence of the newest chosen version, for the browsable catalogue."""
+    """Description and licence of the newest chosen version, for the listing page."""
     if not plan.chosen:
         return {}
     newest = plan.chosen[0]

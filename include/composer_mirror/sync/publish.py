@@ -9,8 +9,9 @@ from collections import Counter
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-from composer_mirror.catalogue import publish_catalogue, publish_status
+from composer_mirror.listing_page import publish_listing, publish_status
 from composer_mirror.publisher import publish_root
+from composer_mirror.report_table import report_table
 from composer_mirror.state import (
     Catalog,
     dumps,
@@ -92,7 +93,7 @@ def publish_index(
         repository_url=ctx.settings.repository_url,
     )
     changed = written or bool(report["upstream"].get("p2_written")) or bool(removed)
-    publish_catalogue(ctx.store, available, changed=changed)
+    publish_listing(ctx.store, available, changed=changed)
     publish_status(ctx.store, report)
     if changed or any(report.get(key) for key in ("failures", "anomalies", "stale", "withdrawals")):
         # The history keeps runs that did something; status.json is every run's report.
@@ -168,8 +169,7 @@ def log_report(report: Mapping[str, Any]) -> None:
         ("anomalies", len(report.get("anomalies", []))),
         ("withdrawals", len(report.get("withdrawals", []))),
     ]
-    width = max(len(label) for label, _ in rows)
-    logger.info("run report\n%s", "\n".join(f"  {label.ljust(width)}  {value}" for label, value in rows))
+    logger.info("%s", report_table("run report", rows))
     for failure in report.get("failures", []):
         logger.error("failure: %s", failure)
     for anomaly in report.get("anomalies", []):

@@ -1,8 +1,13 @@
-"""The browsable side of the repository: ``index.html`` (static), ``index.json`` and ``status.json``.
+"""The repository's public web page: ``index.html`` (static), ``index.json`` and ``status.json``.
 
 ``index.html`` never changes; it reads ``index.json`` (packages, versions, licences) and
 ``status.json`` (last sync, counts, failures) next to it, so a run that changed nothing rewrites
-neither the page nor the catalogue, only the status, which is the public face of its run report.
+neither the page nor its listing, only the status, which is the public face of its run report.
+
+This module was ``catalogue``, a name too close to the catalog (``composer_mirror.state.Catalog``,
+``mirror-state/catalog.json``: the private set of mirrored packages and their selectors), which
+it never reads. The rename changed no S3 key: the page, its listing and the status are still
+``index.html``, ``index.json`` and ``status.json``, so existing mirrors need no migration.
 """
 
 from __future__ import annotations
@@ -26,7 +31,7 @@ SHORT_CACHE = "public, max-age=60"
 
 
 def package_summary(state: Mapping[str, Any]) -> dict[str, Any]:
-    """What the catalogue shows of one package, from its state in the shard."""
+    """What the listing page shows of one package, from its state in the shard."""
     records = state.get("versions", {})
     versions = newest_first((r["version"] for r in records.values()), str)
     return {
@@ -64,7 +69,7 @@ def page() -> bytes:
     return resources.files("composer_mirror").joinpath("static/index.html").read_bytes()
 
 
-def publish_catalogue(store: S3Store, available: Iterable[str], *, changed: bool) -> None:
+def publish_listing(store: S3Store, available: Iterable[str], *, changed: bool) -> None:
     """Rewrite index.json only when the repository changed (and only if its bytes differ)."""
     if not changed and store.head(INDEX_JSON) is not None:
         return

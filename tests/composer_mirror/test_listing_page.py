@@ -1,4 +1,4 @@
-"""Tests for the browsable catalogue: index.json from the shards, index.html, status.json (moto S3)."""
+"""Tests for the listing page: index.json from the shards, index.html, status.json (moto S3)."""
 
 from __future__ import annotations
 
@@ -7,13 +7,13 @@ from typing import Any
 
 import pytest
 
-from composer_mirror.catalogue import (
+from composer_mirror.listing_page import (
     HTML,
     SHORT_CACHE,
     build_index,
     package_summary,
     page,
-    publish_catalogue,
+    publish_listing,
     publish_status,
 )
 from composer_mirror.state import save_package_states
@@ -58,7 +58,7 @@ def test_branches_sort_apart_after_the_tags() -> None:
     assert sorted(versions[2:]) == ["1.x-dev", "dev-main"]
 
 
-# --- build_index, publish_catalogue -------------------------------------------------------------
+# --- build_index, publish_listing -------------------------------------------------------------
 STATES = {
     "psr/log": state_with("3.0.0", "2.0.0", description="PSR-3", license=["MIT"]),
     "twig/twig": state_with("v3.0.0", description="Templates", license=["BSD-3-Clause"]),
@@ -94,9 +94,9 @@ def test_the_index_is_canonical_json_whatever_the_names(store: S3Store) -> None:
     assert index_of(data)["zz/\u00e9t\u00e9"]["description"] == 'quote " and \u2603'
 
 
-def test_the_first_catalogue_writes_the_index_and_the_page(store: S3Store) -> None:
+def test_the_first_publish_writes_the_index_and_the_page(store: S3Store) -> None:
     save_package_states(store, STATES)
-    publish_catalogue(store, ["psr/log"], changed=False)
+    publish_listing(store, ["psr/log"], changed=False)
     assert index_of(store.get(INDEX_JSON).body) == {"psr/log": package_summary(STATES["psr/log"])}
     assert store.get(INDEX_HTML).body == page()
     head = store.head(INDEX_HTML)
@@ -105,20 +105,20 @@ def test_the_first_catalogue_writes_the_index_and_the_page(store: S3Store) -> No
 
 def test_an_unchanged_repository_with_an_index_writes_nothing_and_reads_no_shard(store: S3Store) -> None:
     save_package_states(store, STATES)
-    publish_catalogue(store, ["psr/log"], changed=True)
+    publish_listing(store, ["psr/log"], changed=True)
     store.requests.clear()
-    publish_catalogue(store, ["psr/log", "twig/twig"], changed=False)
+    publish_listing(store, ["psr/log", "twig/twig"], changed=False)
     assert store.request_counts() == {"HEAD": 1}
     assert list(index_of(store.get(INDEX_JSON).body)) == ["psr/log"]
 
 
 def test_a_changed_repository_rewrites_only_what_differs(store: S3Store) -> None:
     save_package_states(store, STATES)
-    publish_catalogue(store, ["psr/log"], changed=True)
+    publish_listing(store, ["psr/log"], changed=True)
     store.requests.clear()
-    publish_catalogue(store, ["psr/log"], changed=True)
+    publish_listing(store, ["psr/log"], changed=True)
     assert store.request_counts().get("PUT", 0) == 0
-    publish_catalogue(store, ["psr/log", "twig/twig"], changed=True)
+    publish_listing(store, ["psr/log", "twig/twig"], changed=True)
     assert store.request_counts().get("PUT", 0) == 1
     assert list(index_of(store.get(INDEX_JSON).body)) == ["psr/log", "twig/twig"]
 

@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from composer_mirror.catalogue import publish_catalogue, publish_status
+from composer_mirror.listing_page import publish_listing, publish_status
 from composer_mirror.state import save_package_states
 from composer_mirror.store import S3Store
 from tests.browser import Browser
@@ -40,10 +40,10 @@ def state_of(info: dict) -> dict:
     return {"description": info["description"], "license": info["license"], "versions": versions}
 
 
-def test_catalogue_lists_every_package_and_the_search_box_filters_them(moto_server: MotoServer, bucket: str) -> None:
+def test_the_page_lists_every_package_and_the_search_box_filters_them(moto_server: MotoServer, bucket: str) -> None:
     store = S3Store(moto_server.client(), bucket, "repo/")
     save_package_states(store, {name: state_of(info) for name, info in PACKAGES.items()})
-    publish_catalogue(store, PACKAGES, changed=True)
+    publish_listing(store, PACKAGES, changed=True)
     publish_status(store, {"finished_at": "2026-11-22T00:00:00Z", "run_id": "manual__1", "packages_available": 3})
     index = json.loads(store.get("index.json").body)
     assert index["packages"]["twig/twig"]["versions"] == ["v3.27.1", "v3.27.0"]

@@ -19,10 +19,11 @@ import hashlib
 import json
 import logging
 import os
+from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any, BinaryIO, Protocol
+from typing import Any, BinaryIO, TypedDict, Unpack
 
 from composer_mirror.errors import ConflictError, StoreError
 
@@ -74,87 +75,84 @@ def safe_key_part(path: str) -> str:
     return path
 
 
-class Store(Protocol):
-    """The primitives a backend implements; :class:`StoreBase` adds the rest on top of them."""
+class PutOptions(TypedDict, total=False):
+    """How to write an object: its headers, and the precondition that makes the write a compare-and-swap."""
+
+    content_type: str
+    cache_control: str
+    if_match: str | None
+    if_none_match: bool
+    metadata: dict[str, str] | None
+    # The name the request is counted under (CREATE for a create-only write).
+    kind: str
+
+
+@dataclass(frozen=True)
+class Put:
+    """:class:`PutOptions` with every default filled in, as a backend reads them."""
+
+    content_type: str = JSON
+    cache_control: str = METADATA_CACHE
+    if_match: str | None = None
+    if_none_match: bool = False
+    metadata: dict[str, str] = field(default_factory=dict)
+    kind: str = "PUT"
+
+    @classmethod
+    def of(cls, options: PutOptions) -> Put:
+        return cls(**{**options, "metadata": dict(options.get("metadata") or {})})
+
+
+class Store(ABC):
+    """Objects under a key prefix: the primitives a backend implements, and what is built on them once.
+
+    Modules above the store type against this class; only the adapter builds a concrete backend.
+    """
 
     prefix: str
+    bucket: str
 
-    def key(self, path: str) -> str: ...
+    @abstractmethod
+    def get(self, path: str) -> StoredObject | None:
+        """The object's bytes and ETag; None when it does not exist."""
 
-    def get(self, path: str) -> StoredObject | None: ...
+    @abstractmethod
+    def get_capped(self, path: str, max_bytes: int) -> StoredObject | None:
+        """At most ``max_bytes`` of the object's bytes (the rest is never read); None when absent."""
 
-    def get_capped(self, path: str, max_bytes: int) -> StoredObject | None: ...
+    @abstractmethod
+    def head(self, path: str) -> ObjectInfo | None:
+        """What the object is without its bytes; None when it does not exist."""
 
-    def head(self, path: str) -> ObjectInfo | None: ...
+    @abstractmethod
+    def put(self, path: str, data: bytes | BinaryIO, **options: Unpack[PutOptions]) -> str:
+        """Write the object; a failed precondition raises ConflictError. Returns the new ETag."""
 
-    def put(
-        self,
-        path: str,
-        data: bytes | BinaryIO,
-        *,
-        content_type: str = JSON,
-        cache_control: str = METADATA_CACHE,
-        if_match: str | None = None,
-        if_none_match: bool = False,
-        metadata: dict[str, str] | None = None,
-        kind: str = "PUT",
-    ) -> str: ...
+    @abstractmethod
+    def stream(self, path: str, chunk_size: int) -> Iterator[bytes] | None:
+        """The object's bytes in chunks (archives can be hundreds of MB); None when absent."""
 
-    def stream(self, path: str, chunk_size: int) -> Iterator[bytes] | None: ...
+    @abstractmethod
+    def upload_file(self, path: str, filename: str, **options: Unpack[PutOptions]) -> None:
+        """Write a local file with bounded memory (in parts when large); no precondition."""
 
-    def upload_file(
-        self, path: str, filename: str, *, content_type: str, cache_control: str, metadata: dict[str, str] | None = None
-    ) -> None: ...
+    @abstractmethod
+    def list(self, path_prefix: str) -> Iterator[ObjectInfo]:
+        """Every object under ``path_prefix``, its path relative to the store prefix, in key order."""
 
+    @abstractmethod
+    def delete_many(self, paths: Iterable[str]) -> list[str]:
+        """Delete the objects (a missing one is no error); returns the paths the backend refused."""
+
+    @abstractmethod
     def set_metadata(
         self, path: str, metadata: dict[str, str], *, content_type: str, cache_control: str, if_match: str
-    ) -> None: ...
+    ) -> None:
+        """Replace an object's user metadata, its bytes untouched, only if its ETag is still ``if_match``."""
 
-    def list(self, path_prefix: str) -> Iterator[ObjectInfo]: ...
-
-    def delete_many(self, paths: Iterable[str]) -> list[str]: ...
-
-    def request_counts(self) -> dict[str, int]: ...
-
-    # Built on the primitives (StoreBase):
-    def get_json(self, path: str) -> Any | None: ...
-
-    def create(
-        self,
-        path: str,
-        body: bytes | BinaryIO,
-        *,
-        content_type: str,
-        cache_control: str,
-        metadata: dict[str, str] | None = None,
-    ) -> bool: ...
-
-    def upload_new_file(
-        self, path: str, filename: str, *, content_type: str, cache_control: str, metadata: dict[str, str] | None = None
-    ) -> bool: ...
-
-    def put_if_changed(
-        self,
-        path: str,
-        data: bytes,
-        *,
-        known_etag: str | None = None,
-        content_type: str = JSON,
-        cache_control: str = METADATA_CACHE,
-    ) -> bool: ...
-
-    def delete(self, path: str) -> None: ...
-
-
-class StoreBase:
-    """What every backend gets from its primitives: JSON reads, create-only and skip-if-same writes."""
-
-    prefix: str
-    get: Callable[[str], StoredObject | None]
-    head: Callable[[str], ObjectInfo | None]
-    put: Callable[..., str]
-    upload_file: Callable[..., None]
-    delete_many: Callable[[Iterable[str]], list[str]]
+    @abstractmethod
+    def request_counts(self) -> dict[str, int]:
+        """Requests made so far, by kind (GET, PUT, CREATE, HEAD, LIST, DELETE, ...)."""
 
     def key(self, path: str) -> str:
         return self.prefix + safe_key_part(path)
@@ -168,36 +166,18 @@ class StoreBase:
         except ValueError as exc:
             raise StoreError(f"{self.key(path)} is not valid JSON: {exc}") from exc
 
-    def create(
-        self,
-        path: str,
-        body: bytes | BinaryIO,
-        *,
-        content_type: str,
-        cache_control: str,
-        metadata: dict[str, str] | None = None,
-    ) -> bool:
+    def create(self, path: str, body: bytes | BinaryIO, **options: Unpack[PutOptions]) -> bool:
         """PUT only if no object exists at ``path`` (one request); False when one already does.
 
         Counted as CREATE in request_counts: a refused create writes nothing.
         """
         try:
-            self.put(
-                path,
-                body,
-                content_type=content_type,
-                cache_control=cache_control,
-                if_none_match=True,
-                metadata=metadata,
-                kind="CREATE",
-            )
+            self.put(path, body, **{**options, "if_none_match": True, "kind": "CREATE"})
         except ConflictError:
             return False
         return True
 
-    def upload_new_file(
-        self, path: str, filename: str, *, content_type: str, cache_control: str, metadata: dict[str, str] | None = None
-    ) -> bool:
+    def upload_new_file(self, path: str, filename: str, **options: Unpack[PutOptions]) -> bool:
         """Store a local file unless an object already exists at ``path``; False when one did.
 
         Below the multipart threshold this is one create-only PUT streamed from the file; above
@@ -205,12 +185,10 @@ class StoreBase:
         """
         if os.path.getsize(filename) < MULTIPART_THRESHOLD:
             with open(filename, "rb") as body:
-                return self.create(
-                    path, body, content_type=content_type, cache_control=cache_control, metadata=metadata
-                )
+                return self.create(path, body, **options)
         if self.head(path) is not None:
             return False
-        self.upload_file(path, filename, content_type=content_type, cache_control=cache_control, metadata=metadata)
+        self.upload_file(path, filename, **options)
         return True
 
     def put_if_changed(

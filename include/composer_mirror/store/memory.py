@@ -13,10 +13,10 @@ from collections import Counter
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import BinaryIO
+from typing import BinaryIO, Unpack
 
 from composer_mirror.errors import ConflictError
-from composer_mirror.store.base import JSON, METADATA_CACHE, ObjectInfo, StoreBase, StoredObject, md5_etag
+from composer_mirror.store.base import ObjectInfo, Put, PutOptions, Store, StoredObject, md5_etag
 
 
 @dataclass(frozen=True)
@@ -29,7 +29,7 @@ class _Object:
     metadata: dict[str, str]
 
 
-class MemoryStore(StoreBase):
+class MemoryStore(Store):
     """Objects in a dict under a lock; ``clock`` gives Last-Modified (a test can move time)."""
 
     def __init__(self, prefix: str = "", clock: Callable[[], datetime] | None = None) -> None:
@@ -71,29 +71,20 @@ class MemoryStore(StoreBase):
             dict(found.metadata),
         )
 
-    def put(
-        self,
-        path: str,
-        data: bytes | BinaryIO,
-        *,
-        content_type: str = JSON,
-        cache_control: str = METADATA_CACHE,
-        if_match: str | None = None,
-        if_none_match: bool = False,
-        metadata: dict[str, str] | None = None,
-        kind: str = "PUT",
-    ) -> str:
+    def put(self, path: str, data: bytes | BinaryIO, **options: Unpack[PutOptions]) -> str:
+        put = Put.of(options)
         key = self.key(path)
         body = data if isinstance(data, bytes) else _read_all(data)
         with self._lock:
-            self._count(kind)
+            self._count(put.kind)
             current = self.objects.get(key)
-            if if_none_match and current is not None:
+            if put.if_none_match and current is not None:
                 raise ConflictError(f"{key} already exists")
-            if if_match is not None and (current is None or current.etag != if_match):
+            if put.if_match is not None and (current is None or current.etag != put.if_match):
                 raise ConflictError(f"{key} was changed by another writer")
             etag = md5_etag(body)
-            self.objects[key] = _Object(body, etag, self.clock(), cache_control, content_type, _lower_keys(metadata))
+            stored = _Object(body, etag, self.clock(), put.cache_control, put.content_type, _lower_keys(put.metadata))
+            self.objects[key] = stored
         return etag
 
     def stream(self, path: str, chunk_size: int) -> Iterator[bytes] | None:
@@ -103,11 +94,9 @@ class MemoryStore(StoreBase):
         # As botocore's iter_chunks: an empty object yields no chunk at all.
         return iter([stored.body[i : i + chunk_size] for i in range(0, len(stored.body), chunk_size)])
 
-    def upload_file(
-        self, path: str, filename: str, *, content_type: str, cache_control: str, metadata: dict[str, str] | None = None
-    ) -> None:
+    def upload_file(self, path: str, filename: str, **options: Unpack[PutOptions]) -> None:
         with open(filename, "rb") as body:
-            self.put(path, body, content_type=content_type, cache_control=cache_control, metadata=metadata)
+            self.put(path, body, **options)
 
     def set_metadata(
         self, path: str, metadata: dict[str, str], *, content_type: str, cache_control: str, if_match: str

@@ -9,15 +9,15 @@ import threading
 import time
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator
-from typing import Any, BinaryIO, TypeVar
+from typing import Any, BinaryIO, TypeVar, Unpack
 
 from composer_mirror.errors import ConflictError, StoreError
 from composer_mirror.store.base import (
-    JSON,
-    METADATA_CACHE,
     MULTIPART_THRESHOLD,
     ObjectInfo,
-    StoreBase,
+    Put,
+    PutOptions,
+    Store,
     StoredObject,
     md5_etag,
 )
@@ -37,7 +37,7 @@ READ_CHUNK = 1024**2
 T = TypeVar("T")
 
 
-class S3Store(StoreBase):
+class S3Store(Store):
     """Objects under ``<bucket>/<prefix>``, with the error handling written once.
 
     404 means absent; throttling and 5xx are retried with backoff and logged with the setting to
@@ -144,32 +144,23 @@ class S3Store(StoreBase):
 
         return chunks()
 
-    def put(
-        self,
-        path: str,
-        data: bytes | BinaryIO,
-        *,
-        content_type: str = JSON,
-        cache_control: str = METADATA_CACHE,
-        if_match: str | None = None,
-        if_none_match: bool = False,
-        metadata: dict[str, str] | None = None,
-        kind: str = "PUT",
-    ) -> str:
+    def put(self, path: str, data: bytes | BinaryIO, **options: Unpack[PutOptions]) -> str:
         """PUT bytes; with ``if_match``/``if_none_match`` it is a compare-and-swap that may conflict."""
+        put = Put.of(options)
+        if_match = put.if_match
         kwargs: dict[str, Any] = {
             "Bucket": self.bucket,
             "Key": self.key(path),
             "Body": data,
-            "ContentType": content_type,
-            "CacheControl": cache_control,
+            "ContentType": put.content_type,
+            "CacheControl": put.cache_control,
         }
         if if_match:
             kwargs["IfMatch"] = if_match
-        if if_none_match:
+        if put.if_none_match:
             kwargs["IfNoneMatch"] = "*"
-        if metadata:
-            kwargs["Metadata"] = metadata
+        if put.metadata:
+            kwargs["Metadata"] = put.metadata
 
         def call() -> str:
             try:
@@ -184,11 +175,9 @@ class S3Store(StoreBase):
                     raise ConflictError(f"{self.key(path)} was changed by another writer") from exc
                 raise
 
-        return self._call(kind, call)
+        return self._call(put.kind, call)
 
-    def upload_file(
-        self, path: str, filename: str, *, content_type: str, cache_control: str, metadata: dict[str, str] | None = None
-    ) -> None:
+    def upload_file(self, path: str, filename: str, **options: Unpack[PutOptions]) -> None:
         """Upload a local file with boto3's managed transfer (multipart above 64 MB, bounded memory)."""
         from boto3.s3.transfer import TransferConfig
 
@@ -196,9 +185,10 @@ class S3Store(StoreBase):
         config = TransferConfig(
             multipart_threshold=MULTIPART_THRESHOLD, multipart_chunksize=16 * 1024**2, max_concurrency=4
         )
-        extra: dict[str, Any] = {"ContentType": content_type, "CacheControl": cache_control}
-        if metadata:
-            extra["Metadata"] = metadata
+        put = Put.of(options)
+        extra: dict[str, Any] = {"ContentType": put.content_type, "CacheControl": put.cache_control}
+        if put.metadata:
+            extra["Metadata"] = put.metadata
         self._call("PUT", lambda: self.client.upload_file(filename, self.bucket, key, ExtraArgs=extra, Config=config))
 
     def set_metadata(

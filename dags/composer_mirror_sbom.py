@@ -35,7 +35,15 @@ from typing import Any
 import pendulum
 from airflow.sdk import Param, dag, task
 
-from composer_mirror.airflow_adapter import DEFAULT_ARGS, handed_off, mirror_tasks, read_upstream_task
+from composer_mirror.airflow_adapter import DEFAULT_ARGS, handed_off
+from composer_mirror.mirror_tasks import (
+    fetch_archives,
+    plan_batches,
+    publish_index,
+    read_upstream,
+    report,
+    sync_metadata,
+)
 
 
 @dag(
@@ -101,11 +109,13 @@ def composer_mirror_sbom() -> None:
         """Stop here on a dry run: the plan is in resolve_targets' log, nothing is written."""
         return not (params or {}).get("dry_run")
 
-    upstream = read_upstream_task()
+    upstream = read_upstream()
     targets = resolve_targets(upstream)
-    gate = unless_dry_run()
-    targets >> gate
-    mirror_tasks(targets, upstream, after=gate)
+    batches = plan_batches(targets)
+    targets >> unless_dry_run() >> batches
+    manifests = sync_metadata.partial(upstream=upstream).expand(batch=batches)
+    results = fetch_archives.partial(upstream=upstream).expand(manifest=manifests)
+    report(publish_index(results, targets, upstream))
 
 
 composer_mirror_sbom()

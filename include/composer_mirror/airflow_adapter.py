@@ -10,16 +10,15 @@ from collections.abc import Callable
 from datetime import timedelta
 from typing import Any, TypeVar
 
-from composer_mirror import handoff
 from composer_mirror.errors import SettingsError
 from composer_mirror.handoff import hand_off, receive
 from composer_mirror.settings import VARIABLES, Settings
 from composer_mirror.store import S3Store
 from composer_mirror.store.layout import handoff_dir
-from composer_mirror.sync import context, metadata, packages, planning, publish
+from composer_mirror.sync import context
 from composer_mirror.sync.context import Context
 from composer_mirror.upstream import FetchPolicy, RetryPolicy, UpstreamClient
-from composer_mirror.upstream.composer import Endpoints, read_endpoints
+from composer_mirror.upstream.composer import Endpoints
 
 logger = logging.getLogger(__name__)
 
@@ -214,106 +213,3 @@ def label_batch(label: str) -> None:
     from airflow.sdk import get_current_context
 
     get_current_context()["batch_label"] = label  # type: ignore[typeddict-unknown-key]
-
-
-def repository_asset() -> Any:
-    """The published root as an Asset: other DAGs can schedule on every publish.
-
-    Named, without a URI: the bucket is a Variable, unknown at parse time, and a URI with a scheme
-    makes every parse load the providers' URI normalisers (about 0.3 s).
-    """
-    from airflow.sdk import Asset
-
-    return Asset(name="composer_mirror_repository")
-
-
-def read_upstream_task() -> Any:
-    """The first task of every mirroring DAG: settings checked, the upstream's endpoints discovered."""
-    from airflow.sdk import task
-
-    @task
-    def read_upstream() -> dict[str, Any]:
-        """Read the settings and discover the upstream's endpoints from its packages.json."""
-        settings = load_settings()
-        return context.run_with_context(
-            lambda: build_context(settings=settings),
-            lambda ctx: read_endpoints(ctx.client, settings.upstream_url).to_json(),
-        )
-
-    return read_upstream()
-
-
-def mirror_tasks(plan: Any, upstream: Any, after: Any = None) -> Any:
-    """Wire plan_batches -> sync_metadata[] -> fetch_archives[] -> publish_index -> report.
-
-    Shared by every DAG that mirrors something, so there is one pipeline and one mirrored set.
-    Returns the report task.
-    """
-    from airflow.sdk import task
-
-    @task
-    def plan_batches(plan: dict[str, Any]) -> list[dict[str, Any]]:
-        """Group the targets into batches (at most composer_mirror_max_batches)."""
-
-        def step(ctx: Context, planned: dict[str, Any]) -> list[dict[str, Any]]:
-            targets = planned["targets"]
-            batches = planning.plan_batches(
-                targets, batch_slots(ctx.settings.max_batches), min_times=planned.get("min_times")
-            )
-            if not batches and runs_in_process():
-                # `dags test` idles a second per tick on a mapped task with nothing to map; an empty batch is cheaper.
-                batches = [{"index": 0, "label": "(nothing to do)", "packages": {}, "min_times": {}}]
-            logger.info("%d targets in %d batches", len(targets), len(batches))
-            return batches
-
-        return handed_off_batches(plan, None, step)  # no upstream request: no endpoints to allow
-
-    @task(map_index_template="{{ batch_label }}", execution_timeout=LONG_TASK)
-    def sync_metadata(batch: dict[str, Any], upstream: dict[str, Any]) -> dict[str, Any]:
-        """Revalidate the batch's p2 files upstream (conditional requests)."""
-        return batch_step("manifest", batch, upstream, metadata.sync_metadata)
-
-    @task(map_index_template="{{ batch_label }}", execution_timeout=LONG_TASK)
-    def fetch_archives(manifest: dict[str, Any], upstream: dict[str, Any]) -> dict[str, Any]:
-        """Fetch new archives into the bucket, then write the batch's p2 files."""
-        return batch_step("result", manifest, upstream, packages.fetch_archives)
-
-    @task(trigger_rule="none_failed", outlets=[repository_asset()], execution_timeout=LONG_TASK)
-    def publish_index(results: list[dict[str, Any]], plan: dict[str, Any], upstream: dict[str, Any]) -> dict[str, Any]:
-        """Publish packages.json last, then the run report (and advance the changes-feed cursor)."""
-        run_id = current_run_id()
-        # One slice request: iterating the lazy sequence probes offsets until one is missing (logged as an error).
-        refs = list(results[:]) if results else []
-
-        def step(ctx: Context) -> dict[str, Any]:
-            batches = [receive(ctx.store, ref) for ref in refs]
-            return publish.publish_index(ctx, batches, receive(ctx.store, plan), run_id)
-
-        return handed_off("report", upstream, step)
-
-    @task
-    def report(summary: dict[str, Any]) -> None:
-        """Log the run's counts; fail the run (after publishing) when any package or archive failed.
-
-        The last task: it deletes the run's hand-offs (and any left by failed runs of this DAG).
-        """
-        dag_id = run_ids()[0]
-
-        def step(ctx: Context) -> dict[str, Any]:
-            received = receive(ctx.store, summary)
-            handoff.clear(ctx.store, dag_id)
-            return received
-
-        received = context.run_with_context(build_context, step)
-        publish.log_report(received)
-        if received["failures"]:
-            from airflow.exceptions import AirflowException
-
-            raise AirflowException(f"{len(received['failures'])} failures; the index was published without them")
-
-    batches = plan_batches(plan)
-    if after is not None:
-        after >> batches
-    manifests = sync_metadata.partial(upstream=upstream).expand(batch=batches)
-    results = fetch_archives.partial(upstream=upstream).expand(manifest=manifests)
-    return report(publish_index(results, plan, upstream))

@@ -94,13 +94,14 @@ def composer_mirror_sbom() -> None:
     def resolve_targets(upstream: dict[str, Any], params: dict[str, Any] | None = None) -> dict[str, Any]:
         """Parse the SBOM/PURLs, check every version upstream, add dependencies, log the plan."""
         from composer_mirror.sync import planning
+        from composer_mirror.sync.records import Plan
 
         params = dict(params or {})
 
         def plan(ctx: Any) -> dict[str, Any]:
             targets = planning.resolve_request(ctx, params)
             # A dry run stops after this task: nothing downstream reads the plan, so nothing is written.
-            return {"targets": {} if params.get("dry_run") else targets}
+            return Plan({} if params.get("dry_run") else targets)
 
         return handed_off("plan", upstream, plan)
 

@@ -90,11 +90,15 @@ def composer_mirror_verify() -> None:
     def verify_batch(batch: dict[str, Any], params: dict[str, Any] | None = None) -> dict[str, Any]:
         """Check (and with `repair`, restore) the batch's p2 files and archives; with `deep`, hash every archive."""
         from composer_mirror import verify
+        from composer_mirror.sync.records import Batch
 
         repair = bool((params or {}).get("repair"))
         deep = bool((params or {}).get("deep"))
         return batch_step(
-            "result", batch, None, lambda ctx, b: verify.verify_batch(ctx, b, repair=repair, deep=deep).to_dict()
+            "result",
+            batch,
+            None,
+            lambda ctx, b: verify.verify_batch(ctx, Batch.from_json(b), repair=repair, deep=deep).to_dict(),
         )
 
     @task(trigger_rule="none_failed")

@@ -18,7 +18,7 @@ from typing import Any
 
 UPSTREAM_POOL = "composer_upstream"
 DEFAULT_POOL = "default_pool"
-# Tasks of the mirror's DAGs that send requests to the upstream (composer_mirror.airflow_adapter and
+# Tasks of the mirror's DAGs that send requests to the upstream (composer_mirror.mirror_tasks and
 # dags/): sync_metadata and fetch_archives are mapped over batches; resolve_targets is the SBOM DAG's
 # check of every requested version. Add a task here when a new one talks to the upstream.
 UPSTREAM_TASKS = frozenset({"read_upstream", "enumerate_targets", "resolve_targets", "sync_metadata", "fetch_archives"})

@@ -17,6 +17,7 @@ from composer_mirror.store import S3Store
 from composer_mirror.store.layout import handoff_dir
 from composer_mirror.sync import context
 from composer_mirror.sync.context import Context
+from composer_mirror.sync.records import Batch
 from composer_mirror.upstream import FetchPolicy, RetryPolicy, UpstreamClient
 from composer_mirror.upstream.composer import Endpoints
 
@@ -127,7 +128,7 @@ def build_context(upstream: dict[str, Any] | None = None, settings: Settings | N
 def handed_off_batches(
     ref: dict[str, Any],
     upstream: dict[str, Any] | None,
-    plan: Callable[[Context, Any], list[dict[str, Any]]],
+    plan: Callable[[Context, Any], list[Batch]],
 ) -> list[dict[str, Any]]:
     """Receive a value, plan batches from it, and hand each batch to its mapped task instance.
 
@@ -138,7 +139,7 @@ def handed_off_batches(
     def step(ctx: Context) -> list[dict[str, Any]]:
         inline = ctx.settings.handoff_inline_bytes
         return [
-            hand_off(ctx.store, directory, f"batch-{b['index']}", b, inline, index=b["index"], label=b["label"])
+            hand_off(ctx.store, directory, f"batch-{b.index}", b.to_json(), inline, index=b.index, label=b.label)
             for b in plan(ctx, receive(ctx.store, ref))
         ]
 
@@ -199,13 +200,17 @@ def handed_off(
 ) -> dict[str, Any]:
     """Run a pipeline step and return its result for the next task: inline, or through the bucket.
 
-    See :mod:`composer_mirror.handoff`: large values in XCom cost the task process tens of MB.
+    A typed record (:mod:`composer_mirror.sync.records`) goes as its JSON. See
+    :mod:`composer_mirror.handoff`: large values in XCom cost the task process tens of MB.
     """
     directory = handoff_dir(*run_ids())
-    return context.run_with_context(
-        lambda: build_context(upstream),
-        lambda ctx: hand_off(ctx.store, directory, name, step(ctx), ctx.settings.handoff_inline_bytes, **visible),
-    )
+
+    def run(ctx: Context) -> dict[str, Any]:
+        result = step(ctx)
+        value = result.to_json() if hasattr(result, "to_json") else result
+        return hand_off(ctx.store, directory, name, value, ctx.settings.handoff_inline_bytes, **visible)
+
+    return context.run_with_context(lambda: build_context(upstream), run)
 
 
 def label_batch(label: str) -> None:

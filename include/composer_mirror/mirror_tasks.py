@@ -32,6 +32,7 @@ from composer_mirror.airflow_adapter import (
 from composer_mirror.handoff import receive
 from composer_mirror.sync import context, metadata, packages, planning, publish
 from composer_mirror.sync.context import Context
+from composer_mirror.sync.records import Batch, BatchResult, Manifest, Plan
 from composer_mirror.upstream.composer import read_endpoints
 
 logger = logging.getLogger(__name__)
@@ -56,15 +57,15 @@ def read_upstream() -> dict[str, Any]:
 def plan_batches(plan: dict[str, Any]) -> list[dict[str, Any]]:
     """Group the targets into batches (at most composer_mirror_max_batches)."""
 
-    def step(ctx: Context, planned: dict[str, Any]) -> list[dict[str, Any]]:
-        targets = planned["targets"]
+    def step(ctx: Context, value: dict[str, Any]) -> list[Batch]:
+        planned = Plan.from_json(value)
         batches = planning.plan_batches(
-            targets, batch_slots(ctx.settings.max_batches), min_times=planned.get("min_times")
+            planned.targets, batch_slots(ctx.settings.max_batches), min_times=planned.min_times
         )
         if not batches and runs_in_process():
             # `dags test` idles a second per tick on a mapped task with nothing to map; an empty batch is cheaper.
-            batches = [{"index": 0, "label": "(nothing to do)", "packages": {}, "min_times": {}}]
-        logger.info("%d targets in %d batches", len(targets), len(batches))
+            batches = [Batch(0, "(nothing to do)", {})]
+        logger.info("%d targets in %d batches", len(planned.targets), len(batches))
         return batches
 
     return handed_off_batches(plan, None, step)  # no upstream request: no endpoints to allow
@@ -73,13 +74,17 @@ def plan_batches(plan: dict[str, Any]) -> list[dict[str, Any]]:
 @task(map_index_template="{{ batch_label }}", execution_timeout=LONG_TASK)
 def sync_metadata(batch: dict[str, Any], upstream: dict[str, Any]) -> dict[str, Any]:
     """Revalidate the batch's p2 files upstream (conditional requests)."""
-    return batch_step("manifest", batch, upstream, metadata.sync_metadata)
+    return batch_step(
+        "manifest", batch, upstream, lambda ctx, value: metadata.sync_metadata(ctx, Batch.from_json(value))
+    )
 
 
 @task(map_index_template="{{ batch_label }}", execution_timeout=LONG_TASK)
 def fetch_archives(manifest: dict[str, Any], upstream: dict[str, Any]) -> dict[str, Any]:
     """Fetch new archives into the bucket, then write the batch's p2 files."""
-    return batch_step("result", manifest, upstream, packages.fetch_archives)
+    return batch_step(
+        "result", manifest, upstream, lambda ctx, value: packages.fetch_archives(ctx, Manifest.from_json(value))
+    )
 
 
 @task(trigger_rule="none_failed", outlets=[REPOSITORY], execution_timeout=LONG_TASK)
@@ -90,8 +95,8 @@ def publish_index(results: list[dict[str, Any]], plan: dict[str, Any], upstream:
     refs = list(results[:]) if results else []
 
     def step(ctx: Context) -> dict[str, Any]:
-        batches = [receive(ctx.store, ref) for ref in refs]
-        return publish.publish_index(ctx, batches, receive(ctx.store, plan), run_id)
+        batches = [BatchResult.from_json(receive(ctx.store, ref)) for ref in refs]
+        return publish.publish_index(ctx, batches, Plan.from_json(receive(ctx.store, plan)), run_id)
 
     return handed_off("report", upstream, step)
 

@@ -59,6 +59,7 @@ from composer_mirror.store.layout import (
 )
 from composer_mirror.sync.context import Context
 from composer_mirror.sync.planning import plan_batches
+from composer_mirror.sync.records import Batch
 from composer_mirror.targets import normalized_of, select_versions
 
 logger = logging.getLogger(__name__)
@@ -176,7 +177,7 @@ def read_root(store: S3Store, repository_url: str) -> tuple[list[str], VerifyRes
     return sorted(set(names)), result
 
 
-def plan_verify_batches(names: Iterable[str], max_batches: int) -> list[dict[str, Any]]:
+def plan_verify_batches(names: Iterable[str], max_batches: int) -> list[Batch]:
     """The sync's batching (whole state shards per batch), so each batch reads each shard once."""
     return plan_batches({name: [] for name in names}, max_batches)
 
@@ -215,12 +216,12 @@ class PackageCheck:
     repaired: list[Problem] = field(default_factory=list)
 
 
-def verify_batch(ctx: Context, batch: Mapping[str, Any], *, repair: bool = False, deep: bool = False) -> VerifyResult:
+def verify_batch(ctx: Context, batch: Batch, *, repair: bool = False, deep: bool = False) -> VerifyResult:
     """Verify (and with ``repair``, restore) the packages of one batch: p2 files first, then archives.
 
     ``deep`` hashes every archive rather than trusting the digests in its metadata.
     """
-    names = sorted(batch["packages"])
+    names = sorted(batch.packages)
     shards = load_shards(ctx.store, names)
     workers = ctx.settings.concurrency
 
@@ -257,7 +258,7 @@ def verify_batch(ctx: Context, batch: Mapping[str, Any], *, repair: bool = False
     result.problems.extend(problem for problems in broken.values() for problem in problems)
     logger.info(
         "batch %s: %d packages, %d p2 files, %d versions, %d archives (%d bytes, %d hashed), %d problems, %d repaired",
-        batch.get("index"),
+        batch.index,
         result.packages,
         result.p2_files,
         result.versions,

@@ -25,6 +25,7 @@ from composer_mirror.sync.metadata import sync_metadata
 from composer_mirror.sync.packages import fetch_archives
 from composer_mirror.sync.planning import plan_batches
 from composer_mirror.sync.publish import publish_index
+from composer_mirror.sync.records import Batch, Plan
 from composer_mirror.upstream import FetchPolicy, RetryPolicy, UpstreamClient
 from composer_mirror.upstream.composer import read_endpoints
 from composer_mirror.versions import normalize
@@ -53,8 +54,8 @@ def second_writer(mirror: Mirror) -> Context:
 def run_targets(ctx: Context, targets: Mapping[str, list[str]], run_id: str) -> dict[str, Any]:
     """An SBOM run's mirroring chain: the targets it resolved, batched, synced, published."""
     ctx.upstream = read_endpoints(ctx.client, ctx.settings.upstream_url)
-    plan = {"targets": dict(targets)}
-    batches = plan_batches(plan["targets"], ctx.settings.max_batches)
+    plan = Plan(dict(targets))
+    batches = plan_batches(plan.targets, ctx.settings.max_batches)
     results = [fetch_archives(ctx, sync_metadata(ctx, batch)) for batch in batches]
     return publish_index(ctx, results, plan, run_id)
 
@@ -69,7 +70,7 @@ def recorded_versions(mirror: Mirror, name: str) -> set[str]:
 
 
 def verify_package(ctx: Context, name: str, *, repair: bool) -> verify.VerifyResult:
-    return verify.verify_batch(ctx, {"index": 0, "packages": {name: []}}, repair=repair)
+    return verify.verify_batch(ctx, Batch(0, name, {name: []}), repair=repair)
 
 
 def test_versions_survive_upstream_deletion_when_the_upstream_omits_version_normalized(
@@ -169,7 +170,7 @@ def test_a_corrupt_root_is_rebuilt_with_every_mirrored_package(session_mirror: C
         mirror.store.put(ROOT, b'{"packages": [], "available-pack')  # a torn or hand-damaged root
         mirror.registry.add_version("psr/log", "3.0.3")
         report = mirror.run("second")
-        assert report["plan"]["mode"] == "incremental"
+        assert report["plan"].mode == "incremental"
         assert mirror.root()["available-packages"] == available
         assert any("packages.json" in json.dumps(item) for item in report["anomalies"])
 

@@ -39,6 +39,7 @@ from composer_mirror.sync.metadata import _older_than, sync_metadata
 from composer_mirror.sync.packages import fetch_archives
 from composer_mirror.sync.planning import incremental_targets, plan_batches, plan_sync, resolve_request
 from composer_mirror.sync.publish import expire_deletions, log_report, publish_index, record_deletions, summarise
+from composer_mirror.sync.records import BatchResult, FeedPlan, Plan
 from composer_mirror.upstream import FetchPolicy, RetryPolicy, UpstreamClient
 from composer_mirror.upstream.composer import read_endpoints
 from composer_mirror.versions import is_stable
@@ -76,12 +77,12 @@ def test_batches_cover_every_target_once_within_the_limit_and_balanced(
     shards = {shard_of(name) for name in targets}
     wanted = min(max_batches, math.ceil(count / min_batch_size), len(shards))
     assert len(batches) == wanted <= max_batches
-    names = [name for batch in batches for name in batch["packages"]]
+    names = [name for batch in batches for name in batch.packages]
     assert sorted(names) == sorted(targets)
     largest_shard = max(Counter(shard_of(name) for name in targets).values())
     per_batch = count / wanted
     for batch in batches:
-        assert per_batch - largest_shard < len(batch["packages"]) < per_batch + largest_shard
+        assert per_batch - largest_shard < len(batch.packages) < per_batch + largest_shard
 
 
 @pytest.mark.parametrize(("count", "max_batches"), [(1000, 64), (300, 7), (2000, 200)])
@@ -89,15 +90,15 @@ def test_a_shard_never_spans_two_batches(count: int, max_batches: int) -> None:
     batches = plan_batches(targets_of(count), max_batches, min_batch_size=1)
     owner: dict[str, int] = {}
     for batch in batches:
-        for name in batch["packages"]:
-            assert owner.setdefault(shard_of(name), batch["index"]) == batch["index"], name
+        for name in batch.packages:
+            assert owner.setdefault(shard_of(name), batch.index) == batch.index, name
 
 
 def test_packages_of_one_shard_stay_together_even_when_more_batches_are_allowed() -> None:
     names = names_in_one_shard(5)
     batches = plan_batches({name: ["*"] for name in names}, max_batches=10, min_batch_size=1)
     assert len(batches) == 1
-    assert sorted(batches[0]["packages"]) == sorted(names)
+    assert sorted(batches[0].packages) == sorted(names)
 
 
 def test_no_targets_plan_no_batches() -> None:
@@ -111,11 +112,11 @@ def test_few_targets_stay_in_one_batch() -> None:
 def test_a_batch_carries_its_selectors_min_times_index_and_label() -> None:
     targets = {"b/b": ["^1.0"], "a/a": ["*", "1.0.0"], "c/c": ["*"]}
     [batch] = plan_batches(targets, 64, min_times={"a/a": {"": 10}, "z/z": {"": 99}})
-    assert batch["index"] == 0
-    assert batch["packages"] == targets
-    assert batch["min_times"] == {"a/a": {"": 10}}
-    names = list(batch["packages"])
-    assert batch["label"] == f"{names[0]} .. {names[-1]} (3)"
+    assert batch.index == 0
+    assert batch.packages == targets
+    assert batch.min_times == {"a/a": {"": 10}}
+    names = list(batch.packages)
+    assert batch.label == f"{names[0]} .. {names[-1]} (3)"
 
 
 def test_min_times_go_to_the_batch_holding_the_package() -> None:
@@ -124,9 +125,9 @@ def test_min_times_go_to_the_batch_holding_the_package() -> None:
     batches = plan_batches(targets, 64, min_batch_size=200, min_times=min_times)
     assert len(batches) == 3
     for batch in batches:
-        assert batch["min_times"] == {n: t for n, t in min_times.items() if n in batch["packages"]}
-        assert batch["label"].endswith(f"({len(batch['packages'])})")
-    assert [b["index"] for b in batches] == [0, 1, 2]
+        assert batch.min_times == {n: t for n, t in min_times.items() if n in batch.packages}
+        assert batch.label.endswith(f"({len(batch.packages)})")
+    assert [b.index for b in batches] == [0, 1, 2]
 
 
 # --- incremental_targets, deletions -------------------------------------------------------------
@@ -154,7 +155,7 @@ def test_a_quiet_feed_gives_no_targets() -> None:
 
 def test_record_deletions_marks_mirrored_packages_and_an_update_clears_the_mark() -> None:
     catalog = Catalog(packages={"a/a": ["*"], "b/b": ["*"], "c/c": ["*"]}, deleted={"c/c": 50, "b/b": 10})
-    record_deletions(catalog, {"updates": ["c/c"], "deletes": {"a/a": 100, "b/b": 20, "never/mirrored": 30}})
+    record_deletions(catalog, FeedPlan(0, {"a/a": 100, "b/b": 20, "never/mirrored": 30}, ["c/c"]))
     assert catalog.deleted == {"a/a": 100, "b/b": 10}
 
 
@@ -217,20 +218,20 @@ def test_older_than_compares_a_last_modified_header_with_the_feeds_action_time(
 
 # --- summarise, log_report ----------------------------------------------------------------------
 RESULTS = [
-    {
-        "published": ["a/a", "b/b"],
-        "failures": [{"package": "b/b", "stage": "archive", "error": "boom"}],
-        "anomalies": [],
-        "stats": {"metadata_200": 2, "archives_downloaded": 3, "archive_bytes": 300},
-        "s3_requests": {"PUT": 4, "GET": 1},
-    },
-    {
-        "published": ["c/c"],
-        "failures": [],
-        "anomalies": [{"package": "c/c", "kind": "rewritten tag"}],
-        "stats": {"metadata_200": 1, "metadata_304": 5, "archive_bytes": 50},
-        "s3_requests": {"PUT": 1, "HEAD": 2},
-    },
+    BatchResult(
+        0,
+        published=["a/a", "b/b"],
+        failures=[{"package": "b/b", "stage": "archive", "error": "boom"}],
+        stats={"metadata_200": 2, "archives_downloaded": 3, "archive_bytes": 300},
+        s3_requests={"PUT": 4, "GET": 1},
+    ),
+    BatchResult(
+        1,
+        published=["c/c"],
+        anomalies=[{"package": "c/c", "kind": "rewritten tag"}],
+        stats={"metadata_200": 1, "metadata_304": 5, "archive_bytes": 50},
+        s3_requests={"PUT": 1, "HEAD": 2},
+    ),
 ]
 
 
@@ -293,14 +294,14 @@ class Mirror:
     def store(self) -> S3Store:
         return self.ctx.store
 
-    def run(self, run_id: str = "run", adjust_plan: Callable[[dict[str, Any]], None] | None = None) -> dict[str, Any]:
+    def run(self, run_id: str = "run", adjust_plan: Callable[[Plan], None] | None = None) -> dict[str, Any]:
         """One sync run, task by task, as the DAG wires them."""
         ctx = self.ctx
         ctx.upstream = read_endpoints(ctx.client, ctx.settings.upstream_url)
         plan = plan_sync(ctx)
         if adjust_plan:
             adjust_plan(plan)
-        batches = plan_batches(plan["targets"], ctx.settings.max_batches, min_times=plan.get("min_times"))
+        batches = plan_batches(plan.targets, ctx.settings.max_batches, min_times=plan.min_times)
         manifests = [sync_metadata(ctx, batch) for batch in batches]
         results = [fetch_archives(ctx, manifest) for manifest in manifests]
         report = publish_index(ctx, results, plan, run_id)
@@ -377,7 +378,7 @@ def test_a_first_run_publishes_every_selected_package_with_dists_on_the_mirror_a
     assert report["failures"] == [] and report["anomalies"] == []
     for name in SELECTED:
         assert mirror.state(name)["versions"], name
-    assert report["plan"]["mode"] == "full"
+    assert report["plan"].mode == "full"
     root = mirror.root()
     assert set(root["available-packages"]) == SELECTED
     assert root["metadata-url"] == f"/{BUCKET}/repo/p2/%package%.json"
@@ -405,7 +406,7 @@ def test_a_quiet_incremental_run_writes_nothing_but_its_report_status_json(mirro
     mirror.store.requests.clear()
     mirror.server.reset_log()
     report = mirror.run("second")
-    assert report["plan"]["mode"] == "incremental"
+    assert report["plan"].mode == "incremental"
     assert mirror.store.request_counts().get("PUT", 0) == 1  # status.json, the run's report
     assert json.loads(mirror.store.get("status.json").body)["run_id"] == "second"
     assert mirror.store.get("mirror-state/runs/second.json") is None  # the history keeps runs that did something
@@ -420,7 +421,7 @@ def test_a_second_full_run_revalidates_conditionally_and_writes_nothing(mirror_w
     mirror.store.requests.clear()
     mirror.server.reset_log()
     report = mirror.run("second")
-    assert report["plan"]["mode"] == "full"
+    assert report["plan"].mode == "full"
     assert mirror.server.count(r"^/p2/") == p2_requests == mirror.server.count(r"^/p2/", status=304)
     assert mirror.server.count(r"^/(zipball|codeload)/") == 0
     assert mirror.store.request_counts().get("PUT", 0) == 1  # status.json
@@ -432,8 +433,8 @@ def test_a_new_upstream_version_is_mirrored_by_the_next_run(mirror: Mirror) -> N
     mirror.run("first")
     mirror.registry.add_version("psr/log", "3.0.3")
     report = mirror.run("second")
-    assert report["plan"]["mode"] == "incremental"
-    assert sorted(report["plan"]["targets"]) == ["psr/log"]
+    assert report["plan"].mode == "incremental"
+    assert sorted(report["plan"].targets) == ["psr/log"]
     assert "3.0.3" in mirror.published("psr/log")
     assert report["failures"] == []
 
@@ -549,8 +550,8 @@ def test_a_copy_older_than_the_feeds_action_is_left_pending_and_synced_next_run(
 
     def stale_cdn(plan: dict[str, Any]) -> None:
         # the feed announced the change an hour after the copy the upstream's CDN still serves
-        plan["min_times"]["twig/twig"][""] += 3600
-        announced["twig/twig"] = plan["min_times"]["twig/twig"][""]
+        plan.min_times["twig/twig"][""] += 3600
+        announced["twig/twig"] = plan.min_times["twig/twig"][""]
 
     report = mirror.run("second", adjust_plan=stale_cdn)
     assert report["stale"] == ["twig/twig"]
@@ -559,8 +560,8 @@ def test_a_copy_older_than_the_feeds_action_is_left_pending_and_synced_next_run(
     assert {e["description"] for e in mirror.published("twig/twig").values()} != {"Changed upstream"}
 
     report = mirror.run("third")
-    assert report["plan"]["mode"] == "incremental"
-    assert sorted(report["plan"]["targets"]) == ["twig/twig"]
+    assert report["plan"].mode == "incremental"
+    assert sorted(report["plan"].targets) == ["twig/twig"]
     assert report["stale"] == []
     assert load_catalog(mirror.store).pending == {}
     assert {e["description"] for e in mirror.published("twig/twig").values()} == {"Changed upstream"}
@@ -590,7 +591,7 @@ def test_a_changed_selection_forces_a_full_run(mirror: Mirror) -> None:
     mirror.run("first")
     mirror.ctx.settings = dataclasses.replace(mirror.ctx.settings, packages=(*SELECTION, "monolog/monolog"))
     report = mirror.run("second")
-    assert report["plan"]["mode"] == "full"
+    assert report["plan"].mode == "full"
     assert "monolog/monolog" in mirror.root()["available-packages"]
     assert load_catalog(mirror.store).selection == [*SELECTION, "monolog/monolog"]
 

@@ -25,7 +25,7 @@ from __future__ import annotations
 import hashlib
 import json
 from collections import Counter
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import Future
 from contextlib import ExitStack, suppress
 from datetime import UTC, datetime, timedelta
@@ -44,6 +44,7 @@ from composer_mirror.store.layout import ROOT, archive_path_of_url, p2_path
 from composer_mirror.store.memory import MemoryStore
 from composer_mirror.sync import metadata, packages, planning, publish
 from composer_mirror.sync.context import Context
+from composer_mirror.sync.records import Plan
 from composer_mirror.targets import normalized_of
 from composer_mirror.upstream import FetchPolicy, RetryPolicy, UpstreamClient
 from composer_mirror.upstream.composer import read_endpoints
@@ -269,10 +270,10 @@ class WriteRuleMachine(RuleBasedStateMachine):
         name, version = offered[pick % len(offered)]
         ctx = self.context()
         ctx.upstream = read_endpoints(ctx.client, ORIGIN)
-        self.mirror(ctx, {"targets": {name: [version]}}, "sbom")
+        self.mirror(ctx, Plan({name: [version]}), "sbom")
 
-    def mirror(self, ctx: Context, plan: Mapping[str, Any], run_id: str) -> None:
-        batches = planning.plan_batches(plan["targets"], ctx.settings.max_batches, min_times=plan.get("min_times"))
+    def mirror(self, ctx: Context, plan: Plan, run_id: str) -> None:
+        batches = planning.plan_batches(plan.targets, ctx.settings.max_batches, min_times=plan.min_times)
         results = [packages.fetch_archives(ctx, metadata.sync_metadata(ctx, batch)) for batch in batches]
         publish.publish_index(ctx, results, plan, run_id)
 

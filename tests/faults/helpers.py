@@ -171,7 +171,7 @@ def run_pipeline(variables: Mapping[str, str], s3: Any, run_id: str = "in-proces
     try:
         ctx.upstream = read_endpoints(client, resolved.upstream_url)
         plan = planning.plan_sync(ctx)
-        batches = planning.plan_batches(plan["targets"], resolved.max_batches, min_times=plan.get("min_times"))
+        batches = planning.plan_batches(plan.targets, resolved.max_batches, min_times=plan.min_times)
         results = [packages.fetch_archives(ctx, metadata.sync_metadata(ctx, batch)) for batch in batches]
         return publish.publish_index(ctx, results, plan, run_id)
     finally:

@@ -24,6 +24,7 @@ from composer_mirror.state import (
 from composer_mirror.store import STATE_CACHE, md5_etag
 from composer_mirror.store.layout import FILE_SUFFIXES, shard_of, upstream_cache_path
 from composer_mirror.sync.context import Context, endpoints_of
+from composer_mirror.sync.records import Batch, Manifest
 from composer_mirror.targets import (
     wants_dev,
 )
@@ -37,23 +38,15 @@ logger = logging.getLogger(__name__)
 STATE_WINDOW = 250
 
 
-def sync_metadata(ctx: Context, batch: Mapping[str, Any]) -> dict[str, Any]:
+def sync_metadata(ctx: Context, batch: Batch) -> Manifest:
     """Revalidate the batch's upstream p2 files; return what changed (validators, not bodies).
 
     A package is asked conditionally only when its last sync completed with the same selectors:
     otherwise its archives may still be missing and the full metadata is needed again.
     """
-    packages: Mapping[str, list[str]] = batch["packages"]
-    manifest: dict[str, Any] = {
-        "index": batch["index"],
-        "label": batch.get("label", ""),
-        "work": [],
-        "unchanged": [],
-        "failures": [],
-    }
-
-    min_times: Mapping[str, Mapping[str, int]] = batch.get("min_times", {})
-    manifest["stale"] = {}
+    packages = batch.packages
+    manifest = Manifest(batch.index, batch.label)
+    min_times = batch.min_times
 
     Outcome = tuple[str, dict[str, Any], dict[str, Any] | None, str | None]  # name, state, work, error
 
@@ -62,7 +55,7 @@ def sync_metadata(ctx: Context, batch: Mapping[str, Any]) -> dict[str, Any]:
             return name, state, _revalidate(ctx, name, packages[name], state, min_times.get(name)), None
         except StaleMetadata as exc:
             logger.warning("%s", exc)
-            manifest["stale"][name] = max(min_times[name].values())
+            manifest.stale[name] = max(min_times[name].values())
             return name, state, None, None
         except MirrorError as exc:
             return name, state, None, str(exc)
@@ -76,25 +69,25 @@ def sync_metadata(ctx: Context, batch: Mapping[str, Any]) -> dict[str, Any]:
     with ThreadPoolExecutor(max_workers=ctx.settings.concurrency * 2) as pool:
         for name, state, work, error in track(revalidated(pool), "metadata", len(packages), _metadata_bytes(ctx)):
             if error:
-                manifest["failures"].append({"package": name, "stage": "metadata", "error": error})
+                manifest.failures.append({"package": name, "stage": "metadata", "error": error})
                 logger.error("%s: %s", name, error)
                 if state.get("published"):
-                    manifest["unchanged"].append(name)
+                    manifest.unchanged.append(name)
             elif work is None:
                 if state.get("published"):
-                    manifest["unchanged"].append(name)
+                    manifest.unchanged.append(name)
             else:
-                manifest["work"].append(work)
+                manifest.work.append(work)
     logger.info(
         "batch %s: %d packages, %d changed, %d unchanged, %d failed",
-        batch["index"],
+        batch.index,
         len(packages),
-        len(manifest["work"]),
-        len(manifest["unchanged"]),
-        len(manifest["failures"]),
+        len(manifest.work),
+        len(manifest.unchanged),
+        len(manifest.failures),
     )
-    manifest["stats"] = ctx.client.stats.as_dict()
-    manifest["s3_requests"] = ctx.store.request_counts()
+    manifest.stats = ctx.client.stats.as_dict()
+    manifest.s3_requests = ctx.store.request_counts()
     return manifest
 
 

@@ -32,6 +32,7 @@ from composer_mirror.state import (
 )
 from composer_mirror.store.layout import archive_id, shard_of, upstream_cache_path
 from composer_mirror.sync.context import Context, endpoints_of
+from composer_mirror.sync.records import BatchResult, Manifest
 from composer_mirror.targets import (
     normalized_of,
     select_versions,
@@ -82,7 +83,7 @@ class BatchOutcome:
     packages: int = 0
 
 
-def fetch_archives(ctx: Context, manifest: dict[str, Any]) -> dict[str, Any]:
+def fetch_archives(ctx: Context, manifest: Manifest) -> BatchResult:
     """Fetch the batch's new archives, then write its p2 files, then record the state.
 
     Packages go through in chunks of whole state shards (archives, then their p2 files, then their
@@ -92,9 +93,10 @@ def fetch_archives(ctx: Context, manifest: dict[str, Any]) -> dict[str, Any]:
     from the hand-off), so that each finished chunk's items are freed.
     """
     started = time.monotonic()
-    work = {item["name"]: item for item in manifest.pop("work")}
+    work = {item["name"]: item for item in manifest.work}
+    manifest.work = []
     total = len(work)
-    outcome = BatchOutcome(published=list(manifest["unchanged"]), failures=list(manifest["failures"]))
+    outcome = BatchOutcome(published=list(manifest.unchanged), failures=list(manifest.failures))
     with ThreadPoolExecutor(max_workers=ctx.settings.concurrency * 2) as pool:
         for names in shard_windows(list(work), CHUNK_PACKAGES):
             shards = load_shards(ctx.store, names)
@@ -103,29 +105,29 @@ def fetch_archives(ctx: Context, manifest: dict[str, Any]) -> dict[str, Any]:
             save_package_states(ctx.store, outcome.updates)
             outcome.updates.clear()
             if total > CHUNK_PACKAGES:
-                logger.info("batch %s: %d/%d changed packages done", manifest["index"], outcome.packages, total)
-    stats = Counter(manifest.get("stats", {}))
+                logger.info("batch %s: %d/%d changed packages done", manifest.index, outcome.packages, total)
+    stats = Counter(manifest.stats)
     stats.update(ctx.client.stats.as_dict())
     stats.update({"p2_written": outcome.p2_written, "packages_changed": outcome.packages})
-    s3 = Counter(manifest.get("s3_requests", {}))
+    s3 = Counter(manifest.s3_requests)
     s3.update(ctx.store.request_counts())
     logger.info(
         "batch %s: %d archives fetched, %d p2 files written, %d failures in %.1fs",
-        manifest["index"],
+        manifest.index,
         outcome.archives,
         outcome.p2_written,
         len(outcome.failures),
         time.monotonic() - started,
     )
-    return {
-        "index": manifest["index"],
-        "stale": manifest.get("stale", {}),
-        "published": sorted(outcome.published),
-        "failures": outcome.failures,
-        "anomalies": outcome.anomalies,
-        "stats": dict(stats),
-        "s3_requests": dict(s3),
-    }
+    return BatchResult(
+        manifest.index,
+        published=sorted(outcome.published),
+        failures=outcome.failures,
+        anomalies=outcome.anomalies,
+        stale=manifest.stale,
+        stats=dict(stats),
+        s3_requests=dict(s3),
+    )
 
 
 def _mirror_chunk(

@@ -20,6 +20,7 @@ from composer_mirror.state import (
 )
 from composer_mirror.store.layout import shard_of
 from composer_mirror.sync.context import Context, endpoints_of
+from composer_mirror.sync.records import Batch, FeedPlan, Plan
 from composer_mirror.targets import (
     Targets,
     add_selector,
@@ -57,7 +58,7 @@ def enumerate_targets(
     return dict(sorted(targets.items()))
 
 
-def plan_sync(ctx: Context) -> dict[str, Any]:
+def plan_sync(ctx: Context) -> Plan:
     """The scheduled sync's plan: incremental from the changes feed when it can be, full otherwise.
 
     Incremental needs a feed, a cursor from an earlier published run, no resync action, and the
@@ -67,25 +68,28 @@ def plan_sync(ctx: Context) -> dict[str, Any]:
     catalog = load_catalog(ctx.store)
     selection = list(ctx.settings.packages)
     feed_url = ctx.upstream.changes_url if ctx.upstream else None
-    plan: dict[str, Any] = {"selection": selection, "feed": None}
+    feed: FeedPlan | None = None
     if feed_url:
         changes = read_changes(ctx.client, feed_url, catalog.changes_since)
-        plan["feed"] = {
-            "since": changes.next_cursor(catalog.changes_since),
-            "deletes": changes.deletes,
-            "updates": sorted(set(changes.updates) | set(changes.dev_updates)),
-        }
+        feed = FeedPlan(
+            since=changes.next_cursor(catalog.changes_since),
+            deletes=changes.deletes,
+            updates=sorted(set(changes.updates) | set(changes.dev_updates)),
+        )
         if not changes.resync and catalog.selection == selection:
             min_times = changes.min_times()
-            plan["targets"] = incremental_targets(selection, catalog, min_times)
-            plan["min_times"] = {n: t for n, t in min_times.items() if n in plan["targets"]}
-            plan["mode"] = "incremental"
-            logger.info("incremental run: %d packages named by the changes feed", len(plan["targets"]))
-            return plan
-    plan["targets"] = enumerate_targets(ctx, selection, catalog=catalog.packages)
-    plan["mode"] = "full"
-    logger.info("full run: %d packages to revalidate", len(plan["targets"]))
-    return plan
+            targets = incremental_targets(selection, catalog, min_times)
+            logger.info("incremental run: %d packages named by the changes feed", len(targets))
+            return Plan(
+                targets,
+                "incremental",
+                selection,
+                feed,
+                {name: times for name, times in min_times.items() if name in targets},
+            )
+    targets = enumerate_targets(ctx, selection, catalog=catalog.packages)
+    logger.info("full run: %d packages to revalidate", len(targets))
+    return Plan(targets, "full", selection, feed)
 
 
 def incremental_targets(selection: list[str], catalog: Catalog, updates: Iterable[str]) -> Targets:
@@ -107,7 +111,7 @@ def plan_batches(
     max_batches: int,
     min_batch_size: int = MIN_BATCH_SIZE,
     min_times: Mapping[str, Mapping[str, int]] | None = None,
-) -> list[dict[str, Any]]:
+) -> list[Batch]:
     """Group targets into at most ``max_batches`` batches, never splitting a state shard.
 
     A shard belongs to one batch so that mapped tasks of one run never write the same state
@@ -126,12 +130,12 @@ def plan_batches(
             batches.append([])
         batches[-1].extend(sorted(by_shard[shard]))
     return [
-        {
-            "index": index,
-            "label": f"{names[0]} .. {names[-1]} ({len(names)})",
-            "packages": {name: targets[name] for name in names},
-            "min_times": {name: min_times[name] for name in names if name in (min_times or {})},
-        }
+        Batch(
+            index,
+            f"{names[0]} .. {names[-1]} ({len(names)})",
+            {name: targets[name] for name in names},
+            {name: dict(min_times[name]) for name in names if name in (min_times or {})},
+        )
         for index, names in enumerate(batches)
     ]
 

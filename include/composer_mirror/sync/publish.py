@@ -20,6 +20,7 @@ from composer_mirror.state import (
 from composer_mirror.store import STATE_CACHE
 from composer_mirror.store.layout import run_report_path
 from composer_mirror.sync.context import Context
+from composer_mirror.sync.records import BatchResult, FeedPlan, Plan
 from composer_mirror.targets import (
     is_pin,
     parse_selection,
@@ -28,9 +29,7 @@ from composer_mirror.targets import (
 logger = logging.getLogger(__name__)
 
 
-def publish_index(
-    ctx: Context, results: Iterable[Mapping[str, Any]], plan: Mapping[str, Any], run_id: str
-) -> dict[str, Any]:
+def publish_index(ctx: Context, results: Iterable[BatchResult], plan: Plan, run_id: str) -> dict[str, Any]:
     """Record the mirrored set, publish the root, then advance the changes-feed cursor; write the report.
 
     The root keeps every package already published and adds this run's: a run that touched a
@@ -42,27 +41,27 @@ def publish_index(
     catalog. A crash before the cursor is saved makes the next run read the same feed entries again.
     """
     results = list(results)
-    published = {name for result in results for name in result["published"]}
-    stale = {name: when for result in results for name, when in result.get("stale", {}).items()}
+    published = {name for result in results for name in result.published}
+    stale = {name: when for result in results for name, when in result.stale.items()}
     # Packages that failed are revalidated by the next run even when the changes feed is quiet.
-    failed = {f["package"]: 0 for result in results for f in result["failures"] if f.get("package")}
-    feed = plan.get("feed")
-    selection = plan.get("selection") or []
+    failed = {f["package"]: 0 for result in results for f in result.failures if f.get("package")}
+    feed = plan.feed
+    selection = plan.selection or []
     removed: list[str] = []
 
     def join(catalog: Catalog) -> None:
-        joined = {name: selectors for name, selectors in plan["targets"].items() if name in published}
+        joined = {name: selectors for name, selectors in plan.targets.items() if name in published}
         catalog.packages = catalog.merged_with(joined)
-        catalog.pending = {n: t for n, t in catalog.pending.items() if n not in plan["targets"]} | failed | stale
-        if plan.get("selection") is not None and plan.get("mode") == "full":
-            catalog.selection = list(plan["selection"])
+        catalog.pending = {n: t for n, t in catalog.pending.items() if n not in plan.targets} | failed | stale
+        if plan.selection is not None and plan.mode == "full":
+            catalog.selection = list(plan.selection)
         if feed:
             record_deletions(catalog, feed)
         removed[:] = expire_deletions(copy.deepcopy(catalog), ctx.settings.delete_grace_hours, selection)
 
     def advance(catalog: Catalog) -> None:
         if feed:
-            catalog.changes_since = feed["since"]
+            catalog.changes_since = feed.since
         expire_deletions(catalog, ctx.settings.delete_grace_hours, selection)
 
     catalog = update_catalog(ctx.store, join)
@@ -84,7 +83,7 @@ def publish_index(
         )
     report.update(
         run_id=run_id,
-        mode=plan.get("mode", "targets"),
+        mode=plan.mode,
         stale=sorted(stale),
         removed=removed,
         finished_at=time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
@@ -101,11 +100,11 @@ def publish_index(
     return report
 
 
-def record_deletions(catalog: Catalog, feed: Mapping[str, Any]) -> None:
+def record_deletions(catalog: Catalog, feed: FeedPlan) -> None:
     """Remember when mirrored packages were deleted upstream; an update clears the mark."""
-    for name in feed.get("updates", []):
+    for name in feed.updates:
         catalog.deleted.pop(name, None)
-    for name, when in feed.get("deletes", {}).items():
+    for name, when in feed.deletes.items():
         if name in catalog.packages:
             catalog.deleted.setdefault(name, int(when))
 
@@ -128,21 +127,21 @@ def expire_deletions(catalog: Catalog, grace_hours: int, selection: list[str]) -
     return expired
 
 
-def summarise(results: Iterable[Mapping[str, Any]]) -> dict[str, Any]:
+def summarise(results: Iterable[BatchResult]) -> dict[str, Any]:
     """Add up the batches' counters into one run report."""
     results = list(results)
     stats: Counter = Counter()
     s3: Counter = Counter()
     for result in results:
-        stats.update(result.get("stats", {}))
-        s3.update(result.get("s3_requests", {}))
+        stats.update(result.stats)
+        s3.update(result.s3_requests)
     return {
         "batches": len(results),
-        "packages_published": sum(len(r["published"]) for r in results),
-        "failures": [f for r in results for f in r["failures"]],
-        "anomalies": [a for r in results for a in r["anomalies"]],
+        "packages_published": sum(len(r.published) for r in results),
+        "failures": [f for r in results for f in r.failures],
+        "anomalies": [a for r in results for a in r.anomalies],
         # Versions taken out of the index on purpose this run (see publisher.withdraw_version).
-        "withdrawals": [w for r in results for w in r.get("withdrawals", [])],
+        "withdrawals": [w for r in results for w in r.withdrawals],
         "upstream": dict(stats),
         "s3_requests": dict(s3),
     }

@@ -54,8 +54,7 @@ def composer_mirror_prune() -> None:
     @task(execution_timeout=LONG_TASK)
     def prune_unreferenced(params: dict[str, Any] | None = None) -> dict[str, Any]:
         """Mark unreferenced objects; delete those marked over a grace period ago unless this is a dry run."""
-        from composer_mirror import prune
-        from composer_mirror.sync import context
+        from composer_mirror import context, prune
 
         dry_run = bool((params or {}).get("dry_run", True))
         run_id = current_run_id()

@@ -40,8 +40,8 @@ from composer_mirror.airflow_adapter import (
     handed_off_batches,
     run_ids,
 )
+from composer_mirror.context import Context
 from composer_mirror.handoff import receive
-from composer_mirror.sync.context import Context
 
 
 @dag(
@@ -90,7 +90,7 @@ def composer_mirror_verify() -> None:
     def verify_batch(batch: dict[str, Any], params: dict[str, Any] | None = None) -> dict[str, Any]:
         """Check (and with `repair`, restore) the batch's p2 files and archives; with `deep`, hash every archive."""
         from composer_mirror import verify
-        from composer_mirror.sync.records import Batch
+        from composer_mirror.batches import Batch
 
         repair = bool((params or {}).get("repair"))
         deep = bool((params or {}).get("deep"))
@@ -107,8 +107,7 @@ def composer_mirror_verify() -> None:
 
         The last task: it deletes the run's hand-offs (and any left by failed runs of this DAG).
         """
-        from composer_mirror import handoff, verify
-        from composer_mirror.sync import context
+        from composer_mirror import context, handoff, verify
 
         dag_id, run_id = run_ids()
         repair = bool((params or {}).get("repair"))

@@ -10,14 +10,14 @@ from collections.abc import Callable
 from datetime import timedelta
 from typing import Any, TypeVar
 
+from composer_mirror import context
+from composer_mirror.batches import Batch
+from composer_mirror.context import Context
 from composer_mirror.errors import SettingsError
 from composer_mirror.handoff import hand_off, receive
 from composer_mirror.settings import VARIABLES, Settings
 from composer_mirror.store import S3Store
 from composer_mirror.store.layout import handoff_dir
-from composer_mirror.sync import context
-from composer_mirror.sync.context import Context
-from composer_mirror.sync.records import Batch
 from composer_mirror.upstream import FetchPolicy, RetryPolicy, UpstreamClient
 from composer_mirror.upstream.composer import Endpoints
 

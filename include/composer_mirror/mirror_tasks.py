@@ -16,7 +16,7 @@ from typing import Any
 
 from airflow.sdk import Asset, task
 
-from composer_mirror import handoff
+from composer_mirror import batches, context, handoff
 from composer_mirror.airflow_adapter import (
     LONG_TASK,
     batch_slots,
@@ -29,10 +29,11 @@ from composer_mirror.airflow_adapter import (
     run_ids,
     runs_in_process,
 )
+from composer_mirror.batches import Batch
+from composer_mirror.context import Context
 from composer_mirror.handoff import receive
-from composer_mirror.sync import context, metadata, packages, planning, publish
-from composer_mirror.sync.context import Context
-from composer_mirror.sync.records import Batch, BatchResult, Manifest, Plan
+from composer_mirror.sync import metadata, packages, publish
+from composer_mirror.sync.records import BatchResult, Manifest, Plan
 from composer_mirror.upstream.composer import read_endpoints
 
 logger = logging.getLogger(__name__)
@@ -59,14 +60,13 @@ def plan_batches(plan: dict[str, Any]) -> list[dict[str, Any]]:
 
     def step(ctx: Context, value: dict[str, Any]) -> list[Batch]:
         planned = Plan.from_json(value)
-        batches = planning.plan_batches(
-            planned.targets, batch_slots(ctx.settings.max_batches), min_times=planned.min_times
-        )
-        if not batches and runs_in_process():
+        slots = batch_slots(ctx.settings.max_batches)
+        shares = batches.plan_batches(planned.targets, slots, min_times=planned.min_times)
+        if not shares and runs_in_process():
             # `dags test` idles a second per tick on a mapped task with nothing to map; an empty batch is cheaper.
-            batches = [Batch(0, "(nothing to do)", {})]
-        logger.info("%d targets in %d batches", len(planned.targets), len(batches))
-        return batches
+            shares = [Batch(0, "(nothing to do)", {})]
+        logger.info("%d targets in %d batches", len(planned.targets), len(shares))
+        return shares
 
     return handed_off_batches(plan, None, step)  # no upstream request: no endpoints to allow
 

@@ -40,7 +40,9 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from composer_mirror.archives import ArchiveRecord, digest_metadata, mirror_archive
+from composer_mirror.batches import Batch, plan_batches
 from composer_mirror.composer_format import dump_p2, is_valid_package_name, parse_p2, split_dev
+from composer_mirror.context import Context
 from composer_mirror.errors import ArchiveError, ConflictError, MirrorError, StoreError
 from composer_mirror.parallel import map_bounded
 from composer_mirror.publisher import load_record, metadata_url, publish_files
@@ -57,9 +59,6 @@ from composer_mirror.store.layout import (
     shard_of,
     upstream_cache_path,
 )
-from composer_mirror.sync.context import Context
-from composer_mirror.sync.planning import plan_batches
-from composer_mirror.sync.records import Batch
 from composer_mirror.targets import normalized_of, select_versions
 
 logger = logging.getLogger(__name__)

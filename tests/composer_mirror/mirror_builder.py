@@ -22,13 +22,13 @@ from moto import mock_aws
 
 from composer_mirror.archives import ArchiveRecord, mirror_archive
 from composer_mirror.composer_format import dump_p2
+from composer_mirror.context import Context
 from composer_mirror.publisher import publish_root, write_package
 from composer_mirror.record import PackageRecord, index_fields, merge_offered
 from composer_mirror.settings import Settings
 from composer_mirror.state import save_package_states
 from composer_mirror.store import STATE_CACHE, S3Store
 from composer_mirror.store.layout import upstream_cache_path
-from composer_mirror.sync.context import Context
 from composer_mirror.upstream import FetchPolicy, RetryPolicy, UpstreamClient
 from composer_mirror.versions import normalize
 

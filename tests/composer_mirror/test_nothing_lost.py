@@ -17,15 +17,15 @@ import boto3
 import pytest
 
 from composer_mirror import verify
+from composer_mirror.batches import Batch, plan_batches
+from composer_mirror.context import Context
 from composer_mirror.publisher import load_record, withdraw_version
 from composer_mirror.store.layout import ROOT
 from composer_mirror.sync import packages, publish
-from composer_mirror.sync.context import Context
 from composer_mirror.sync.metadata import sync_metadata
 from composer_mirror.sync.packages import fetch_archives
-from composer_mirror.sync.planning import plan_batches
 from composer_mirror.sync.publish import publish_index
-from composer_mirror.sync.records import Batch, Plan
+from composer_mirror.sync.records import Plan
 from composer_mirror.upstream import FetchPolicy, RetryPolicy, UpstreamClient
 from composer_mirror.upstream.composer import read_endpoints
 from composer_mirror.versions import normalize

@@ -19,12 +19,13 @@ from unittest import mock
 import boto3
 from moto import mock_aws
 
+from composer_mirror.batches import plan_batches
+from composer_mirror.context import Context
 from composer_mirror.settings import Settings
 from composer_mirror.store import S3Store
-from composer_mirror.sync.context import Context
 from composer_mirror.sync.metadata import sync_metadata
 from composer_mirror.sync.packages import fetch_archives
-from composer_mirror.sync.planning import plan_batches, plan_sync
+from composer_mirror.sync.planning import plan_sync
 from composer_mirror.sync.publish import publish_index
 from composer_mirror.upstream import FetchPolicy, RetryPolicy, UpstreamClient
 from composer_mirror.upstream.composer import read_endpoints

@@ -15,11 +15,11 @@ from typing import Any
 import pytest
 
 from composer_mirror import sbom, sbom_upload
+from composer_mirror.context import Context
 from composer_mirror.errors import TargetError
 from composer_mirror.resolve import load_request
 from composer_mirror.settings import Settings
 from composer_mirror.store import S3Store
-from composer_mirror.sync.context import Context
 from composer_mirror.sync.planning import resolve_request
 from tests.composer_mirror.conftest import UNIT_BUCKET
 

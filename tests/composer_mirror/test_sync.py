@@ -25,7 +25,9 @@ import boto3
 import pytest
 from moto import mock_aws
 
+from composer_mirror.batches import plan_batches
 from composer_mirror.composer_format import parse_p2
+from composer_mirror.context import Context
 from composer_mirror.errors import TargetError
 from composer_mirror.publisher import load_record
 from composer_mirror.sbom_upload import read_sbom_object
@@ -34,10 +36,9 @@ from composer_mirror.state import Catalog, load_catalog, load_shards
 from composer_mirror.store import S3Store
 from composer_mirror.store.layout import ROOT, p2_path, shard_of
 from composer_mirror.sync import metadata, packages
-from composer_mirror.sync.context import Context
 from composer_mirror.sync.metadata import _older_than, sync_metadata
 from composer_mirror.sync.packages import fetch_archives
-from composer_mirror.sync.planning import incremental_targets, plan_batches, plan_sync, resolve_request
+from composer_mirror.sync.planning import incremental_targets, plan_sync, resolve_request
 from composer_mirror.sync.publish import expire_deletions, log_report, publish_index, record_deletions, summarise
 from composer_mirror.sync.records import BatchResult, FeedPlan, Plan
 from composer_mirror.upstream import FetchPolicy, RetryPolicy, UpstreamClient

@@ -15,10 +15,11 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
+from composer_mirror.batches import plan_batches
+from composer_mirror.context import Context
 from composer_mirror.settings import Settings
 from composer_mirror.store import S3Store
 from composer_mirror.sync import metadata, packages, planning, publish
-from composer_mirror.sync.context import Context
 from composer_mirror.upstream import FetchPolicy, RetryPolicy, UpstreamClient
 from composer_mirror.upstream.composer import read_endpoints
 from tests.fixture_registry import RegistryServer
@@ -171,7 +172,7 @@ def run_pipeline(variables: Mapping[str, str], s3: Any, run_id: str = "in-proces
     try:
         ctx.upstream = read_endpoints(client, resolved.upstream_url)
         plan = planning.plan_sync(ctx)
-        batches = planning.plan_batches(plan.targets, resolved.max_batches, min_times=plan.min_times)
+        batches = plan_batches(plan.targets, resolved.max_batches, min_times=plan.min_times)
         results = [packages.fetch_archives(ctx, metadata.sync_metadata(ctx, batch)) for batch in batches]
         return publish.publish_index(ctx, results, plan, run_id)
     finally:

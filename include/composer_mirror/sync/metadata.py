@@ -12,9 +12,11 @@ from collections.abc import Callable, Iterator, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
+from composer_mirror.batches import Batch
 from composer_mirror.composer_format import (
     parse_p2,
 )
+from composer_mirror.context import Context, endpoints_of
 from composer_mirror.errors import MirrorError, UpstreamError
 from composer_mirror.progress import track
 from composer_mirror.state import (
@@ -23,8 +25,7 @@ from composer_mirror.state import (
 )
 from composer_mirror.store import STATE_CACHE, md5_etag
 from composer_mirror.store.layout import FILE_SUFFIXES, shard_of, upstream_cache_path
-from composer_mirror.sync.context import Context, endpoints_of
-from composer_mirror.sync.records import Batch, Manifest
+from composer_mirror.sync.records import Manifest
 from composer_mirror.targets import (
     wants_dev,
 )

@@ -21,6 +21,7 @@ from composer_mirror.composer_format import (
     is_dev_version,
     parse_p2,
 )
+from composer_mirror.context import Context, endpoints_of
 from composer_mirror.errors import MirrorError
 from composer_mirror.progress import track
 from composer_mirror.publisher import migrated_record, write_package
@@ -31,7 +32,6 @@ from composer_mirror.state import (
     shard_windows,
 )
 from composer_mirror.store.layout import archive_id, shard_of, upstream_cache_path
-from composer_mirror.sync.context import Context, endpoints_of
 from composer_mirror.sync.records import BatchResult, Manifest
 from composer_mirror.targets import (
     normalized_of,

@@ -9,18 +9,17 @@ from __future__ import annotations
 
 import fnmatch
 import logging
-import math
 from collections.abc import Iterable, Mapping
 from typing import Any
 
+from composer_mirror.context import Context, endpoints_of
 from composer_mirror.state import (
     Catalog,
     load_catalog,
     load_shards,
 )
 from composer_mirror.store.layout import shard_of
-from composer_mirror.sync.context import Context, endpoints_of
-from composer_mirror.sync.records import Batch, FeedPlan, Plan
+from composer_mirror.sync.records import FeedPlan, Plan
 from composer_mirror.targets import (
     Targets,
     add_selector,
@@ -31,10 +30,6 @@ from composer_mirror.upstream.changes import read_changes
 from composer_mirror.upstream.composer import list_url
 
 logger = logging.getLogger(__name__)
-
-
-# Below this many packages per batch, Airflow's per-task overhead outweighs the parallelism gained.
-MIN_BATCH_SIZE = 200
 
 
 def enumerate_targets(
@@ -104,40 +99,6 @@ def incremental_targets(selection: list[str], catalog: Catalog, updates: Iterabl
             if fnmatch.fnmatchcase(name, entry.pattern):
                 add_selector(targets, name, entry.selector)
     return targets
-
-
-def plan_batches(
-    targets: Targets,
-    max_batches: int,
-    min_batch_size: int = MIN_BATCH_SIZE,
-    min_times: Mapping[str, Mapping[str, int]] | None = None,
-) -> list[Batch]:
-    """Group targets into at most ``max_batches`` batches, never splitting a state shard.
-
-    A shard belongs to one batch so that mapped tasks of one run never write the same state
-    object. Batches are balanced by package count.
-    """
-    if not targets:
-        return []
-    by_shard: dict[str, list[str]] = {}
-    for name in targets:
-        by_shard.setdefault(shard_of(name), []).append(name)
-    wanted = max(1, min(max_batches, math.ceil(len(targets) / min_batch_size), len(by_shard)))
-    per_batch = len(targets) / wanted
-    batches: list[list[str]] = [[]]
-    for shard in sorted(by_shard):
-        if batches[-1] and len(batches) < wanted and sum(map(len, batches)) >= per_batch * len(batches):
-            batches.append([])
-        batches[-1].extend(sorted(by_shard[shard]))
-    return [
-        Batch(
-            index,
-            f"{names[0]} .. {names[-1]} ({len(names)})",
-            {name: targets[name] for name in names},
-            {name: dict(min_times[name]) for name in names if name in (min_times or {})},
-        )
-        for index, names in enumerate(batches)
-    ]
 
 
 def resolve_request(ctx: Context, params: Mapping[str, Any]) -> Targets:

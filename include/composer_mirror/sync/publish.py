@@ -9,6 +9,7 @@ from collections import Counter
 from collections.abc import Iterable, Mapping
 from typing import Any
 
+from composer_mirror.context import Context
 from composer_mirror.listing_page import publish_listing, publish_status
 from composer_mirror.publisher import publish_root
 from composer_mirror.report_table import report_table
@@ -19,7 +20,6 @@ from composer_mirror.state import (
 )
 from composer_mirror.store import STATE_CACHE
 from composer_mirror.store.layout import run_report_path
-from composer_mirror.sync.context import Context
 from composer_mirror.sync.records import BatchResult, FeedPlan, Plan
 from composer_mirror.targets import (
     is_pin,

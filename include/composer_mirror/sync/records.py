@@ -8,18 +8,13 @@ JSON (:meth:`to_json` / :meth:`from_json`, inline in XCom or through the bucket,
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from typing import Any
 
-Targets = dict[str, list[str]]
-# Per package, per p2 file ("" or "~dev"): the time the changes feed announced a change.
-MinTimes = dict[str, dict[str, int]]
+from composer_mirror.batches import MinTimes, Targets
+from composer_mirror.json_record import JsonRecord
+
 Failure = dict[str, Any]
-
-
-def _fields(cls: type, data: Mapping[str, Any]) -> dict[str, Any]:
-    """The keys of ``data`` the dataclass knows (a value written by an older release may lack some)."""
-    return {key: data[key] for key in cls.__dataclass_fields__ if key in data}
 
 
 @dataclass
@@ -32,7 +27,7 @@ class FeedPlan:
 
 
 @dataclass
-class Plan:
+class Plan(JsonRecord):
     """What a run mirrors: packages with selectors; a scheduled sync's also says how it was planned.
 
     ``mode`` is "full" (the selection plus the mirrored set), "incremental" (what the changes feed
@@ -46,36 +41,16 @@ class Plan:
     feed: FeedPlan | None = None
     min_times: MinTimes = field(default_factory=dict)
 
-    def to_json(self) -> dict[str, Any]:
-        return asdict(self)
-
     @classmethod
     def from_json(cls, data: Mapping[str, Any]) -> Plan:
-        values = _fields(cls, data)
-        if values.get("feed") is not None:
-            values["feed"] = FeedPlan(**values["feed"])
-        return cls(**values)
+        plan = super().from_json(data)
+        if isinstance(plan.feed, Mapping):
+            plan.feed = FeedPlan(**plan.feed)
+        return plan
 
 
 @dataclass
-class Batch:
-    """One mapped task instance's share of a plan: whole state shards, with the UI's label."""
-
-    index: int
-    label: str
-    packages: Targets
-    min_times: MinTimes = field(default_factory=dict)
-
-    def to_json(self) -> dict[str, Any]:
-        return asdict(self)
-
-    @classmethod
-    def from_json(cls, data: Mapping[str, Any]) -> Batch:
-        return cls(**_fields(cls, data))
-
-
-@dataclass
-class Manifest:
+class Manifest(JsonRecord):
     """What sync_metadata found for a batch: the packages that changed upstream (``work``), those
     unchanged and published, failures, and stale copies to retry; plus its request counts."""
 
@@ -88,16 +63,9 @@ class Manifest:
     stats: dict[str, int] = field(default_factory=dict)
     s3_requests: dict[str, int] = field(default_factory=dict)
 
-    def to_json(self) -> dict[str, Any]:
-        return asdict(self)
-
-    @classmethod
-    def from_json(cls, data: Mapping[str, Any]) -> Manifest:
-        return cls(**_fields(cls, data))
-
 
 @dataclass
-class BatchResult:
+class BatchResult(JsonRecord):
     """What fetch_archives published for a batch, for publish_index and the run report."""
 
     index: int
@@ -108,10 +76,3 @@ class BatchResult:
     stale: dict[str, int] = field(default_factory=dict)
     stats: dict[str, int] = field(default_factory=dict)
     s3_requests: dict[str, int] = field(default_factory=dict)
-
-    def to_json(self) -> dict[str, Any]:
-        return asdict(self)
-
-    @classmethod
-    def from_json(cls, data: Mapping[str, Any]) -> BatchResult:
-        return cls(**_fields(cls, data))

@@ -11,7 +11,7 @@ from dataclasses import asdict, dataclass
 from typing import Any
 
 from composer_mirror.errors import ArchiveError
-from composer_mirror.store import ARCHIVE_CACHE, STATE_CACHE, ZIP, S3Store
+from composer_mirror.store import ARCHIVE_CACHE, STATE_CACHE, ZIP, Store
 from composer_mirror.store.layout import archive_id, archive_marker_prefix, archive_path
 from composer_mirror.upstream import UpstreamClient, redact
 
@@ -85,7 +85,7 @@ def _check_symlink(name: str, target: bytes, url: str) -> None:
         raise ArchiveError(f"{redact(url)} has a symlink {name!r} pointing outside the archive ({text!r})")
 
 
-def load_markers(store: S3Store, name: str) -> dict[str, ArchiveRecord]:
+def load_markers(store: Store, name: str) -> dict[str, ArchiveRecord]:
     """The journal of archives stored for a package, keyed by archive id (see state.archive_id)."""
     markers: dict[str, ArchiveRecord] = {}
     prefix = archive_marker_prefix(name)
@@ -97,7 +97,7 @@ def load_markers(store: S3Store, name: str) -> dict[str, ArchiveRecord]:
 
 
 def mirror_archive(
-    store: S3Store,
+    store: Store,
     client: UpstreamClient,
     *,
     name: str,

@@ -8,7 +8,7 @@ from typing import Any
 
 from composer_mirror.errors import MirrorError
 from composer_mirror.settings import Settings
-from composer_mirror.store import S3Store
+from composer_mirror.store import Store
 from composer_mirror.upstream import UpstreamClient
 from composer_mirror.upstream.composer import Endpoints
 
@@ -18,7 +18,7 @@ class Context:
     """What every task builds from settings: the store, the upstream client and the upstream's URLs."""
 
     settings: Settings
-    store: S3Store
+    store: Store
     client: UpstreamClient
     # The upstream's endpoints, for the tasks that make upstream requests (None for the others).
     upstream: Endpoints | None = None

@@ -23,15 +23,13 @@ from typing import Any
 
 from composer_mirror.errors import StoreError
 from composer_mirror.state import dumps
-from composer_mirror.store import STATE_CACHE, S3Store
+from composer_mirror.store import STATE_CACHE, Store
 from composer_mirror.store.layout import handoff_dir
 
 logger = logging.getLogger(__name__)
 
 
-def hand_off(
-    store: S3Store, directory: str, name: str, value: Any, inline_limit: int, **visible: Any
-) -> dict[str, Any]:
+def hand_off(store: Store, directory: str, name: str, value: Any, inline_limit: int, **visible: Any) -> dict[str, Any]:
     """What a task returns: ``visible`` fields plus the value itself, or the path it was written to."""
     body = dumps(value)
     if len(body) <= inline_limit:
@@ -41,7 +39,7 @@ def hand_off(
     return {**visible, "handoff": path, "bytes": len(body)}
 
 
-def receive(store: S3Store, ref: Mapping[str, Any]) -> Any:
+def receive(store: Store, ref: Mapping[str, Any]) -> Any:
     """The value behind a :func:`hand_off` result."""
     if "value" in ref:
         return ref["value"]
@@ -54,7 +52,7 @@ def receive(store: S3Store, ref: Mapping[str, Any]) -> Any:
     return value
 
 
-def clear(store: S3Store, dag_id: str) -> int:
+def clear(store: Store, dag_id: str) -> int:
     """Delete every hand-off of the DAG's runs; returns how many were deleted.
 
     Called by a run's last task, after publishing: a failed delete only leaves garbage for the next run to clear, so it

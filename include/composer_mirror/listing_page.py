@@ -20,7 +20,7 @@ from importlib import resources
 from typing import Any
 
 from composer_mirror.state import dumps, load_shard
-from composer_mirror.store import S3Store
+from composer_mirror.store import Store
 from composer_mirror.store.layout import INDEX_HTML, INDEX_JSON, STATE_DIR, STATUS_JSON
 from composer_mirror.targets import newest_first
 
@@ -42,7 +42,7 @@ def package_summary(state: Mapping[str, Any]) -> dict[str, Any]:
     }
 
 
-def build_index(store: S3Store, available: Iterable[str], *, workers: int = 16) -> bytes:
+def build_index(store: Store, available: Iterable[str], *, workers: int = 16) -> bytes:
     """index.json: every available package with its versions and licences, from all shards.
 
     Shards are summarised as they are read, and each summary is kept already serialised: at
@@ -69,7 +69,7 @@ def page() -> bytes:
     return resources.files("composer_mirror").joinpath("static/index.html").read_bytes()
 
 
-def publish_listing(store: S3Store, available: Iterable[str], *, changed: bool) -> None:
+def publish_listing(store: Store, available: Iterable[str], *, changed: bool) -> None:
     """Rewrite index.json only when the repository changed (and only if its bytes differ)."""
     if not changed and store.head(INDEX_JSON) is not None:
         return
@@ -77,7 +77,7 @@ def publish_listing(store: S3Store, available: Iterable[str], *, changed: bool) 
     store.put_if_changed(INDEX_HTML, page(), content_type=HTML, cache_control=SHORT_CACHE)
 
 
-def publish_status(store: S3Store, report: Mapping[str, Any]) -> None:
+def publish_status(store: Store, report: Mapping[str, Any]) -> None:
     """status.json: the last run's report, for monitoring (generated-at, counts, failures, anomalies).
 
     It is the one object every run writes; runs that changed something also keep a copy in

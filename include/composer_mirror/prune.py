@@ -71,7 +71,7 @@ from composer_mirror.publisher import load_record, read_available, read_publishe
 from composer_mirror.record import index_fields
 from composer_mirror.settings import Settings
 from composer_mirror.state import PackageState, dumps, load_shard
-from composer_mirror.store import STATE_CACHE, ObjectInfo, S3Store, compare_and_swap
+from composer_mirror.store import STATE_CACHE, ObjectInfo, Store, compare_and_swap
 from composer_mirror.store.layout import (
     ARCHIVE_DIR,
     MARKER_DIR,
@@ -173,7 +173,7 @@ class References:
 
 
 def prune(
-    store: S3Store, *, grace_hours: float, dry_run: bool = True, workers: int = 10, now: datetime | None = None
+    store: Store, *, grace_hours: float, dry_run: bool = True, workers: int = 10, now: datetime | None = None
 ) -> PruneResult:
     """Mark what is unreferenced, and delete (or only report) what was marked over ``grace_hours`` ago.
 
@@ -201,7 +201,7 @@ def prune(
     return result
 
 
-def read_references(store: S3Store, workers: int) -> References:
+def read_references(store: Store, workers: int) -> References:
     """Everything published or recorded; raises rather than guess when any of it is unreadable."""
     refs = References(available=_read_root(store))
     for published in map_bounded(lambda name: read_published(store, name), refs.available, workers):
@@ -213,7 +213,7 @@ def read_references(store: S3Store, workers: int) -> References:
     return refs
 
 
-def _read_state_references(store: S3Store, workers: int) -> References:
+def _read_state_references(store: Store, workers: int) -> References:
     """The root and the state, without the p2 files: what the sweep reads again right before deleting.
 
     A sync taking an object back into use records it in the state (and its package in the root)
@@ -225,7 +225,7 @@ def _read_state_references(store: S3Store, workers: int) -> References:
     return refs
 
 
-def _read_root(store: S3Store) -> set[str]:
+def _read_root(store: Store) -> set[str]:
     """The packages the root lists: an empty or unreadable root would make everything look unreferenced."""
     try:
         available, etag = read_available(store)
@@ -236,7 +236,7 @@ def _read_root(store: S3Store) -> set[str]:
     return set(available)
 
 
-def _add_state(store: S3Store, refs: References, workers: int) -> None:
+def _add_state(store: Store, refs: References, workers: int) -> None:
     """Every package the state records, with the archive and journal marker of each recorded version.
 
     Both the package records (the source of truth, which a run writes before its p2 files and its
@@ -264,12 +264,12 @@ def _recorded_archives(state: PackageState) -> Iterator[tuple[str, ArchiveRecord
             yield normalized, ArchiveRecord.from_dict(withdrawn["archive"])
 
 
-def _read_journal(store: S3Store, paths: list[str], workers: int) -> dict[str, str | None]:
+def _read_journal(store: Store, paths: list[str], workers: int) -> dict[str, str | None]:
     """The archive each of these journal markers names (None when the marker is gone or unreadable)."""
     return dict(map_bounded(lambda path: (path, _marker_archive(store, path)), paths, workers))
 
 
-def _marker_archive(store: S3Store, path: str) -> str | None:
+def _marker_archive(store: Store, path: str) -> str | None:
     try:
         document = store.get_json(path)
         return archive_path(str(document["sha256"])) if isinstance(document, dict) else None
@@ -278,7 +278,7 @@ def _marker_archive(store: S3Store, path: str) -> str | None:
 
 
 # --- marks ------------------------------------------------------------------------------------
-def _record_marks(store: S3Store, unreferenced: Mapping[str, datetime | None], now: datetime) -> Marks:
+def _record_marks(store: Store, unreferenced: Mapping[str, datetime | None], now: datetime) -> Marks:
     """Merge this prune's findings (path -> Last-Modified) into the stored marks; returns them.
 
     Applied again to whatever an overlapping prune wrote meanwhile: each path found unreferenced
@@ -294,7 +294,7 @@ def _record_marks(store: S3Store, unreferenced: Mapping[str, datetime | None], n
     return _parse_marks(store, compare_and_swap(store, PRUNE_MARKS, merge, cache_control=STATE_CACHE).body)
 
 
-def _forget_marks(store: S3Store, deleted: Iterable[str]) -> None:
+def _forget_marks(store: Store, deleted: Iterable[str]) -> None:
     """Drop the marks of deleted objects, leaving any mark another prune added meanwhile."""
     gone = set(deleted)
     if not gone:
@@ -308,7 +308,7 @@ def _forget_marks(store: S3Store, deleted: Iterable[str]) -> None:
     compare_and_swap(store, PRUNE_MARKS, drop, cache_control=STATE_CACHE)
 
 
-def _parse_marks(store: S3Store, body: bytes | None) -> Marks:
+def _parse_marks(store: Store, body: bytes | None) -> Marks:
     """The stored marks; an unreadable document restarts every clock, which only delays deletions."""
     if body is None:
         return {}
@@ -346,7 +346,7 @@ def _due(
 
 
 # --- the sweep --------------------------------------------------------------------------------
-def _sweep(store: S3Store, result: PruneResult, marks: Marks, journal: Mapping[str, str | None], workers: int) -> None:
+def _sweep(store: Store, result: PruneResult, marks: Marks, journal: Mapping[str, str | None], workers: int) -> None:
     """Delete the due objects still unreferenced and unchanged, kind by kind, and unmark them.
 
     What decides is read again here, right before the deletes, so that a sync taking an object
@@ -375,7 +375,7 @@ def _sweep(store: S3Store, result: PruneResult, marks: Marks, journal: Mapping[s
     _forget_marks(store, deleted)
 
 
-def _list_kind(store: S3Store, kind: str) -> Iterable[ObjectInfo]:
+def _list_kind(store: Store, kind: str) -> Iterable[ObjectInfo]:
     """Objects of one kind whose key the mirror itself would write; anything else is left alone."""
     prefix = {"archive": ARCHIVE_DIR, "marker": MARKER_DIR, "p2": P2_DIR}[kind]
     owned = {"archive": is_archive_path, "marker": is_marker_path, "p2": lambda path: p2_name(path) is not None}
@@ -405,7 +405,7 @@ def _log_orphans(action: str, result: PruneResult) -> None:
             logger.info("%s %d more %s objects", action, len(of_kind) - SHOWN_PER_KIND, kind)
 
 
-def run_prune(store: S3Store, settings: Settings, *, dry_run: bool, run_id: str) -> PruneResult:
+def run_prune(store: Store, settings: Settings, *, dry_run: bool, run_id: str) -> PruneResult:
     """The DAG's task: prune with the configured grace period, log, and keep a report in the state."""
     result = prune(store, grace_hours=settings.prune_grace_hours, dry_run=dry_run, workers=settings.concurrency)
     log_summary(result)

@@ -49,7 +49,7 @@ from composer_mirror.publisher import load_record, metadata_url, publish_files
 from composer_mirror.record import MirroredVersion, derive_files, published_entry
 from composer_mirror.report_table import report_table
 from composer_mirror.state import PackageState, dumps, load_shard, load_shards
-from composer_mirror.store import ARCHIVE_CACHE, STATE_CACHE, ZIP, ObjectInfo, S3Store, md5_etag
+from composer_mirror.store import ARCHIVE_CACHE, STATE_CACHE, ZIP, ObjectInfo, Store, md5_etag
 from composer_mirror.store.layout import (
     FILE_SUFFIXES,
     ROOT,
@@ -139,7 +139,7 @@ def merge_all(results: Iterable[VerifyResult]) -> VerifyResult:
 
 
 # --- the root ---------------------------------------------------------------------------------
-def read_root(store: S3Store, repository_url: str) -> tuple[list[str], VerifyResult]:
+def read_root(store: Store, repository_url: str) -> tuple[list[str], VerifyResult]:
     """The packages the root declares, and what is wrong with the root itself.
 
     Stricter than the publisher's reader, which forgives a corrupt root because the next publish
@@ -379,7 +379,7 @@ class ArchiveCheck:
     problem: tuple[str, str] | None = None
 
 
-def _check_archive(store: S3Store, ref: ArchiveRef, *, deep: bool) -> ArchiveCheck:
+def _check_archive(store: Store, ref: ArchiveRef, *, deep: bool) -> ArchiveCheck:
     """HEAD for existence, size and the digests the archive carries; stream and hash it only without them.
 
     Digests in the metadata were computed from the bytes before they were stored (by the sync, or
@@ -410,7 +410,7 @@ def _check_archive(store: S3Store, ref: ArchiveRef, *, deep: bool) -> ArchiveChe
 
 
 def _digest_problem(
-    store: S3Store, ref: ArchiveRef, sha256: str, sha1: str | None, source: str
+    store: Store, ref: ArchiveRef, sha256: str, sha1: str | None, source: str
 ) -> tuple[str, str] | None:
     """(kind, detail) when the digests found (hashed, or read from the ``source`` metadata) are not the ref's.
 
@@ -424,7 +424,7 @@ def _digest_problem(
     return None
 
 
-def _record_digests(store: S3Store, head: ObjectInfo, sha1: str, sha256: str) -> None:
+def _record_digests(store: Store, head: ObjectInfo, sha1: str, sha256: str) -> None:
     """Put the digests just hashed on the archive (conditional on the ETag its HEAD saw); failing is no problem.
 
     An archive that cannot be given them is only hashed again by the next verify, so a refusal
@@ -446,7 +446,7 @@ def _record_digests(store: S3Store, head: ObjectInfo, sha1: str, sha256: str) ->
         )
 
 
-def hash_object(store: S3Store, path: str) -> tuple[str, str, int] | None:
+def hash_object(store: Store, path: str) -> tuple[str, str, int] | None:
     """(sha1, sha256, size) of a stored object, streamed in 1 MB chunks; None when it is absent.
 
     The store's ``get`` reads whole bodies (fine for metadata); archives can be hundreds of MB.

@@ -94,8 +94,10 @@ class VerifyResult:
     """Counts and problems of one batch; results of many batches add up with :meth:`merge`."""
 
     packages: int = 0
+    # Both files of a package are read; a package without branches may lack its ~dev file.
     p2_files: int = 0
     versions: int = 0
+    # Distinct archives (versions may share one), checked by a HEAD each, and their stored bytes.
     archives: int = 0
     archive_bytes: int = 0
     # Archives read and hashed (their digests were not in their metadata, or ``deep``): one GET each.

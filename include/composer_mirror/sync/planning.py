@@ -27,7 +27,7 @@ from composer_mirror.targets import (
     parse_selection,
 )
 from composer_mirror.upstream.changes import read_changes
-from composer_mirror.upstream.composer import list_url
+from composer_mirror.upstream.composer import list_names
 
 logger = logging.getLogger(__name__)
 
@@ -40,12 +40,9 @@ def enumerate_targets(
     for reason, count in selection.skipped.items():
         logger.info("skipped %d selection entries: %s", count, reason)
 
-    def list_names(pattern: str) -> list[str]:
-        document = ctx.client.get_json(list_url(ctx.upstream, ctx.settings.upstream_url, pattern))
-        names = document.get("packageNames", []) if isinstance(document, dict) else []
-        return [n for n in names if isinstance(n, str)]
-
-    targets = expand_patterns(selection, list_names)
+    targets = expand_patterns(
+        selection, lambda pattern: list_names(ctx.client, ctx.upstream, ctx.settings.upstream_url, pattern)
+    )
     for source in (extra or {}, catalog or {}):
         for name, selectors in source.items():
             merged = set(targets.get(name, [])) | set(selectors)

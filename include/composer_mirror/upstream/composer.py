@@ -72,3 +72,13 @@ def list_url(endpoints: Endpoints | None, upstream_url: str, pattern: str) -> st
     vendor, _, package = pattern.partition("/")
     query = {"vendor": vendor} if package == "*" and "*" not in vendor else {"filter": pattern}
     return f"{base}{'&' if '?' in base else '?'}{urlencode(query)}"
+
+
+def list_names(client: UpstreamClient, endpoints: Endpoints | None, upstream_url: str, pattern: str) -> list[str]:
+    """The package names the upstream's list returns for a pattern (narrowed server-side where it can be).
+
+    Untrusted: anything that is not a string is dropped here, names are validated by the caller.
+    """
+    document = client.get_json(list_url(endpoints, upstream_url, pattern))
+    names = document.get("packageNames", []) if isinstance(document, dict) else []
+    return [name for name in names if isinstance(name, str)]

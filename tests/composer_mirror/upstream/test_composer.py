@@ -9,7 +9,7 @@ import pytest
 
 from composer_mirror.errors import UpstreamError
 from composer_mirror.upstream import Fetched, FetchPolicy
-from composer_mirror.upstream.composer import Endpoints, list_url, package_url, read_endpoints
+from composer_mirror.upstream.composer import Endpoints, list_names, list_url, package_url, read_endpoints
 
 UPSTREAM = "https://repo.example.org"
 WITH_LIST = Endpoints(
@@ -114,3 +114,30 @@ def test_without_a_list_endpoint_the_upstreams_packages_list_is_used(upstream: s
 def test_a_list_url_that_already_has_a_query_gets_the_filter_appended() -> None:
     endpoints = Endpoints(f"{UPSTREAM}/p2/%package%.json", list_url="https://repo.example.org/list.json?type=library")
     assert list_url(endpoints, UPSTREAM, "psr/*") == "https://repo.example.org/list.json?type=library&vendor=psr"
+
+
+class Lister:
+    """An upstream client answering one list request with a hostile document."""
+
+    def __init__(self, document: object) -> None:
+        self.document = document
+        self.asked: list[str] = []
+
+    def get_json(self, url: str) -> object:
+        self.asked.append(url)
+        return self.document
+
+
+@pytest.mark.parametrize(
+    ("document", "names"),
+    [
+        ({"packageNames": ["psr/log", 7, None, {"x": 1}, "psr/cache"]}, ["psr/log", "psr/cache"]),
+        ({"packageNames": "psr/log"}, []),
+        (["psr/log"], []),
+        (None, []),
+    ],
+)
+def test_list_names_keeps_only_strings_of_whatever_the_list_answers(document: object, names: list[str]) -> None:
+    client = Lister(document)
+    assert list_names(client, WITH_LIST, UPSTREAM, "psr/*") == names  # type: ignore[arg-type]
+    assert client.asked == ["https://list.example.org/packages/list.json?vendor=psr"]

@@ -80,5 +80,5 @@ def list_names(client: UpstreamClient, endpoints: Endpoints | None, upstream_url
     Untrusted: anything that is not a string is dropped here, names are validated by the caller.
     """
     document = client.get_json(list_url(endpoints, upstream_url, pattern))
-    names = document.get("packageNames", []) if isinstance(document, dict) else []
-    return [name for name in names if isinstance(name, str)]
+    names = document.get("packageNames") if isinstance(document, dict) else None
+    return [name for name in names if isinstance(name, str)] if isinstance(names, list) else []

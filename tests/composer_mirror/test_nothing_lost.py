@@ -217,3 +217,18 @@ def test_a_withdrawn_version_leaves_the_index_for_good_and_the_record_keeps_it(m
         withdraw_version(
             mirror.store, "psr/container", normalize(sorted(versions)[-1]), "dislike", by="x", repository_url=""
         )
+
+
+def test_a_mirror_from_before_package_records_keeps_every_version_when_it_gets_them(mirror: Mirror) -> None:
+    """Packages mirrored before records existed get one from what they publish, on their first change."""
+    assert mirror.run("first")["failures"] == []
+    versions = published_versions(mirror, "psr/container")
+    for info in list(mirror.store.list("mirror-state/packages/")):
+        mirror.store.delete(info.path)  # the mirror as the code before records left it
+    oldest = sorted(versions)[0]
+    mirror.registry.remove_version("psr/container", oldest)
+    mirror.registry.add_version("psr/container", "2.9.0")
+    assert mirror.run("second")["failures"] == []
+    assert published_versions(mirror, "psr/container") == versions | {"2.9.0"}
+    record = load_record(mirror.store, "psr/container")
+    assert {v.entry["version"] for v in record.versions.values()} == versions | {"2.9.0"}

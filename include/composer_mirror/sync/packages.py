@@ -288,10 +288,11 @@ def _publish_plan(ctx: Context, plan: PackagePlan) -> int | None:
     ]
 
     def change(record: PackageRecord | None) -> PackageRecord:
-        if record is None:
+        archives = plan.state.get("versions")
+        if record is None and archives:
             # Mirrored before records existed: start from what it publishes, never from nothing.
-            record = migrated_record(ctx.store, plan.name, plan.state.get("versions", {})) or PackageRecord(plan.name)
-        return merge_offered(record, offered, plan.advisories)
+            record = migrated_record(ctx.store, plan.name, archives)
+        return merge_offered(record or PackageRecord(plan.name), offered, plan.advisories)
 
     try:
         record, files = write_package(ctx.store, plan.name, change, ctx.settings.repository_url)

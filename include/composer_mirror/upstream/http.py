@@ -71,7 +71,11 @@ class Downloaded:
 
 @dataclass
 class RetryPolicy:
-    """How often and how long to retry transient failures (exponential backoff with full jitter)."""
+    """How often and how long to retry transient failures: exponential backoff with full jitter.
+
+    Full jitter (a random wait up to the exponential bound) spreads the retries of many threads
+    that failed together, instead of sending them back to a struggling upstream in step.
+    """
 
     attempts: int = 5
     backoff: float = 0.5

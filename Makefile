@@ -38,7 +38,7 @@ test: venv tools
 test-unit: venv
 	$(PY) -m pytest -m "not integration and not browser"
 
-demo: venv
+demo: venv tools
 	$(PY) scripts/demo.py $(if $(UPSTREAM),--upstream "$(UPSTREAM)") $(if $(PACKAGES),--packages "$(PACKAGES)")
 
 bench: venv tools

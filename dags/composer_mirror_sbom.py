@@ -35,15 +35,8 @@ from typing import Any
 import pendulum
 from airflow.sdk import Param, dag, task
 
+from composer_mirror import mirror_tasks as chain
 from composer_mirror.airflow_adapter import DEFAULT_ARGS, handed_off
-from composer_mirror.mirror_tasks import (
-    fetch_archives,
-    plan_batches,
-    publish_index,
-    read_upstream,
-    report,
-    sync_metadata,
-)
 
 
 @dag(
@@ -110,13 +103,13 @@ def composer_mirror_sbom() -> None:
         """Stop here on a dry run: the plan is in resolve_targets' log, nothing is written."""
         return not (params or {}).get("dry_run")
 
-    upstream = read_upstream()
+    upstream = chain.read_upstream()
     targets = resolve_targets(upstream)
-    batches = plan_batches(targets)
+    batches = chain.plan_batches(targets)
     targets >> unless_dry_run() >> batches
-    manifests = sync_metadata.partial(upstream=upstream).expand(batch=batches)
-    results = fetch_archives.partial(upstream=upstream).expand(manifest=manifests)
-    report(publish_index(results, targets, upstream))
+    manifests = chain.sync_metadata.partial(upstream=upstream).expand(batch=batches)
+    results = chain.fetch_archives.partial(upstream=upstream).expand(manifest=manifests)
+    chain.report(chain.publish_index(results, targets, upstream))
 
 
 composer_mirror_sbom()

@@ -23,15 +23,8 @@ from typing import Any
 import pendulum
 from airflow.sdk import dag, task
 
+from composer_mirror import mirror_tasks as chain
 from composer_mirror.airflow_adapter import DEFAULT_ARGS, handed_off
-from composer_mirror.mirror_tasks import (
-    fetch_archives,
-    plan_batches,
-    publish_index,
-    read_upstream,
-    report,
-    sync_metadata,
-)
 
 
 @dag(
@@ -51,11 +44,11 @@ def composer_mirror_sync() -> None:
 
         return handed_off("plan", upstream, planning.plan_sync)
 
-    upstream = read_upstream()
+    upstream = chain.read_upstream()
     plan = enumerate_targets(upstream)
-    manifests = sync_metadata.partial(upstream=upstream).expand(batch=plan_batches(plan))
-    results = fetch_archives.partial(upstream=upstream).expand(manifest=manifests)
-    report(publish_index(results, plan, upstream))
+    manifests = chain.sync_metadata.partial(upstream=upstream).expand(batch=chain.plan_batches(plan))
+    results = chain.fetch_archives.partial(upstream=upstream).expand(manifest=manifests)
+    chain.report(chain.publish_index(results, plan, upstream))
 
 
 composer_mirror_sync()

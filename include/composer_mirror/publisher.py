@@ -111,14 +111,17 @@ def read_published(store: Store, name: str) -> dict[str, dict[str, Any]]:
 
     Keyed as the record and the state are (``version_normalized`` is optional in p2 files).
     """
-    published: dict[str, dict[str, Any]] = {}
-    for suffix in FILE_SUFFIXES:
-        stored = store.get(p2_path(name, dev=bool(suffix)))
-        if stored is None:
-            continue
-        for entry in parse_p2(stored.body, name):
-            published[normalized_of(entry) or str(entry["version"])] = entry
-    return published
+    return _entries_by_version(name, _published_files(store, name).values())
+
+
+def _published_files(store: Store, name: str) -> dict[str, bytes]:
+    """The bodies of the package's p2 files that exist, by suffix."""
+    files = {suffix: store.get(p2_path(name, dev=bool(suffix))) for suffix in FILE_SUFFIXES}
+    return {suffix: stored.body for suffix, stored in files.items() if stored is not None}
+
+
+def _entries_by_version(name: str, bodies: Iterable[bytes]) -> dict[str, dict[str, Any]]:
+    return {normalized_of(entry) or str(entry["version"]): entry for body in bodies for entry in parse_p2(body, name)}
 
 
 def migrated_record(store: Store, name: str, archives: Mapping[str, Mapping[str, Any]]) -> PackageRecord | None:
@@ -126,13 +129,14 @@ def migrated_record(store: Store, name: str, archives: Mapping[str, Mapping[str,
 
     ``archives`` are the shard's archive records of the package. None when nothing is published.
     """
-    stable = store.get(p2_path(name))
-    published = read_published(store, name)
+    files = _published_files(store, name)  # each file read once: entries and advisories
+    published = _entries_by_version(name, files.values())
     if not published:
         return None
     record = bootstrap(name, published.values(), archives)
-    if stable is not None and b'"security-advisories"' in stable.body:
-        record.advisories = advisories_in(stable.body)
+    stable = files.get("")
+    if stable is not None and b'"security-advisories"' in stable:
+        record.advisories = advisories_in(stable)
     return record
 
 

@@ -1,5 +1,6 @@
 # composer-s3-mirror: `make demo` runs the main job end to end on embedded defaults,
-# `make test` runs the whole suite. Both create .venv from requirements.txt + constraints.txt.
+# `make test` runs the whole suite. Both create .venv from requirements-dev.txt (the runtime set in
+# requirements.txt plus the test tools) pinned by constraints.txt.
 SHELL := /bin/bash
 PYTHON ?= $(shell command -v python3.11 || command -v python3)
 VENV := .venv
@@ -13,10 +14,10 @@ PACKAGES ?=
 
 .PHONY: venv tools test test-unit demo bench lint freeze clean
 
-$(STAMP): requirements.txt constraints.txt
+$(STAMP): requirements.txt requirements-dev.txt constraints.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet -r requirements.txt -c constraints.txt
+	$(PY) -m pip install --quiet -r requirements-dev.txt -c constraints.txt
 	touch $(STAMP)
 
 venv: $(STAMP)
@@ -47,8 +48,17 @@ bench: venv tools
 lint: venv
 	$(VENV)/bin/ruff check . && $(VENV)/bin/ruff format --check .
 
+# constraints-runtime.txt: a clean install of the runtime set alone (what the image carries);
+# constraints.txt: the development virtualenv, whose runtime packages keep those same pins.
 freeze: venv
-	$(PY) -m pip freeze --exclude-editable > constraints.txt
+	rm -rf .freeze-venv && $(PYTHON) -m venv .freeze-venv && .freeze-venv/bin/pip install --quiet --upgrade pip
+	.freeze-venv/bin/pip install --quiet -r requirements.txt -c constraints.txt
+	{ echo "# Runtime pins: pip freeze of a clean install of requirements.txt (make freeze). Python 3.11."; \
+	  .freeze-venv/bin/pip freeze --exclude-editable; } > constraints-runtime.txt
+	$(PY) -m pip install --quiet -r requirements-dev.txt -c constraints-runtime.txt
+	{ echo "# Development pins: the runtime pins (constraints-runtime.txt) plus requirements-dev.txt's tools (make freeze)."; \
+	  $(PY) -m pip freeze --exclude-editable; } > constraints.txt
+	rm -rf .freeze-venv
 
 clean:
 	rm -rf $(VENV) .demo .pytest_cache

@@ -12,7 +12,7 @@ export PYTHONPATH := $(CURDIR)/include:$(CURDIR)
 UPSTREAM ?=
 PACKAGES ?=
 
-.PHONY: venv tools test test-unit demo bench lint freeze clean
+.PHONY: venv tools services test test-unit demo stack stack-down bench lint freeze clean
 
 $(STAMP): requirements.txt requirements-dev.txt constraints.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -33,7 +33,17 @@ tools:
 	  else echo "composer is missing and cannot be installed here: tests that need it will fail"; fi; \
 	fi
 
-test: venv tools
+# The servers of the production topology (make stack and its integration test), from Debian's packages.
+services:
+	@if ! ls /usr/lib/postgresql/*/bin/postgres >/dev/null 2>&1 || ! command -v redis-server >/dev/null \
+	    || ! command -v nginx >/dev/null; then \
+	  if command -v apt-get >/dev/null && [ "$$(id -u)" = 0 ]; then \
+	    echo "installing postgresql, redis-server and nginx (Debian packages)"; \
+	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq postgresql redis-server nginx >/dev/null; \
+	  else echo "postgresql, redis-server or nginx is missing and cannot be installed here: make stack will fail"; fi; \
+	fi
+
+test: venv tools services
 	$(PY) -m pytest
 
 test-unit: venv
@@ -42,7 +52,15 @@ test-unit: venv
 demo: venv tools
 	$(PY) scripts/demo.py $(if $(UPSTREAM),--upstream "$(UPSTREAM)") $(if $(PACKAGES),--packages "$(PACKAGES)")
 
-bench: venv tools
+# The production topology (docker-compose.yaml's services) as local processes on loopback; see README.
+STACK_DIR ?= .stack
+stack: venv tools services
+	$(PY) scripts/stack.py up --dir "$(STACK_DIR)" $(if $(UPSTREAM),--upstream "$(UPSTREAM)") $(if $(PACKAGES),--packages "$(PACKAGES)")
+
+stack-down:
+	$(PY) scripts/stack.py down --dir "$(STACK_DIR)"
+
+bench: venv tools services
 	$(PY) bench/run.py $(BENCH_ARGS)
 
 lint: venv
@@ -61,4 +79,4 @@ freeze: venv
 	rm -rf .freeze-venv
 
 clean:
-	rm -rf $(VENV) .demo .pytest_cache
+	rm -rf $(VENV) .demo .pytest_cache $(STACK_DIR)

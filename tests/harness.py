@@ -96,6 +96,25 @@ class MotoServer:
         }
         s3.put_bucket_policy(Bucket=bucket, Policy=json.dumps(policy))
 
+    def apply_public_read_policy(self, bucket: str, prefix: str) -> None:
+        """Serve ``bucket`` as the deployment does: the generated policy (deploy/bucket-policy.json).
+
+        moto evaluates a bucket policy for unsigned requests, so anonymous GETs of the published
+        repository under ``prefix`` answer 200 and everything else (``sboms/``, ``mirror-state/``)
+        403; the same holds through a proxy that forwards requests without credentials.
+        """
+        from composer_mirror.store.bucket_policy import public_read_policy
+
+        self.client().put_bucket_policy(Bucket=bucket, Policy=json.dumps(public_read_policy(bucket, prefix)))
+
+    def enforce_iam(self) -> None:
+        """From now on, every request must be signed by an IAM user of this server and allowed by its policies.
+
+        Until then moto lets everything through, so a test first creates the users, their
+        policies and access keys, and its objects. Server-wide: only for a server of its own.
+        """
+        requests.post(f"{self.endpoint}/moto-api/reset-auth", data=b"0", timeout=10).raise_for_status()
+
 
 @dataclass
 class AirflowEnv:

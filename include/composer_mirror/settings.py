@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 from urllib.parse import urlsplit
 
 from composer_mirror.errors import SettingsError
+from composer_mirror.store.layout import key_prefix
 
 DEFAULT_UPSTREAM = "https://repo.packagist.org"
 DEFAULT_DIST_HOSTS = (
@@ -98,8 +99,7 @@ class Settings:
     @property
     def key_prefix(self) -> str:
         """The prefix as written in front of every key: empty, or ending with one slash."""
-        stripped = self.prefix.strip("/")
-        return f"{stripped}/" if stripped else ""
+        return key_prefix(self.prefix)
 
     @property
     def repository_url(self) -> str:

@@ -1,6 +1,7 @@
 """Every key the mirror writes, in one place: the published repository, and the mirror's own state.
 
-Published (readable by Composer clients; :data:`PUBLIC_PREFIXES` lists them for bucket policies):
+Published (readable by Composer clients; :data:`PUBLIC_PATHS` and :data:`PUBLIC_PREFIXES` list them,
+:mod:`composer_mirror.store.bucket_policy` turns them into bucket policies):
 
 - ``packages.json``: the root, written last.
 - ``p2/<vendor>/<name>.json`` and ``p2/<vendor>/<name>~dev.json``: tagged versions and branches.
@@ -55,6 +56,16 @@ _SHARD_RE = re.compile(rf"{re.escape(SHARD_DIR)}([0-9a-f]{{2}})\.json")
 _MARKER_RE = re.compile(rf"{re.escape(MARKER_DIR)}(.+)/([0-9a-f]{{40}})\.json")
 # A dist URL on the mirror ends with the archive's key, whatever public URL it was published under.
 _ARCHIVE_URL_RE = re.compile(r"/(dists/[0-9a-f]{2}/[0-9a-f]{2}/([0-9a-f]{64})\.zip)$")
+
+
+def key_prefix(prefix: str) -> str:
+    """The prefix setting as written in front of every key: empty, or ending with one slash.
+
+    ``repo``, ``repo/`` and ``/repo/`` all mean the same keys; the store and the bucket policies
+    must agree on them, or a policy would grant paths the mirror never writes.
+    """
+    stripped = prefix.strip("/")
+    return f"{stripped}/" if stripped else ""
 
 
 def is_public(path: str) -> bool:

@@ -4,14 +4,13 @@
 #   2. create the admin user of the simple auth manager (Airflow 3's default auth manager):
 #      the user is declared by AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS, its password is written
 #      to AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_PASSWORDS_FILE (a volume shared with airflow-apiserver);
-#   3. create the composer_upstream pool that caps concurrent upstream-facing tasks
-#      (deploy/airflow_local_settings.py assigns the tasks to it).
+#   3. create the pools of deploy/pools.json: composer_upstream caps concurrent upstream-facing
+#      tasks (deploy/airflow_local_settings.py assigns the tasks to it).
 # Safe to run again: every step is idempotent.
 set -euo pipefail
 
 : "${_AIRFLOW_WWW_USER_USERNAME:?}" "${_AIRFLOW_WWW_USER_PASSWORD:?}"
 : "${AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_PASSWORDS_FILE:?}"
-COMPOSER_UPSTREAM_POOL_SLOTS="${COMPOSER_UPSTREAM_POOL_SLOTS:-4}"
 
 echo "airflow-init: migrating the metadata database"
 airflow db migrate
@@ -33,8 +32,7 @@ with open(path, "w") as handle:
 os.chmod(path, 0o600)
 PY
 
-echo "airflow-init: pool composer_upstream with ${COMPOSER_UPSTREAM_POOL_SLOTS} slots"
-airflow pools set composer_upstream "${COMPOSER_UPSTREAM_POOL_SLOTS}" \
-  "composer-s3-mirror: tasks that send requests to the upstream (slots x composer_mirror_concurrency = max concurrent requests per upstream host)"
+echo "airflow-init: pools from deploy/pools.json"
+airflow pools import /opt/airflow/deploy/pools.json
 
 airflow version

@@ -21,7 +21,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path[:0] = [str(ROOT / "include"), str(ROOT)]
 
 from tests.harness import DEMO_SELECTION  # noqa: E402
-from tests.stack import Ports, Stack, StackError, StackSettings, down  # noqa: E402
+from tests.stack import Ports, Stack, StackError, StackSettings, down, recorded  # noqa: E402
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -37,8 +37,12 @@ def main(argv: list[str] | None = None) -> int:
         stopped = down(args.dir)
         print(f"stopped: {', '.join(stopped)}" if stopped else f"nothing of a stack is running from {args.dir}")
         return 0
-    if (args.dir / "stack.json").exists():
-        print(f"a stack was started from {args.dir}: `make stack-down` first", file=sys.stderr)
+    running = [service.name for service in recorded(args.dir) if service.alive()]
+    if running:
+        print(
+            f"a stack started from {args.dir} is running ({', '.join(running)}): `make stack-down` first",
+            file=sys.stderr,
+        )
         return 1
     selection = args.packages.replace(",", " ").split() if args.packages else DEMO_SELECTION
     ports = Ports()

@@ -157,3 +157,13 @@ class Browser:
 
     def text(self, selector: str = "body") -> str:
         return str(self.evaluate(f"document.querySelector({json.dumps(selector)})?.innerText ?? ''"))
+
+    def sign_in_to(self, page_url: str, user: tuple[str, str]) -> None:
+        """Open an Airflow page without a session: Airflow's login page, then back to ``page_url``."""
+        self.send("Page.navigate", url=page_url)
+        self.wait_for("location.pathname === '/auth/login' && !!document.querySelector('input[name=password]')")
+        self.type_into("input[name=username]", user[0])
+        self.type_into("input[name=password]", user[1])
+        self.wait_for("!document.querySelector('button[type=submit]').disabled")
+        self.click("button[type=submit]")
+        self.wait_for(f"location.href === {json.dumps(page_url)} && document.readyState === 'complete'")

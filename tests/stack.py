@@ -15,6 +15,7 @@ alone), nothing found by name.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import re
@@ -143,10 +144,14 @@ class StackSettings:
         return self.directory / "logs" / f"{service}.log"
 
     def airflow_env(self, **extra: str) -> dict[str, str]:
-        """The environment of every Airflow process: deploy/airflow.env, then what is local to this machine."""
+        """The environment of every Airflow process: this shell's, then :meth:`airflow_settings`."""
+        env = {name: value for name, value in os.environ.items() if name != "AIRFLOW__CORE__UNIT_TEST_MODE"}
+        return {**env, **self.airflow_settings(), **extra}
+
+    def airflow_settings(self) -> dict[str, str]:
+        """deploy/airflow.env, then what is local to this machine (hosts, ports, paths), then the overrides."""
         database = f"postgresql+psycopg2://postgres@127.0.0.1:{self.ports.postgres}/airflow"
-        env = {
-            **os.environ,
+        settings = {
             **DUMMY_AWS,
             **read_env_file(),
             "AIRFLOW_HOME": str(self.airflow_home),
@@ -174,10 +179,7 @@ class StackSettings:
             "PYTHONPATH": str(ROOT / "include"),
             "NO_PROXY": "*",
         }
-        env.pop("AIRFLOW__CORE__UNIT_TEST_MODE", None)
-        env.update(self.overrides)
-        env.update(extra)
-        return env
+        return {**settings, **self.overrides}
 
 
 @dataclass
@@ -442,7 +444,7 @@ class Stack:
     # ----------------------------------------------------------------------------------- stopping
     def down(self) -> None:
         stop_services(self.services)
-        self._save()
+        (self.settings.directory / STATE_FILE).unlink(missing_ok=True)
 
 
 def stop_services(services: list[Service], timeout: float = 30) -> None:
@@ -459,21 +461,24 @@ def stop_services(services: list[Service], timeout: float = 30) -> None:
 
 
 def _signal_group(pid: int, signum: int) -> None:
-    try:
+    with contextlib.suppress(ProcessLookupError):  # it ended between the check and the signal
         os.killpg(pid, signum)
-    except ProcessLookupError:
-        pass
+
+
+def recorded(directory: Path) -> list[Service]:
+    """The services a previous ``up`` recorded in ``directory`` (running or not)."""
+    path = directory / STATE_FILE
+    if not path.exists():
+        return []
+    return [Service(**item) for item in json.loads(path.read_text())["services"]]
 
 
 def down(directory: Path) -> list[str]:
     """Stop the services a previous ``up`` recorded in ``directory``; the names of those that were running."""
-    path = directory / STATE_FILE
-    if not path.exists():
-        return []
-    services = [Service(**item) for item in json.loads(path.read_text())["services"]]
+    services = recorded(directory)
     running = [service.name for service in services if service.alive()]
     stop_services(services)
-    path.unlink()
+    (directory / STATE_FILE).unlink(missing_ok=True)
     return running
 
 

@@ -15,6 +15,7 @@ import pytest
 import yaml
 
 from composer_mirror.settings import VARIABLES, Settings
+from tests.stack import NGINX_TEMPLATE, read_env_file, render_nginx
 
 ROOT = Path(__file__).resolve().parents[1]
 COMPOSE = ROOT / "docker-compose.yaml"
@@ -63,11 +64,17 @@ def services(compose: dict[str, Any]) -> dict[str, dict[str, Any]]:
 
 
 def environment(service: dict[str, Any]) -> dict[str, str]:
-    """A service's environment with the defaults of docker-compose.yaml substituted."""
+    """A service's environment as its container sees it: its env_file, then its own ``environment``
+    (which wins, as in docker compose), with the defaults of docker-compose.yaml substituted."""
+    files = service.get("env_file") or []
+    merged: dict[str, str] = {}
+    for path in [files] if isinstance(files, str) else files:
+        merged.update(read_env_file(ROOT / path))
     env = service.get("environment") or {}
     if isinstance(env, list):
         env = dict(item.split("=", 1) for item in env)
-    return {name: interpolate(str(value)) for name, value in env.items()}
+    merged.update({name: str(value) for name, value in env.items()})
+    return {name: interpolate(value) for name, value in merged.items()}
 
 
 def mounts(service: dict[str, Any]) -> dict[str, str]:
@@ -221,11 +228,17 @@ def test_the_public_url_is_the_port_nginx_publishes_followed_by_the_prefix(
     assert public.path.strip("/") == values[VARIABLES["prefix"]].strip("/")
 
 
+def nginx_conf(services: dict[str, dict[str, Any]]) -> str:
+    """deploy/nginx/default.conf.template as the nginx image renders it with the compose service's environment."""
+    return render_nginx(environment(services["nginx"]))
+
+
 def test_the_bucket_is_the_same_for_airflow_minio_init_and_nginx(services: dict[str, dict[str, Any]]) -> None:
     bucket = airflow_variables(services)[VARIABLES["bucket"]]
     assert environment(services["minio-init"]).get("COMPOSER_MIRROR_BUCKET") == bucket
-    nginx_conf = (DEPLOY / "nginx.conf").read_text()
-    assert re.search(rf"rewrite \^\(\.\*\)\$ /{re.escape(bucket)}\$1\? break;", nginx_conf), "nginx proxies elsewhere"
+    assert environment(services["nginx"])["MIRROR_BUCKET"] == bucket
+    conf = nginx_conf(services)
+    assert re.search(rf"rewrite \^\(\.\*\)\$ /{re.escape(bucket)}\$1\? break;", conf), "nginx proxies elsewhere"
 
 
 def test_the_aws_default_connection_is_json_with_the_minio_endpoint_and_credentials(
@@ -260,7 +273,8 @@ def test_the_executor_is_celery_with_the_redis_broker_and_postgres_behind_it(
         broker = urlsplit(env["AIRFLOW__CELERY__BROKER_URL"])
         assert broker.scheme == "redis" and broker.hostname == "redis", name
         backend = urlsplit(env["AIRFLOW__CELERY__RESULT_BACKEND"])
-        assert backend.scheme == "db+postgresql" and backend.hostname == "postgres", name
+        # SQLAlchemy 2.1 reads a bare db+postgresql:// as psycopg 3, which requirements.txt does not install.
+        assert backend.scheme == "db+postgresql+psycopg2" and backend.hostname == "postgres", name
         database = urlsplit(env["AIRFLOW__DATABASE__SQL_ALCHEMY_CONN"])
         assert database.scheme.startswith("postgresql") and database.hostname == "postgres", name
 
@@ -278,24 +292,29 @@ def test_every_airflow_component_shares_one_jwt_secret(services: dict[str, dict[
 
 
 # --- nginx and MinIO -----------------------------------------------------------------------------
-def test_nginx_uses_the_deploy_config_and_proxies_to_minio(services: dict[str, dict[str, Any]]) -> None:
-    assert mounts(services["nginx"]).get("/etc/nginx/nginx.conf") == "./deploy/nginx.conf"
-    conf = (DEPLOY / "nginx.conf").read_text()
-    assert re.search(r"upstream minio \{\s*server minio:9000;", conf), "the upstream is not the minio service"
-    assert "proxy_pass http://minio;" in conf
-    assert re.search(r"listen 80;", conf), "nginx does not listen on the port docker-compose.yaml publishes"
+def test_nginx_uses_the_deploy_template_and_proxies_to_minio(services: dict[str, dict[str, Any]]) -> None:
+    # The image renders /etc/nginx/templates/X.template into conf.d/X, replacing its default server.
+    target = "/etc/nginx/templates/default.conf.template"
+    assert mounts(services["nginx"]).get(target) == "./" + str(NGINX_TEMPLATE.relative_to(ROOT))
+    conf = nginx_conf(services)
+    assert re.search(r"upstream mirror_s3 \{\s*server minio:9000;", conf), "the upstream is not the minio service"
+    assert "proxy_pass http://mirror_s3;" in conf
+    assert re.search(r"listen 80 default_server;", conf), "nginx does not listen on the port compose publishes"
+    assert "80" in published_ports(services["nginx"])
 
 
-def test_nginx_answers_404_for_missing_keys_even_when_minio_answers_403() -> None:
-    conf = (DEPLOY / "nginx.conf").read_text()
+def test_nginx_answers_404_for_missing_keys_even_when_minio_answers_403(services: dict[str, dict[str, Any]]) -> None:
+    conf = nginx_conf(services)
     assert "proxy_intercept_errors on;" in conf
     assert re.search(r"error_page 403 404 = @missing;", conf)
     missing = re.search(r"location @missing \{(?P<body>[^}]*\}[^}]*)\}", conf)
     assert missing and "return 404" in missing.group("body")
 
 
-def test_nginx_passes_cache_control_through_and_does_not_forward_client_credentials() -> None:
-    conf = (DEPLOY / "nginx.conf").read_text()
+def test_nginx_passes_cache_control_through_and_does_not_forward_client_credentials(
+    services: dict[str, dict[str, Any]],
+) -> None:
+    conf = nginx_conf(services)
     proxied = conf.split("location / {", 1)[1].split("location @missing", 1)[0]
     assert "Cache-Control" not in proxied, "the proxied location must leave the objects' Cache-Control alone"
     assert not re.search(r"^\s*(expires|proxy_cache)\s", conf, re.MULTILINE)
@@ -323,13 +342,12 @@ def test_airflow_init_runs_the_init_script(services: dict[str, dict[str, Any]]) 
     assert "airflow db migrate" in script
 
 
-def test_airflow_init_creates_the_composer_upstream_pool_with_a_positive_slot_count(
-    services: dict[str, dict[str, Any]],
-) -> None:
+def test_airflow_init_imports_the_pools_file_with_a_positive_slot_count(services: dict[str, dict[str, Any]]) -> None:
     script = (DEPLOY / "airflow-init.sh").read_text()
-    assert re.search(r'airflow pools set composer_upstream "\$\{COMPOSER_UPSTREAM_POOL_SLOTS\}"', script)
-    slots = environment(services["airflow-init"]).get("COMPOSER_UPSTREAM_POOL_SLOTS", "")
-    assert slots.isdigit() and int(slots) > 0, slots
+    (target,) = [t for t, s in mounts(services["airflow-init"]).items() if s == "./deploy/pools.json"]
+    assert f"airflow pools import {target}" in script
+    pools = json.loads((DEPLOY / "pools.json").read_text())
+    assert pools[load_policy().UPSTREAM_POOL]["slots"] > 0
 
 
 def test_airflow_init_creates_the_admin_user_the_apiserver_reads(services: dict[str, dict[str, Any]]) -> None:
@@ -349,8 +367,6 @@ def test_airflow_init_creates_the_admin_user_the_apiserver_reads(services: dict[
 # --- the cluster policy that puts upstream-facing tasks in the pool ------------------------------
 def test_the_cluster_policy_puts_upstream_tasks_of_mirror_dags_in_the_composer_upstream_pool() -> None:
     policy = load_policy()
-    script = (DEPLOY / "airflow-init.sh").read_text()
-    assert f"airflow pools set {policy.UPSTREAM_POOL} " in script
     mapped = SimpleNamespace(dag_id="composer_mirror_sync", task_id="fetch_archives", pool="default_pool")
     policy.task_policy(mapped)
     assert mapped.pool == "composer_upstream"
@@ -389,7 +405,9 @@ def test_the_cluster_policy_is_where_airflow_imports_it(services: dict[str, dict
     "path",
     [
         "deploy/Dockerfile",
-        "deploy/nginx.conf",
+        "deploy/nginx/default.conf.template",
+        "deploy/airflow.env",
+        "deploy/pools.json",
         "deploy/airflow-init.sh",
         "deploy/minio-init.sh",
         "deploy/airflow_local_settings.py",

@@ -439,13 +439,7 @@ def test_page_validates_stores_and_triggers_a_dry_run(api_server: ApiServer, tmp
 
     with Browser() as browser:
         # Without a session the page sends the browser to Airflow's login page, which comes back to it.
-        browser.send("Page.navigate", url=page_url)
-        browser.wait_for("location.pathname === '/auth/login' && !!document.querySelector('input[name=password]')")
-        browser.type_into("input[name=username]", ADMIN[0])
-        browser.type_into("input[name=password]", ADMIN[1])
-        browser.wait_for("!document.querySelector('button[type=submit]').disabled")
-        browser.click("button[type=submit]")
-        browser.wait_for(f"location.href === {json.dumps(page_url)} && document.readyState === 'complete'")
+        browser.sign_in_to(page_url, ADMIN)
         assert browser.evaluate("document.title") == "Composer SBOM upload"
 
         browser.set_files("#sbom-file", broken)

@@ -41,6 +41,7 @@ from composer_mirror.store.layout import (
     ROOT,
     STATUS_JSON,
     archive_path,
+    key_prefix,
     p2_path,
     record_path,
     run_report_path,
@@ -93,7 +94,7 @@ def test_the_resources_are_the_layouts_public_paths_and_prefixes_under_the_prefi
 def test_anonymous_reads_cover_every_published_key_and_no_private_one(prefix: str) -> None:
     policy = public_read_policy("bucket", prefix)
     key = sbom_upload.sbom_path("app.cdx.json", SBOM)
-    start = f"arn:aws:s3:::bucket/{prefix}/" if prefix else "arn:aws:s3:::bucket/"
+    start = f"arn:aws:s3:::bucket/{key_prefix(prefix)}"
     for path in [*PUBLISHED, ARCHIVE]:
         assert granted(policy, "s3:GetObject", start + path), path
     for path in [key, *PRIVATE_STATE, "sboms/", "mirror-state/", ""]:
@@ -123,7 +124,7 @@ def test_the_cloudfront_policy_grants_the_same_resources_to_one_distribution_onl
 @pytest.mark.parametrize("prefix", ["repo", ""])
 def test_the_api_servers_policy_only_writes_under_sboms(prefix: str) -> None:
     policy = sbom_upload_policy("bucket", prefix)
-    start = f"arn:aws:s3:::bucket/{prefix}/" if prefix else "arn:aws:s3:::bucket/"
+    start = f"arn:aws:s3:::bucket/{key_prefix(prefix)}"
     assert granted(policy, "s3:PutObject", start + sbom_upload.sbom_path("app.cdx.json", SBOM))
     for path in [*PUBLISHED, ARCHIVE, *PRIVATE_STATE]:
         assert not granted(policy, "s3:PutObject", start + path), path
@@ -189,12 +190,12 @@ def mirrored(moto_server: MotoServer, tmp_path: Path, request: pytest.FixtureReq
     bucket = f"policy-{next(_buckets)}"
     client = moto_server.client()
     client.create_bucket(Bucket=bucket)
-    store = S3Store(client, bucket, f"{prefix}/" if prefix else "", backoff=0.001)
+    store = S3Store(client, bucket, key_prefix(prefix), backoff=0.001)
     return bucket, prefix, mirror_objects(store, tmp_path)
 
 
 def is_public_key(key: str, prefix: str) -> bool:
-    return not key.removeprefix(f"{prefix}/").startswith(("sboms/", "mirror-state/"))
+    return not key.removeprefix(key_prefix(prefix)).startswith(("sboms/", "mirror-state/"))
 
 
 @pytest.mark.integration
@@ -240,9 +241,9 @@ def test_a_grant_on_the_whole_prefix_would_serve_the_sboms_and_the_state(
 
 
 # --- the api-server's IAM policy, enforced ---------------------------------------------------------
-@pytest.fixture(scope="module")
+@pytest.fixture
 def iam_server() -> Iterator[MotoServer]:
-    """A moto server of its own: enforcing IAM is server-wide."""
+    """A moto server of its own per test: enforcing IAM is server-wide and cannot be undone by a user."""
     server = MotoServer().start()
     yield server
     server.stop()
@@ -264,22 +265,23 @@ def s3_as(server: MotoServer, credentials: dict[str, str]) -> Any:
 
 
 @pytest.mark.integration
-@pytest.mark.parametrize("prefix", ["repo"])
+@pytest.mark.parametrize("prefix", ["repo", ""])
 def test_the_upload_page_stores_sboms_with_its_policy_and_nothing_else(iam_server: MotoServer, prefix: str) -> None:
-    bucket = "composer-mirror"
+    bucket, store_prefix = "composer-mirror", key_prefix(prefix)
     admin = iam_user(iam_server, "mirror-admin", {"Version": "2012-10-17", "Statement": [
         {"Effect": "Allow", "Action": "s3:*", "Resource": "*"}
     ]})  # fmt: skip
     uploader = iam_user(iam_server, "api-server", sbom_upload_policy(bucket, prefix))
-    owner = S3Store(s3_as(iam_server, admin), bucket, f"{prefix}/", backoff=0.001)
+    owner = S3Store(s3_as(iam_server, admin), bucket, store_prefix, backoff=0.001)
     owner.client.create_bucket(Bucket=bucket)
     owner.put(CATALOG, b"{}", content_type=JSON, cache_control=STATE_CACHE)
     iam_server.enforce_iam()
 
-    api_server = S3Store(s3_as(iam_server, uploader), bucket, f"{prefix}/", attempts=1)
+    api_server = S3Store(s3_as(iam_server, uploader), bucket, store_prefix, attempts=1)
     key = sbom_upload.store(api_server, "internal-app.cdx.json", SBOM, uploaded_by="admin")
-    assert key.startswith(f"{prefix}/sboms/")
-    assert owner.get(key.removeprefix(f"{prefix}/")).body == SBOM
+    assert key.startswith(f"{store_prefix}sboms/")
+    stored = owner.get(key.removeprefix(store_prefix))
+    assert stored is not None and stored.body == SBOM
     with pytest.raises(StoreError, match="AccessDenied"):
         api_server.put(ROOT, b"{}", content_type=JSON, cache_control=ROOT_CACHE)
     with pytest.raises(StoreError, match="AccessDenied"):

@@ -48,7 +48,9 @@ from composer_mirror.store.layout import (
 )
 from tests.harness import MotoServer
 
-SBOM = (Path(__file__).resolve().parents[2] / "fixtures/sboms/symfony-demo.cdx.json").read_bytes()
+ROOT_DIR = Path(__file__).resolve().parents[3]
+SBOM = (ROOT_DIR / "tests/fixtures/sboms/symfony-demo.cdx.json").read_bytes()
+DEPLOYMENT_GUIDE = ROOT_DIR / "docs/deployment.md"
 DISTRIBUTION = "arn:aws:cloudfront::111122223333:distribution/EDFDVBD6EXAMPLE"
 _buckets = itertools.count()
 
@@ -70,13 +72,21 @@ def arn_pattern(resource: str) -> re.Pattern[str]:
     return re.compile("".join({"*": ".*", "?": "."}.get(c, re.escape(c)) for c in resource))
 
 
-def granted(policy: dict[str, Any], action: str, arn: str) -> bool:
-    """Whether an Allow statement of ``policy`` names ``action`` on ``arn`` (conditions left aside)."""
+def as_list(value: str | list[str]) -> list[str]:
+    return value if isinstance(value, list) else [value]
+
+
+def granted(policy: dict[str, Any], action: str, arn: str, *, bucket_policy: bool = False) -> bool:
+    """Whether an Allow statement of ``policy`` names ``action`` on ``arn`` (conditions left aside).
+
+    With ``bucket_policy``, only statements with a Principal count (a bucket policy's grants to
+    others, not an identity policy's to its own role).
+    """
     for statement in policy["Statement"]:
-        actions = statement["Action"] if isinstance(statement["Action"], list) else [statement["Action"]]
-        resources = statement["Resource"] if isinstance(statement["Resource"], list) else [statement["Resource"]]
-        allows = statement["Effect"] == "Allow" and action in actions
-        if allows and any(arn_pattern(resource).fullmatch(arn) for resource in resources):
+        if bucket_policy and "Principal" not in statement:
+            continue
+        allows = statement["Effect"] == "Allow" and action in as_list(statement["Action"])
+        if allows and any(arn_pattern(resource).fullmatch(arn) for resource in as_list(statement.get("Resource", []))):
             return True
     return False
 
@@ -129,6 +139,18 @@ def test_the_api_servers_policy_only_writes_under_sboms(prefix: str) -> None:
     for path in [*PUBLISHED, ARCHIVE, *PRIVATE_STATE]:
         assert not granted(policy, "s3:PutObject", start + path), path
     assert {statement["Action"] for statement in policy["Statement"]} == {"s3:PutObject"}
+
+
+def test_the_deployment_guide_shows_the_generated_policies_and_no_broader_one() -> None:
+    """docs/deployment.md's AWS recipe: its example policies are this module's output, for its example names."""
+    blocks = re.findall(r"^```json\n(.*?)^```", DEPLOYMENT_GUIDE.read_text(), re.MULTILINE | re.DOTALL)
+    policies = [document for document in map(json.loads, blocks) if "Statement" in document]
+    assert cloudfront_read_policy("composer-mirror", "repo", DISTRIBUTION) in policies
+    assert sbom_upload_policy("composer-mirror", "repo") in policies
+    private = ["repo/sboms/20260101T000000Z-0123456789ab-app.json", "repo/mirror-state/catalog.json"]
+    for policy in policies:
+        for path in private:
+            assert not granted(policy, "s3:GetObject", f"arn:aws:s3:::composer-mirror/{path}", bucket_policy=True)
 
 
 @pytest.mark.parametrize(("bucket", "prefix"), [("bucket*", "repo"), ("bucket", "re*po"), ("bucket", "rep?"), ("", "")])

@@ -53,6 +53,10 @@ SBOM = (ROOT_DIR / "tests/fixtures/sboms/symfony-demo.cdx.json").read_bytes()
 DEPLOYMENT_GUIDE = ROOT_DIR / "docs/deployment.md"
 DISTRIBUTION = "arn:aws:cloudfront::111122223333:distribution/EDFDVBD6EXAMPLE"
 _buckets = itertools.count()
+# A bucket, the prefix, and every key written with its bytes.
+Mirrored = tuple[str, str, dict[str, bytes]]
+# The IAM test's bucket owner: sets the bucket up and shows that a denial is the uploader's policy.
+ADMIN_POLICY = {"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": "s3:*", "Resource": "*"}]}
 
 # Keys (relative to the prefix) of each kind the mirror writes; the SBOM's is made by the upload.
 PUBLISHED = {
@@ -206,7 +210,7 @@ def anonymous_get(server: MotoServer, bucket: str, key: str) -> requests.Respons
 
 
 @pytest.fixture
-def mirrored(moto_server: MotoServer, tmp_path: Path, request: pytest.FixtureRequest) -> tuple[str, str, dict]:
+def mirrored(moto_server: MotoServer, tmp_path: Path, request: pytest.FixtureRequest) -> Mirrored:
     """A private bucket (no policy yet) holding the mirror's objects under the test's prefix."""
     prefix = request.param
     bucket = f"policy-{next(_buckets)}"
@@ -223,7 +227,7 @@ def is_public_key(key: str, prefix: str) -> bool:
 @pytest.mark.integration
 @pytest.mark.parametrize("mirrored", ["repo", ""], indirect=True)
 def test_under_the_generated_policy_anyone_reads_the_repository_and_no_sbom_or_state(
-    moto_server: MotoServer, mirrored: tuple[str, str, dict[str, bytes]]
+    moto_server: MotoServer, mirrored: Mirrored
 ) -> None:
     bucket, prefix, written = mirrored
     moto_server.apply_public_read_policy(bucket, prefix)
@@ -239,9 +243,7 @@ def test_under_the_generated_policy_anyone_reads_the_repository_and_no_sbom_or_s
 
 @pytest.mark.integration
 @pytest.mark.parametrize("mirrored", ["repo"], indirect=True)
-def test_without_the_policy_nothing_the_mirror_writes_is_anonymous(
-    moto_server: MotoServer, mirrored: tuple[str, str, dict[str, bytes]]
-) -> None:
+def test_without_the_policy_nothing_the_mirror_writes_is_anonymous(moto_server: MotoServer, mirrored: Mirrored) -> None:
     """The control: the policy is what grants the reads, and no upload of the mirror sets a public ACL."""
     bucket, _prefix, written = mirrored
     for key in written:
@@ -251,7 +253,7 @@ def test_without_the_policy_nothing_the_mirror_writes_is_anonymous(
 @pytest.mark.integration
 @pytest.mark.parametrize("mirrored", ["repo"], indirect=True)
 def test_a_grant_on_the_whole_prefix_would_serve_the_sboms_and_the_state(
-    moto_server: MotoServer, mirrored: tuple[str, str, dict[str, bytes]]
+    moto_server: MotoServer, mirrored: Mirrored
 ) -> None:
     """What the generated policy replaces: moto does evaluate it, so the assertions above can fail."""
     bucket, prefix, written = mirrored
@@ -290,9 +292,7 @@ def s3_as(server: MotoServer, credentials: dict[str, str]) -> Any:
 @pytest.mark.parametrize("prefix", ["repo", ""])
 def test_the_upload_page_stores_sboms_with_its_policy_and_nothing_else(iam_server: MotoServer, prefix: str) -> None:
     bucket, store_prefix = "composer-mirror", key_prefix(prefix)
-    admin = iam_user(iam_server, "mirror-admin", {"Version": "2012-10-17", "Statement": [
-        {"Effect": "Allow", "Action": "s3:*", "Resource": "*"}
-    ]})  # fmt: skip
+    admin = iam_user(iam_server, "mirror-admin", ADMIN_POLICY)
     uploader = iam_user(iam_server, "api-server", sbom_upload_policy(bucket, prefix))
     owner = S3Store(s3_as(iam_server, admin), bucket, store_prefix, backoff=0.001)
     owner.client.create_bucket(Bucket=bucket)

@@ -15,6 +15,7 @@ import pytest
 import yaml
 
 from composer_mirror.settings import VARIABLES, Settings
+from composer_mirror.store.bucket_policy import public_read_policy, render
 from tests.stack import NGINX_TEMPLATE, read_env_file, render_nginx
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -321,16 +322,32 @@ def test_nginx_passes_cache_control_through_and_does_not_forward_client_credenti
     assert 'proxy_set_header Authorization "";' in proxied
 
 
-def test_the_minio_init_job_creates_the_bucket_with_anonymous_download(services: dict[str, dict[str, Any]]) -> None:
+def test_the_minio_init_job_creates_the_bucket_with_the_generated_policy(services: dict[str, dict[str, Any]]) -> None:
     init = services["minio-init"]
     script_target = next(t for t, s in mounts(init).items() if s == "./deploy/minio-init.sh")
     assert script_target in command_text(init, "entrypoint")
+    policy_target = next(t for t, s in mounts(init).items() if s == "./deploy/bucket-policy.json")
+    init_env = environment(init)
+    assert init_env["BUCKET_POLICY"] == policy_target
     script = (DEPLOY / "minio-init.sh").read_text()
     assert 'mc mb --ignore-existing "local/$COMPOSER_MIRROR_BUCKET"' in script
-    assert 'mc anonymous set download "local/$COMPOSER_MIRROR_BUCKET"' in script
-    minio_env, init_env = environment(services["minio"]), environment(init)
+    assert 'mc anonymous set-json "$BUCKET_POLICY" "local/$COMPOSER_MIRROR_BUCKET"' in script
+    assert not re.search(r"mc anonymous set (download|public)", script), "anonymous reads of the whole bucket"
+    minio_env = environment(services["minio"])
     assert init_env["MINIO_ROOT_USER"] == minio_env["MINIO_ROOT_USER"]
     assert init_env["MINIO_ROOT_PASSWORD"] == minio_env["MINIO_ROOT_PASSWORD"]
+
+
+def test_the_committed_bucket_policy_is_the_one_generated_for_the_compose_bucket_and_prefix(
+    services: dict[str, dict[str, Any]],
+) -> None:
+    """A key made public in the layout (or a change of bucket or prefix) means regenerating the file:
+
+    python -m composer_mirror.store.bucket_policy --bucket <bucket> --prefix <prefix> > deploy/bucket-policy.json
+    """
+    values = airflow_variables(services)
+    expected = render(public_read_policy(values[VARIABLES["bucket"]], values[VARIABLES["prefix"]]))
+    assert (DEPLOY / "bucket-policy.json").read_text() == expected
 
 
 # --- airflow-init: database, admin user, pool ----------------------------------------------------
@@ -410,6 +427,7 @@ def test_the_cluster_policy_is_where_airflow_imports_it(services: dict[str, dict
         "deploy/pools.json",
         "deploy/airflow-init.sh",
         "deploy/minio-init.sh",
+        "deploy/bucket-policy.json",
         "deploy/airflow_local_settings.py",
         "requirements.txt",
         "constraints.txt",

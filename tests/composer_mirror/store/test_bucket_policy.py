@@ -41,15 +41,22 @@ from composer_mirror.store.layout import (
     ROOT,
     STATUS_JSON,
     archive_path,
+    key_prefix,
     p2_path,
     record_path,
     run_report_path,
 )
 from tests.harness import MotoServer
 
-SBOM = (Path(__file__).resolve().parents[2] / "fixtures/sboms/symfony-demo.cdx.json").read_bytes()
+ROOT_DIR = Path(__file__).resolve().parents[3]
+SBOM = (ROOT_DIR / "tests/fixtures/sboms/symfony-demo.cdx.json").read_bytes()
+DEPLOYMENT_GUIDE = ROOT_DIR / "docs/deployment.md"
 DISTRIBUTION = "arn:aws:cloudfront::111122223333:distribution/EDFDVBD6EXAMPLE"
 _buckets = itertools.count()
+# A bucket, the prefix, and every key written with its bytes.
+Mirrored = tuple[str, str, dict[str, bytes]]
+# The IAM test's bucket owner: sets the bucket up and shows that a denial is the uploader's policy.
+ADMIN_POLICY = {"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": "s3:*", "Resource": "*"}]}
 
 # Keys (relative to the prefix) of each kind the mirror writes; the SBOM's is made by the upload.
 PUBLISHED = {
@@ -69,13 +76,21 @@ def arn_pattern(resource: str) -> re.Pattern[str]:
     return re.compile("".join({"*": ".*", "?": "."}.get(c, re.escape(c)) for c in resource))
 
 
-def granted(policy: dict[str, Any], action: str, arn: str) -> bool:
-    """Whether an Allow statement of ``policy`` names ``action`` on ``arn`` (conditions left aside)."""
+def as_list(value: str | list[str]) -> list[str]:
+    return value if isinstance(value, list) else [value]
+
+
+def granted(policy: dict[str, Any], action: str, arn: str, *, bucket_policy: bool = False) -> bool:
+    """Whether an Allow statement of ``policy`` names ``action`` on ``arn`` (conditions left aside).
+
+    With ``bucket_policy``, only statements with a Principal count (a bucket policy's grants to
+    others, not an identity policy's to its own role).
+    """
     for statement in policy["Statement"]:
-        actions = statement["Action"] if isinstance(statement["Action"], list) else [statement["Action"]]
-        resources = statement["Resource"] if isinstance(statement["Resource"], list) else [statement["Resource"]]
-        allows = statement["Effect"] == "Allow" and action in actions
-        if allows and any(arn_pattern(resource).fullmatch(arn) for resource in resources):
+        if bucket_policy and "Principal" not in statement:
+            continue
+        allows = statement["Effect"] == "Allow" and action in as_list(statement["Action"])
+        if allows and any(arn_pattern(resource).fullmatch(arn) for resource in as_list(statement.get("Resource", []))):
             return True
     return False
 
@@ -93,7 +108,7 @@ def test_the_resources_are_the_layouts_public_paths_and_prefixes_under_the_prefi
 def test_anonymous_reads_cover_every_published_key_and_no_private_one(prefix: str) -> None:
     policy = public_read_policy("bucket", prefix)
     key = sbom_upload.sbom_path("app.cdx.json", SBOM)
-    start = f"arn:aws:s3:::bucket/{prefix}/" if prefix else "arn:aws:s3:::bucket/"
+    start = f"arn:aws:s3:::bucket/{key_prefix(prefix)}"
     for path in [*PUBLISHED, ARCHIVE]:
         assert granted(policy, "s3:GetObject", start + path), path
     for path in [key, *PRIVATE_STATE, "sboms/", "mirror-state/", ""]:
@@ -123,11 +138,23 @@ def test_the_cloudfront_policy_grants_the_same_resources_to_one_distribution_onl
 @pytest.mark.parametrize("prefix", ["repo", ""])
 def test_the_api_servers_policy_only_writes_under_sboms(prefix: str) -> None:
     policy = sbom_upload_policy("bucket", prefix)
-    start = f"arn:aws:s3:::bucket/{prefix}/" if prefix else "arn:aws:s3:::bucket/"
+    start = f"arn:aws:s3:::bucket/{key_prefix(prefix)}"
     assert granted(policy, "s3:PutObject", start + sbom_upload.sbom_path("app.cdx.json", SBOM))
     for path in [*PUBLISHED, ARCHIVE, *PRIVATE_STATE]:
         assert not granted(policy, "s3:PutObject", start + path), path
     assert {statement["Action"] for statement in policy["Statement"]} == {"s3:PutObject"}
+
+
+def test_the_deployment_guide_shows_the_generated_policies_and_no_broader_one() -> None:
+    """docs/deployment.md's AWS recipe: its example policies are this module's output, for its example names."""
+    blocks = re.findall(r"^```json\n(.*?)^```", DEPLOYMENT_GUIDE.read_text(), re.MULTILINE | re.DOTALL)
+    policies = [document for document in map(json.loads, blocks) if "Statement" in document]
+    assert cloudfront_read_policy("composer-mirror", "repo", DISTRIBUTION) in policies
+    assert sbom_upload_policy("composer-mirror", "repo") in policies
+    private = ["repo/sboms/20260101T000000Z-0123456789ab-app.json", "repo/mirror-state/catalog.json"]
+    for policy in policies:
+        for path in private:
+            assert not granted(policy, "s3:GetObject", f"arn:aws:s3:::composer-mirror/{path}", bucket_policy=True)
 
 
 @pytest.mark.parametrize(("bucket", "prefix"), [("bucket*", "repo"), ("bucket", "re*po"), ("bucket", "rep?"), ("", "")])
@@ -183,24 +210,24 @@ def anonymous_get(server: MotoServer, bucket: str, key: str) -> requests.Respons
 
 
 @pytest.fixture
-def mirrored(moto_server: MotoServer, tmp_path: Path, request: pytest.FixtureRequest) -> tuple[str, str, dict]:
+def mirrored(moto_server: MotoServer, tmp_path: Path, request: pytest.FixtureRequest) -> Mirrored:
     """A private bucket (no policy yet) holding the mirror's objects under the test's prefix."""
     prefix = request.param
     bucket = f"policy-{next(_buckets)}"
     client = moto_server.client()
     client.create_bucket(Bucket=bucket)
-    store = S3Store(client, bucket, f"{prefix}/" if prefix else "", backoff=0.001)
+    store = S3Store(client, bucket, key_prefix(prefix), backoff=0.001)
     return bucket, prefix, mirror_objects(store, tmp_path)
 
 
 def is_public_key(key: str, prefix: str) -> bool:
-    return not key.removeprefix(f"{prefix}/").startswith(("sboms/", "mirror-state/"))
+    return not key.removeprefix(key_prefix(prefix)).startswith(("sboms/", "mirror-state/"))
 
 
 @pytest.mark.integration
 @pytest.mark.parametrize("mirrored", ["repo", ""], indirect=True)
 def test_under_the_generated_policy_anyone_reads_the_repository_and_no_sbom_or_state(
-    moto_server: MotoServer, mirrored: tuple[str, str, dict[str, bytes]]
+    moto_server: MotoServer, mirrored: Mirrored
 ) -> None:
     bucket, prefix, written = mirrored
     moto_server.apply_public_read_policy(bucket, prefix)
@@ -216,9 +243,7 @@ def test_under_the_generated_policy_anyone_reads_the_repository_and_no_sbom_or_s
 
 @pytest.mark.integration
 @pytest.mark.parametrize("mirrored", ["repo"], indirect=True)
-def test_without_the_policy_nothing_the_mirror_writes_is_anonymous(
-    moto_server: MotoServer, mirrored: tuple[str, str, dict[str, bytes]]
-) -> None:
+def test_without_the_policy_nothing_the_mirror_writes_is_anonymous(moto_server: MotoServer, mirrored: Mirrored) -> None:
     """The control: the policy is what grants the reads, and no upload of the mirror sets a public ACL."""
     bucket, _prefix, written = mirrored
     for key in written:
@@ -228,7 +253,7 @@ def test_without_the_policy_nothing_the_mirror_writes_is_anonymous(
 @pytest.mark.integration
 @pytest.mark.parametrize("mirrored", ["repo"], indirect=True)
 def test_a_grant_on_the_whole_prefix_would_serve_the_sboms_and_the_state(
-    moto_server: MotoServer, mirrored: tuple[str, str, dict[str, bytes]]
+    moto_server: MotoServer, mirrored: Mirrored
 ) -> None:
     """What the generated policy replaces: moto does evaluate it, so the assertions above can fail."""
     bucket, prefix, written = mirrored
@@ -240,9 +265,9 @@ def test_a_grant_on_the_whole_prefix_would_serve_the_sboms_and_the_state(
 
 
 # --- the api-server's IAM policy, enforced ---------------------------------------------------------
-@pytest.fixture(scope="module")
+@pytest.fixture
 def iam_server() -> Iterator[MotoServer]:
-    """A moto server of its own: enforcing IAM is server-wide."""
+    """A moto server of its own per test: enforcing IAM is server-wide and cannot be undone by a user."""
     server = MotoServer().start()
     yield server
     server.stop()
@@ -264,22 +289,21 @@ def s3_as(server: MotoServer, credentials: dict[str, str]) -> Any:
 
 
 @pytest.mark.integration
-@pytest.mark.parametrize("prefix", ["repo"])
+@pytest.mark.parametrize("prefix", ["repo", ""])
 def test_the_upload_page_stores_sboms_with_its_policy_and_nothing_else(iam_server: MotoServer, prefix: str) -> None:
-    bucket = "composer-mirror"
-    admin = iam_user(iam_server, "mirror-admin", {"Version": "2012-10-17", "Statement": [
-        {"Effect": "Allow", "Action": "s3:*", "Resource": "*"}
-    ]})  # fmt: skip
+    bucket, store_prefix = "composer-mirror", key_prefix(prefix)
+    admin = iam_user(iam_server, "mirror-admin", ADMIN_POLICY)
     uploader = iam_user(iam_server, "api-server", sbom_upload_policy(bucket, prefix))
-    owner = S3Store(s3_as(iam_server, admin), bucket, f"{prefix}/", backoff=0.001)
+    owner = S3Store(s3_as(iam_server, admin), bucket, store_prefix, backoff=0.001)
     owner.client.create_bucket(Bucket=bucket)
     owner.put(CATALOG, b"{}", content_type=JSON, cache_control=STATE_CACHE)
     iam_server.enforce_iam()
 
-    api_server = S3Store(s3_as(iam_server, uploader), bucket, f"{prefix}/", attempts=1)
+    api_server = S3Store(s3_as(iam_server, uploader), bucket, store_prefix, attempts=1)
     key = sbom_upload.store(api_server, "internal-app.cdx.json", SBOM, uploaded_by="admin")
-    assert key.startswith(f"{prefix}/sboms/")
-    assert owner.get(key.removeprefix(f"{prefix}/")).body == SBOM
+    assert key.startswith(f"{store_prefix}sboms/")
+    stored = owner.get(key.removeprefix(store_prefix))
+    assert stored is not None and stored.body == SBOM
     with pytest.raises(StoreError, match="AccessDenied"):
         api_server.put(ROOT, b"{}", content_type=JSON, cache_control=ROOT_CACHE)
     with pytest.raises(StoreError, match="AccessDenied"):

@@ -23,6 +23,7 @@ import shutil
 import signal
 import socket
 import subprocess
+import tempfile
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass, field
@@ -210,6 +211,7 @@ class Stack:
     def __init__(self, settings: StackSettings) -> None:
         self.settings = settings
         self.services: list[Service] = []
+        self.scratch: list[str] = []  # directories outside settings.directory that down() removes
 
     # ----------------------------------------------------------------------------------- starting
     def up(self, *, on_step: Callable[[str], None] = print) -> Stack:
@@ -259,7 +261,11 @@ class Stack:
         return service
 
     def _save(self) -> None:
-        state = {"services": [asdict(service) for service in self.services], "settings": self.describe()}
+        state = {
+            "services": [asdict(service) for service in self.services],
+            "scratch": self.scratch,
+            "settings": self.describe(),
+        }
         (self.settings.directory / STATE_FILE).write_text(json.dumps(state, indent=2))
 
     def describe(self) -> dict[str, Any]:
@@ -299,19 +305,24 @@ class Stack:
         self._wait("upstream", lambda: _answers(f"{settings.upstream_url}/packages.json"))
 
     def _postgres(self) -> None:
-        ports, data = self.settings.ports, self.settings.directory / "postgres"
+        """A fresh cluster for this stack (the stack, like its in-memory S3, starts empty every time).
+
+        As root the server runs as the postgres user, which may not be able to enter the stack's
+        directory (pytest's are private to root), so the cluster lives in a directory of its own
+        that ``down`` removes.
+        """
+        ports = self.settings.ports
         bindir = postgres_bindir()
         as_postgres: dict[str, Any] = {"user": "postgres", "group": "postgres"} if os.geteuid() == 0 else {}
-        if not (data / "PG_VERSION").exists():
-            data.mkdir(parents=True, exist_ok=True)
-            if as_postgres:
-                shutil.chown(data, "postgres", "postgres")
-            subprocess.run(
-                [str(bindir / "initdb"), "-D", str(data), "-U", "postgres", "--auth=trust", "-E", "UTF8"],
-                check=True,
-                capture_output=True,
-                **as_postgres,
-            )
+        data = Path(tempfile.mkdtemp(prefix="composer-mirror-postgres-"))
+        self.scratch.append(str(data))
+        self._save()
+        if as_postgres:
+            shutil.chown(data, "postgres", "postgres")
+        initdb = [str(bindir / "initdb"), "-D", str(data), "-U", "postgres", "--auth=trust", "-E", "UTF8"]
+        result = subprocess.run(initdb, capture_output=True, text=True, **as_postgres)
+        if result.returncode:
+            raise StackError(f"initdb failed:\n{result.stdout[-2000:]}{result.stderr[-2000:]}")
         command = [str(bindir / "postgres"), "-D", str(data), "-p", str(ports.postgres), "-k", str(data)]
         command += ["-c", "listen_addresses=127.0.0.1", "-c", "max_connections=200", "-c", "fsync=off"]
         self._spawn("postgres", command, **as_postgres)
@@ -321,14 +332,7 @@ class Stack:
             return subprocess.run([str(bindir / "pg_isready"), *address], capture_output=True).returncode == 0
 
         self._wait("postgres", ready)
-        exists = subprocess.run(
-            ["psql", *address, "-tAc", "SELECT 1 FROM pg_database WHERE datname = 'airflow'"],
-            check=True,
-            capture_output=True,
-            text=True,
-        )
-        if exists.stdout.strip() != "1":
-            subprocess.run(["psql", *address, "-c", "CREATE DATABASE airflow"], check=True, capture_output=True)
+        subprocess.run(["psql", *address, "-c", "CREATE DATABASE airflow"], check=True, capture_output=True)
 
     def _redis(self) -> None:
         port, directory = self.settings.ports.redis, self.settings.directory
@@ -444,6 +448,7 @@ class Stack:
     # ----------------------------------------------------------------------------------- stopping
     def down(self) -> None:
         stop_services(self.services)
+        remove_scratch(self.scratch)
         (self.settings.directory / STATE_FILE).unlink(missing_ok=True)
 
 
@@ -465,12 +470,14 @@ def _signal_group(pid: int, signum: int) -> None:
         os.killpg(pid, signum)
 
 
+def _state(directory: Path) -> dict[str, Any]:
+    path = directory / STATE_FILE
+    return json.loads(path.read_text()) if path.exists() else {"services": [], "scratch": []}
+
+
 def recorded(directory: Path) -> list[Service]:
     """The services a previous ``up`` recorded in ``directory`` (running or not)."""
-    path = directory / STATE_FILE
-    if not path.exists():
-        return []
-    return [Service(**item) for item in json.loads(path.read_text())["services"]]
+    return [Service(**item) for item in _state(directory)["services"]]
 
 
 def down(directory: Path) -> list[str]:
@@ -478,8 +485,14 @@ def down(directory: Path) -> list[str]:
     services = recorded(directory)
     running = [service.name for service in services if service.alive()]
     stop_services(services)
+    remove_scratch(_state(directory)["scratch"])
     (directory / STATE_FILE).unlink(missing_ok=True)
     return running
+
+
+def remove_scratch(paths: list[str]) -> None:
+    for path in paths:
+        shutil.rmtree(path, ignore_errors=True)
 
 
 def worker_name(index: int) -> str:

@@ -122,6 +122,25 @@ def dockerfile_copies() -> dict[str, str]:
     return copies
 
 
+def dockerfile_project_sources() -> list[str]:
+    """What the Dockerfile copies into the folder it installs with ``pip install --no-deps`` (the project).
+
+    tests/test_packaging.py builds the wheel from exactly these, so the image's install step is tested too.
+    """
+    installs = [
+        arguments.split()[-1].rstrip("/")
+        for keyword, arguments in dockerfile_instructions()
+        if keyword == "RUN" and "pip install" in arguments and "--no-deps" in arguments
+    ]
+    assert len(installs) == 1, "the Dockerfile does not pip install --no-deps the project"
+    project = installs[0]
+    return [
+        source.rstrip("/")
+        for source, target in dockerfile_copies().items()
+        if target.rstrip("/") in (project, f"{project}/{source.rstrip('/')}")
+    ]
+
+
 def excluded_from_context(path: str, patterns: list[str]) -> bool:
     """Whether a .dockerignore's patterns (without ! exceptions) leave ``path`` or a parent folder out."""
     parts = path.split("/")
@@ -458,18 +477,11 @@ def test_the_dockerfile_installs_the_runtime_set_with_its_constraints_and_never_
 
 
 def test_the_dockerfile_installs_the_project_from_what_it_copies_without_pythonpath() -> None:
-    project_installs = [
-        args.split()[-1]
-        for keyword, args in dockerfile_instructions()
-        if keyword == "RUN" and "pip install" in args and "--no-deps" in args
-    ]
-    assert len(project_installs) == 1, "the Dockerfile does not pip install --no-deps the project"
-    project = project_installs[0].rstrip("/")
-    copied = dockerfile_copies()
-    for source in ("pyproject.toml", "README.md", "requirements.txt", "include/"):
-        assert copied.get(source, "").rstrip("/") in (project, f"{project}/{source.rstrip('/')}"), source
+    assert {"pyproject.toml", "README.md", "requirements.txt", "include"} <= set(dockerfile_project_sources())
     assert not any(args.startswith("PYTHONPATH") for keyword, args in dockerfile_instructions() if keyword == "ENV")
-    assert "include/" not in {source for source, target in copied.items() if target.startswith("/opt/airflow/")}
+    assert "include/" not in {
+        source for source, target in dockerfile_copies().items() if target.startswith("/opt/airflow/")
+    }
 
 
 def test_every_file_the_dockerfile_copies_exists_and_is_in_the_build_context() -> None:

@@ -1,10 +1,10 @@
 """The built wheel in a clean virtualenv of the runtime set runs the DAGs, as the image does.
 
-One virtualenv for the module: the wheel is built from exactly what deploy/Dockerfile copies for its
-``pip install --no-deps`` step, then requirements.txt (pinned by constraints-runtime.txt) and the
-wheel are installed into a fresh virtualenv with no PYTHONPATH, from a folder outside the
-repository. Only ``dags/`` and ``plugins/`` are copied into its AIRFLOW_HOME, the way a deployment
-puts them beside the installed package.
+The tests marked integration share one virtualenv for the module: the wheel is built from exactly
+what deploy/Dockerfile copies for its ``pip install --no-deps`` step, then requirements.txt (pinned
+by constraints-runtime.txt) and the wheel are installed into a fresh virtualenv with no PYTHONPATH,
+from a folder outside the repository. Only ``dags/`` and ``plugins/`` are copied into its
+AIRFLOW_HOME, the way a deployment puts them beside the installed package.
 """
 
 from __future__ import annotations
@@ -26,8 +26,6 @@ from packaging.utils import canonicalize_name
 
 from tests.harness import ROOT
 from tests.test_docker_compose import dockerfile_project_sources
-
-pytestmark = pytest.mark.integration
 
 PROJECT = "composer-s3-mirror"
 PLUGIN = "composer_mirror_sbom_upload"
@@ -114,7 +112,9 @@ def venv(workdir: Path, wheel: Path) -> Path:
     run([sys.executable, "-m", "venv", str(path)], cwd=workdir)
     python = str(path / "bin" / "python")
     requirements, constraints = str(ROOT / "requirements.txt"), str(ROOT / "constraints-runtime.txt")
-    run([python, "-m", "pip", "install", "--quiet", "-r", requirements, "-c", constraints, str(wheel)], cwd=workdir)
+    # --no-compile: byte-compiling every installed module takes longer than the install; imports compile what they use.
+    install = [python, "-m", "pip", "install", "--quiet", "--no-compile", "-r", requirements, "-c", constraints]
+    run([*install, str(wheel)], cwd=workdir)
     return path
 
 
@@ -135,6 +135,7 @@ def probe(workdir: Path, venv: Path) -> dict[str, Any]:
     return json.loads(output.strip().splitlines()[-1])
 
 
+@pytest.mark.integration
 def test_the_wheel_declares_exactly_the_requirements_of_requirements_txt(wheel: Path) -> None:
     """requirements.txt is the one list of runtime dependencies: the wheel's metadata cannot drift from it."""
     with zipfile.ZipFile(wheel) as archive:
@@ -145,12 +146,14 @@ def test_the_wheel_declares_exactly_the_requirements_of_requirements_txt(wheel: 
     assert declared == {str(Requirement(line)) for line in lines if line}
 
 
+@pytest.mark.integration
 def test_every_dag_file_loads_from_the_installed_package_without_import_errors(probe: dict[str, Any]) -> None:
     assert probe["import_errors"] == {}
     loaded_files = {Path(fileloc).name for fileloc in probe["dag_files"].values()}
     assert loaded_files == {path.name for path in (ROOT / "dags").glob("*.py")}
 
 
+@pytest.mark.integration
 def test_composer_mirror_is_imported_from_the_virtualenv_not_the_repository(probe: dict[str, Any]) -> None:
     module = Path(probe["composer_mirror"])
     assert module.is_relative_to(probe["purelib"]), module
@@ -159,6 +162,7 @@ def test_composer_mirror_is_imported_from_the_virtualenv_not_the_repository(prob
     assert probe["listing_page"] == (ROOT / "include" / "composer_mirror" / "static" / "index.html").read_text()[:200]
 
 
+@pytest.mark.integration
 def test_the_ui_plugin_loads_once_from_the_plugins_folder(probe: dict[str, Any]) -> None:
     """plugins/ ships the plugin, the wheel no airflow.plugins entry point: Airflow flags a second copy as an error."""
     assert probe["plugin_errors"] == {}
@@ -166,6 +170,7 @@ def test_the_ui_plugin_loads_once_from_the_plugins_folder(probe: dict[str, Any])
     assert probe["plugin_apps"] == [1]
 
 
+@pytest.mark.integration
 def test_the_runtime_virtualenv_carries_no_development_tools(probe: dict[str, Any]) -> None:
     installed = {canonicalize_name(name) for name in probe["installed"]}
     development = requirement_names(ROOT / "requirements-dev.txt")
@@ -173,6 +178,7 @@ def test_the_runtime_virtualenv_carries_no_development_tools(probe: dict[str, An
     assert not installed & development, sorted(installed & development)
 
 
+@pytest.mark.integration
 def test_constraints_runtime_is_the_freeze_of_a_clean_install_of_the_runtime_set(venv: Path, workdir: Path) -> None:
     """What `make freeze` writes: a stale file (a requirement added or removed without it) fails here."""
     frozen = run([str(venv / "bin" / "python"), "-m", "pip", "freeze", "--exclude-editable"], cwd=workdir)
@@ -180,3 +186,11 @@ def test_constraints_runtime_is_the_freeze_of_a_clean_install_of_the_runtime_set
     expected = pins((ROOT / "constraints-runtime.txt").read_text().splitlines())
     assert installed == expected
     assert any(canonicalize_name(line.split(" @ ", 1)[0]) == PROJECT for line in frozen.splitlines()), frozen
+
+
+def test_the_development_pins_keep_every_runtime_pin() -> None:
+    """The tests run on the versions the image runs: constraints.txt agrees with constraints-runtime.txt."""
+    development = pins((ROOT / "constraints.txt").read_text().splitlines())
+    runtime = pins((ROOT / "constraints-runtime.txt").read_text().splitlines())
+    assert runtime, "constraints-runtime.txt pins nothing"
+    assert {name: development.get(name) for name in runtime} == runtime

@@ -66,16 +66,21 @@ bench: venv tools services
 lint: venv
 	$(VENV)/bin/ruff check . && $(VENV)/bin/ruff format --check .
 
-# constraints-runtime.txt: a clean install of the runtime set alone (what the image carries);
-# constraints.txt: the development virtualenv, whose runtime packages keep those same pins.
-freeze: venv
-	rm -rf .freeze-venv && $(PYTHON) -m venv .freeze-venv && .freeze-venv/bin/pip install --quiet --upgrade pip
+# Both constraints files are pip freezes of throw-away virtualenvs, so nothing installed by hand in
+# .venv leaks into them. constraints.txt first: the development set, keeping the pins it had (a new
+# requirement is resolved against them). Then constraints-runtime.txt: a clean install of the
+# runtime set alone (what the image carries), pinned by the new constraints.txt, so the runtime
+# packages have the same versions in both files.
+FRESH_FREEZE_VENV = rm -rf .freeze-venv && $(PYTHON) -m venv .freeze-venv && .freeze-venv/bin/pip install --quiet --upgrade pip
+freeze:
+	$(FRESH_FREEZE_VENV)
+	.freeze-venv/bin/pip install --quiet -r requirements-dev.txt -c constraints.txt
+	{ echo "# Development pins: the runtime pins (constraints-runtime.txt) plus requirements-dev.txt's tools (make freeze)."; \
+	  .freeze-venv/bin/pip freeze --exclude-editable; } > constraints.txt
+	$(FRESH_FREEZE_VENV)
 	.freeze-venv/bin/pip install --quiet -r requirements.txt -c constraints.txt
 	{ echo "# Runtime pins: pip freeze of a clean install of requirements.txt (make freeze). Python 3.11."; \
 	  .freeze-venv/bin/pip freeze --exclude-editable; } > constraints-runtime.txt
-	$(PY) -m pip install --quiet -r requirements-dev.txt -c constraints-runtime.txt
-	{ echo "# Development pins: the runtime pins (constraints-runtime.txt) plus requirements-dev.txt's tools (make freeze)."; \
-	  $(PY) -m pip freeze --exclude-editable; } > constraints.txt
 	rm -rf .freeze-venv
 
 clean:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ast
+import fnmatch
 import importlib.util
 import json
 import re
@@ -109,6 +110,54 @@ def command_text(service: dict[str, Any], key: str = "command") -> str:
     return " ".join(value) if isinstance(value, list) else str(value)
 
 
+def dockerfile_instructions() -> list[tuple[str, str]]:
+    """deploy/Dockerfile as (KEYWORD, arguments), continuation lines joined and comments dropped."""
+    lines = [line for line in (DEPLOY / "Dockerfile").read_text().splitlines() if not line.lstrip().startswith("#")]
+    joined = re.sub(r"\\\n\s*", " ", "\n".join(lines))
+    return [
+        (keyword.upper(), arguments.strip())
+        for keyword, _space, arguments in (line.strip().partition(" ") for line in joined.splitlines() if line.strip())
+    ]
+
+
+def dockerfile_copies() -> dict[str, str]:
+    """Each source the Dockerfile COPYs from the build context, with its destination."""
+    copies = {}
+    for keyword, arguments in dockerfile_instructions():
+        if keyword == "COPY":
+            *sources, target = [word for word in arguments.split() if not word.startswith("--")]
+            copies.update(dict.fromkeys(sources, target))
+    return copies
+
+
+def dockerfile_project_sources() -> list[str]:
+    """What the Dockerfile copies into the folder it installs with ``pip install --no-deps`` (the project).
+
+    tests/test_packaging.py builds the wheel from exactly these, so the image's install step is tested too.
+    """
+    installs = [
+        arguments.split()[-1].rstrip("/")
+        for keyword, arguments in dockerfile_instructions()
+        if keyword == "RUN" and "pip install" in arguments and "--no-deps" in arguments
+    ]
+    assert len(installs) == 1, "the Dockerfile does not pip install --no-deps the project"
+    project = installs[0]
+    return [
+        source.rstrip("/")
+        for source, target in dockerfile_copies().items()
+        if target.rstrip("/") in (project, f"{project}/{source.rstrip('/')}")
+    ]
+
+
+def excluded_from_context(path: str, patterns: list[str]) -> bool:
+    """Whether a .dockerignore's patterns (without ! exceptions) leave ``path`` or a parent folder out."""
+    parts = path.split("/")
+    prefixes = ["/".join(parts[: i + 1]) for i in range(len(parts))]
+    globs = [p.strip() for p in patterns if p.strip() and not p.startswith("#")]
+    globs += [glob.removeprefix("**/") for glob in globs if glob.startswith("**/")]
+    return any(fnmatch.fnmatchcase(prefix, glob) for prefix in prefixes for glob in globs)
+
+
 def load_policy() -> ModuleType:
     spec = importlib.util.spec_from_file_location("deploy_airflow_local_settings", DEPLOY / "airflow_local_settings.py")
     assert spec is not None and spec.loader is not None
@@ -198,6 +247,14 @@ def test_every_airflow_service_puts_the_mounted_include_folder_on_pythonpath(
         include_targets = [target for target, source in mounts(services[name]).items() if source == "./include"]
         assert include_targets, name
         assert include_targets[0] in pythonpath, f"{name}: PYTHONPATH={pythonpath} misses {include_targets[0]}"
+
+
+def test_pythonpath_in_compose_only_puts_bind_mounted_source_first(services: dict[str, dict[str, Any]]) -> None:
+    """The image installs composer_mirror; PYTHONPATH is there only so the mounted ./include wins over it."""
+    for name in AIRFLOW_SERVICES:
+        pythonpath = [entry for entry in environment(services[name]).get("PYTHONPATH", "").split(":") if entry]
+        bind_mounted = {target for target, source in mounts(services[name]).items() if source.startswith("./")}
+        assert set(pythonpath) <= bind_mounted, f"{name}: PYTHONPATH={pythonpath} names what the image does not mount"
 
 
 # --- settings: Airflow Variables and the S3 connection -------------------------------------------
@@ -430,7 +487,8 @@ def test_the_cluster_policy_is_where_airflow_imports_it(services: dict[str, dict
         "deploy/bucket-policy.json",
         "deploy/airflow_local_settings.py",
         "requirements.txt",
-        "constraints.txt",
+        "constraints-runtime.txt",
+        "pyproject.toml",
     ],
 )
 def test_every_referenced_file_exists(path: str) -> None:
@@ -444,14 +502,34 @@ def test_every_file_bind_mounted_from_deploy_exists(services: dict[str, dict[str
                 assert (ROOT / source).is_file(), f"{name} mounts the missing {source}"
 
 
-def test_the_dockerfile_installs_requirements_with_the_constraints() -> None:
-    dockerfile = (DEPLOY / "Dockerfile").read_text()
-    install = re.search(r"^RUN pip install .*$", dockerfile, re.MULTILINE)
-    assert install, "the Dockerfile does not pip install"
-    assert re.search(r"-r \S*requirements\.txt", install.group(0))
-    assert re.search(r"-c \S*constraints\.txt", install.group(0))
-    copied = re.search(r"^COPY .*requirements\.txt constraints\.txt ", dockerfile, re.MULTILINE)
-    assert copied, "requirements.txt and constraints.txt are not copied into the image"
+def test_the_dockerfile_installs_the_runtime_set_with_its_constraints_and_never_the_dev_tools() -> None:
+    installs = [args for keyword, args in dockerfile_instructions() if keyword == "RUN" and "pip install" in args]
+    requirements = [args for args in installs if re.search(r"-r \S*requirements\.txt\b", args)]
+    assert len(requirements) == 1, installs
+    assert re.search(r"-c \S*/constraints-runtime\.txt\b", requirements[0]), requirements[0]
+    text = " ".join(args for _keyword, args in dockerfile_instructions())
+    for development_file in ("requirements-dev.txt", "constraints.txt"):
+        assert not re.search(rf"(^|[\s/]){re.escape(development_file)}\b", text), f"the image uses {development_file}"
+
+
+def test_the_dockerfile_installs_the_project_from_what_it_copies_without_pythonpath() -> None:
+    assert {"pyproject.toml", "README.md", "requirements.txt", "include"} <= set(dockerfile_project_sources())
+    assert not any(args.startswith("PYTHONPATH") for keyword, args in dockerfile_instructions() if keyword == "ENV")
+    assert "include/" not in {
+        source for source, target in dockerfile_copies().items() if target.startswith("/opt/airflow/")
+    }
+
+
+def test_every_file_the_dockerfile_copies_exists_and_is_in_the_build_context() -> None:
+    patterns = [
+        line.strip()
+        for line in (DEPLOY / "Dockerfile.dockerignore").read_text().splitlines()
+        if line.strip() and not line.startswith("#")
+    ]
+    assert not any(pattern.startswith("!") for pattern in patterns), "excluded_from_context knows no exceptions"
+    for source in dockerfile_copies():
+        assert (ROOT / source).exists(), f"the Dockerfile copies the missing {source}"
+        assert not excluded_from_context(source.rstrip("/"), patterns), f"the .dockerignore leaves out {source}"
 
 
 def test_the_dockerfile_starts_from_the_airflow_version_the_constraints_pin() -> None:
@@ -461,14 +539,15 @@ def test_the_dockerfile_starts_from_the_airflow_version_the_constraints_pin() ->
         re.MULTILINE,
     )
     assert base, "the Dockerfile is not FROM apache/airflow:<version>-python<version>"
-    assert f"apache-airflow=={base.group('version')}" in (ROOT / "constraints.txt").read_text().splitlines()
+    assert f"apache-airflow=={base.group('version')}" in (ROOT / "constraints-runtime.txt").read_text().splitlines()
     assert f"apache-airflow=={base.group('version')}" in (ROOT / "requirements.txt").read_text().splitlines()
     assert base.group("python") == "3.11"
 
 
-def test_the_build_context_leaves_out_the_virtualenv_and_git() -> None:
+def test_the_build_context_leaves_out_the_virtualenv_git_and_the_development_requirements() -> None:
     ignored = (DEPLOY / "Dockerfile.dockerignore").read_text().splitlines()
-    assert ".venv" in ignored and ".git" in ignored
+    for name in (".venv", ".git", "requirements-dev.txt", "constraints.txt"):
+        assert excluded_from_context(name, ignored), name
 
 
 def test_no_file_contains_something_shaped_like_an_aws_access_key() -> None:

@@ -32,7 +32,7 @@ from typing import Any
 
 import requests
 
-from tests.harness import DUMMY_AWS, ROOT, VENV_BIN
+from tests.harness import DUMMY_AWS, ROOT, VENV_BIN, free_port
 
 DEPLOY = ROOT / "deploy"
 AIRFLOW_ENV = DEPLOY / "airflow.env"
@@ -72,12 +72,6 @@ def render_nginx(values: Mapping[str, str], template: Path = NGINX_TEMPLATE) -> 
         return values.get(match.group("name"), match.group(0))
 
     return _PLACEHOLDER.sub(replace, template.read_text())
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 @dataclass

@@ -271,11 +271,25 @@ def send_alert(airflow_context: Mapping[str, Any], message: str) -> bool:
         if spec is None:
             logger.info("no notifier configured (Airflow Variable %s): alert only logged", NOTIFIER_VARIABLE)
             return False
-        spec.build()({**airflow_context, alerts.MESSAGE_KEY: message})
+        spec.build()(_notifier_context(airflow_context, message))
     except Exception:
         logger.exception("could not send the alert through the notifier in the Airflow Variable %s", NOTIFIER_VARIABLE)
         return False
     return True
+
+
+def _notifier_context(airflow_context: Mapping[str, Any], message: str) -> dict[str, Any]:
+    """The context for the notifier: Airflow's, plus the message under ``mirror_alert``.
+
+    `airflow dags test` hands DAG callbacks its serialized DAG, on which a notifier's template
+    rendering fails (no ``get_template_env``); without a "dag" it renders with Airflow's default
+    environment instead. The dag processor, which runs the callbacks of real runs, and every task
+    hand over the DAG itself, which is kept.
+    """
+    notifier_context = {**airflow_context, alerts.MESSAGE_KEY: message}
+    if not hasattr(notifier_context.get("dag"), "get_template_env"):
+        notifier_context.pop("dag", None)
+    return notifier_context
 
 
 def alert_on_failure(airflow_context: Mapping[str, Any]) -> None:

@@ -41,7 +41,9 @@ def test_a_failed_run_reaches_the_configured_notifier_once(mirror_airflow, tmp_p
     run = airflow.dags_test("composer_mirror_verify")
     assert run.returncode != 0, output(run)[-3000:]
     assert "up_for_retry" not in output(run).lower()
-    [alert] = read_notifications(recorded)
+    alerts = read_notifications(recorded)
+    assert len(alerts) == 1, output(run)[-6000:]
+    [alert] = alerts
     assert alert["message"] == f"composer_mirror_verify: run {alert['run_id']} failed, task report (task_failure)"
 
 
@@ -60,7 +62,9 @@ def test_freshness_alerts_and_fails_on_a_stale_repository_and_passes_a_fresh_one
     published = put_status(moto_server, bucket, hours_ago=7)
     stale = airflow.dags_test("composer_mirror_freshness")
     assert stale.returncode != 0, output(stale)[-3000:]
-    staleness, run_failed = read_notifications(recorded)
+    alerts = read_notifications(recorded)
+    assert len(alerts) == 2, output(stale)[-6000:]
+    staleness, run_failed = alerts
     assert staleness["message"] == (
         f"repository is stale: {STATUS}: last published at {published}, 7.0 h ago; "
         "threshold 6 h (composer_mirror_max_age_hours)"

@@ -20,6 +20,10 @@ versions included). The prune refuses to run when `packages.json` is missing or 
   marks (a mark deletes nothing): the daily dry runs start the clocks, so a real run deletes
   what has been unreferenced for the whole grace period without waiting another one.
 
+Scheduled runs cannot be given params: they are dry runs unless the Variable
+`composer_mirror_prune_scheduled_delete` is `true`, in which case they delete. Manual runs follow
+`dry_run` whatever the Variable says.
+
 Daily, and on demand. The report is kept at `mirror-state/runs/prune-<run id>.json`.
 """
 
@@ -30,7 +34,14 @@ from typing import Any
 import pendulum
 from airflow.sdk import Param, dag, task
 
-from composer_mirror.airflow_adapter import DEFAULT_ARGS, LONG_TASK, build_context, current_run_id
+from composer_mirror.airflow_adapter import (
+    DEFAULT_ARGS,
+    LONG_TASK,
+    alert_on_failure,
+    build_context,
+    current_run_id,
+    run_type,
+)
 
 
 @dag(
@@ -39,6 +50,7 @@ from composer_mirror.airflow_adapter import DEFAULT_ARGS, LONG_TASK, build_conte
     catchup=False,
     max_active_runs=1,
     default_args=DEFAULT_ARGS,
+    on_failure_callback=alert_on_failure,
     tags=["composer", "mirror", "prune"],
     doc_md=__doc__,
     params={
@@ -56,11 +68,14 @@ def composer_mirror_prune() -> None:
         """Mark unreferenced objects; delete those marked over a grace period ago unless this is a dry run."""
         from composer_mirror import context, prune
 
-        dry_run = bool((params or {}).get("dry_run", True))
-        run_id = current_run_id()
-        result = context.run_with_context(
-            build_context, lambda ctx: prune.run_prune(ctx.store, ctx.settings, dry_run=dry_run, run_id=run_id)
-        )
+        dry_run_param = bool((params or {}).get("dry_run", True))
+        run_id, kind = current_run_id(), run_type()
+
+        def step(ctx: context.Context) -> prune.PruneResult:
+            dry_run = prune.is_dry_run(kind, dry_run_param, ctx.settings.prune_scheduled_delete)
+            return prune.run_prune(ctx.store, ctx.settings, dry_run=dry_run, run_id=run_id)
+
+        result = context.run_with_context(build_context, step)
         if result.failed:
             from airflow.exceptions import AirflowException
 

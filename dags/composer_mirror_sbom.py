@@ -36,7 +36,7 @@ import pendulum
 from airflow.sdk import Param, dag, task
 
 from composer_mirror import mirror_tasks as chain
-from composer_mirror.airflow_adapter import DEFAULT_ARGS, handed_off
+from composer_mirror.airflow_adapter import DEFAULT_ARGS, alert_on_failure, handed_off
 
 
 @dag(
@@ -45,6 +45,7 @@ from composer_mirror.airflow_adapter import DEFAULT_ARGS, handed_off
     catchup=False,
     max_active_runs=1,
     default_args=DEFAULT_ARGS,
+    on_failure_callback=alert_on_failure,
     tags=["composer", "mirror", "sbom"],
     doc_md=__doc__,
     params={

@@ -8,9 +8,9 @@ version's dist, every archive's size, sha1 and sha256. Archives carry the digest
 computed as object metadata, so an unchanged archive is checked with a HEAD, not read; one
 stored before archives carried them is read and hashed once, and given them when it matches.
 
-Weekly, and on demand. The run fails while problems remain; the report task's log lists each
-one (package, version, kind) and the full report is kept at
-`mirror-state/runs/verify-<run id>.json`.
+Weekly, and on demand. The run fails while problems remain (at once: a retry would find the
+same); the report task's log lists each one (package, version, kind) and the full report is kept
+at `mirror-state/runs/verify-<run id>.json`.
 
 - `repair` (default off): download broken or missing archives again from the source URL the
   state recorded, keeping them only when their digests equal the recorded ones (when the upstream
@@ -34,6 +34,7 @@ from airflow.sdk import Param, dag, task
 from composer_mirror.airflow_adapter import (
     DEFAULT_ARGS,
     LONG_TASK,
+    alert_on_failure,
     batch_step,
     build_context,
     handed_off,
@@ -50,6 +51,7 @@ from composer_mirror.handoff import receive
     catchup=False,
     max_active_runs=1,
     default_args=DEFAULT_ARGS,
+    on_failure_callback=alert_on_failure,
     tags=["composer", "mirror", "verify"],
     doc_md=__doc__,
     params={
@@ -123,9 +125,9 @@ def composer_mirror_verify() -> None:
 
         total = context.run_with_context(build_context, step)
         if total.problems:
-            from airflow.exceptions import AirflowException
+            from airflow.sdk.exceptions import AirflowFailException  # a verdict: a retry finds the same
 
-            raise AirflowException(f"{len(total.problems)} problems remain: {total.counts_by_kind()}")
+            raise AirflowFailException(f"{len(total.problems)} problems remain: {total.counts_by_kind()}")
 
     listing = list_packages()
     results = verify_batch.expand(batch=plan_batches(listing))

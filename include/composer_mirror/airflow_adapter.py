@@ -6,16 +6,18 @@ Everything here runs inside tasks, never at DAG parse time.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from datetime import timedelta
 from typing import Any, TypeVar
 
-from composer_mirror import context
+from airflow.sdk import ExceptionRetryPolicy, RetryAction, RetryRule
+
+from composer_mirror import alerts, context
 from composer_mirror.batches import Batch
 from composer_mirror.context import Context
-from composer_mirror.errors import SettingsError
+from composer_mirror.errors import InvalidPackageName, InvalidVersion, SettingsError, TargetError
 from composer_mirror.handoff import hand_off, receive
-from composer_mirror.settings import VARIABLES, Settings
+from composer_mirror.settings import NOTIFIER_VARIABLE, VARIABLES, Settings
 from composer_mirror.store import S3Store
 from composer_mirror.store.layout import handoff_dir
 from composer_mirror.upstream import FetchPolicy, RetryPolicy, UpstreamClient
@@ -24,13 +26,37 @@ from composer_mirror.upstream.composer import Endpoints
 logger = logging.getLogger(__name__)
 
 UPSTREAM_CONN_ID = "composer_upstream"
-# Every task is killed when it runs longer than this (a hung upstream or S3 connection, a hostile
-# input), then retried or failed by Airflow, never left running for hours. Sized from the benchmark:
-# a cold 10,000-package mirror spent 2,600 s in its one fetch_archives batch on 2 cores, and no
-# other task of any run took over a minute, so the long limit leaves room for a few times that.
+# Every task is killed when it runs longer than its execution_timeout (a hung upstream or S3
+# connection, a hostile input), then retried, never left holding a worker slot for hours. Sized from
+# the Benchmark section of the README (10,000 packages, 2 cores, `dags test`, so one batch of all of
+# them): the cold mirror, the slowest run measured, took 2,605 s beyond Airflow's fixed cost, nearly
+# all of it in its one batch (sync_metadata, then fetch_archives, which downloads); revalidating the
+# same 10,000 packages took 26 s and no other task of any run took over a minute. LONG_TASK (the
+# batch tasks, publish, verify, prune) is 4x the cold batch (10,420 s, rounded up to 3 h): room for
+# a slower machine or upstream, and a killed batch loses little, since a retry skips the archives
+# the killed try stored. SHORT_TASK is 30x the slowest other task.
 SHORT_TASK = timedelta(minutes=30)
-LONG_TASK = timedelta(hours=6)
-DEFAULT_ARGS: dict[str, Any] = {"execution_timeout": SHORT_TASK}
+LONG_TASK = timedelta(hours=3)
+# A failed task is retried twice: 5 to 10 minutes after the first failure, 10 to 20 after the second
+# (exponential backoff; Airflow adds a deterministic jitter of up to the delay again), capped at
+# 30 minutes, so a transient outage (S3 throttling, an upstream restart) costs minutes, not a run.
+# What a retry cannot fix fails at once: a setting or an input that is wrong (the retry policy), and
+# a run's verdict (failures after publishing, problems found by verify, a stale repository), which
+# its task raises as AirflowFailException.
+RETRIES = 2
+RETRY_DELAY = timedelta(minutes=5)
+MAX_RETRY_DELAY = timedelta(minutes=30)
+NOT_RETRIED = (SettingsError, TargetError, InvalidPackageName, InvalidVersion)
+DEFAULT_ARGS: dict[str, Any] = {
+    "execution_timeout": SHORT_TASK,
+    "retries": RETRIES,
+    "retry_delay": RETRY_DELAY,
+    "retry_exponential_backoff": 2.0,
+    "max_retry_delay": MAX_RETRY_DELAY,
+    "retry_policy": ExceptionRetryPolicy(
+        rules=[RetryRule(exception=list(NOT_RETRIED), action=RetryAction.FAIL, reason="a retry cannot fix it")]
+    ),
+}
 T = TypeVar("T")
 _RUN_CACHE: dict[tuple[str, ...], Any] = {}
 
@@ -218,3 +244,61 @@ def label_batch(label: str) -> None:
     from airflow.sdk import get_current_context
 
     get_current_context()["batch_label"] = label  # type: ignore[typeddict-unknown-key]
+
+
+def run_type() -> str:
+    """The current run's type as Airflow names it: ``scheduled``, ``manual``, ``backfill``, ``asset_triggered``."""
+    from airflow.sdk import get_current_context
+
+    kind = get_current_context()["dag_run"].run_type
+    return str(kind.value)  # the enum's str() is "DagRunType.SCHEDULED", its value "scheduled"
+
+
+def send_alert(airflow_context: Mapping[str, Any], message: str) -> bool:
+    """Send ``message`` through the notifier the Variable composer_mirror_notifier names; True when sent.
+
+    The setting is read now, at alert time (never at parse time), so changing it needs no DAG edit.
+    Without it, nothing is sent. Nothing here raises: a broken setting or a failing notifier is
+    logged as an error naming the Variable, and whatever failure the alert was about stays failed.
+    The message is logged either way, and given to the notifier as ``mirror_alert`` in the context
+    for its templated fields (``{"text": "{{ mirror_alert }}"}``).
+    """
+    logger.warning("alert: %s", message)
+    try:
+        from airflow.sdk import Variable
+
+        spec = alerts.NotifierSpec.parse(Variable.get(NOTIFIER_VARIABLE, default=None))
+        if spec is None:
+            logger.info("no notifier configured (Airflow Variable %s): alert only logged", NOTIFIER_VARIABLE)
+            return False
+        spec.build()(_notifier_context(airflow_context, message))
+    except Exception:
+        logger.exception("could not send the alert through the notifier in the Airflow Variable %s", NOTIFIER_VARIABLE)
+        return False
+    return True
+
+
+def _notifier_context(airflow_context: Mapping[str, Any], message: str) -> dict[str, Any]:
+    """The context for the notifier: Airflow's, plus the message under ``mirror_alert``.
+
+    `airflow dags test` hands DAG callbacks its serialized DAG, on which a notifier's template
+    rendering fails (no ``get_template_env``); without a "dag" it renders with Airflow's default
+    environment instead. The dag processor, which runs the callbacks of real runs, and every task
+    hand over the DAG itself, which is kept.
+    """
+    notifier_context = {**airflow_context, alerts.MESSAGE_KEY: message}
+    if not hasattr(notifier_context.get("dag"), "get_template_env"):
+        notifier_context.pop("dag", None)
+    return notifier_context
+
+
+def alert_on_failure(airflow_context: Mapping[str, Any]) -> None:
+    """Every DAG's on_failure_callback: a failed run is reported through the configured notifier."""
+    ti = airflow_context.get("ti") or airflow_context.get("task_instance")
+    message = alerts.run_failed_message(
+        airflow_context["dag"].dag_id,
+        str(airflow_context.get("run_id")),
+        getattr(ti, "task_id", None),
+        airflow_context.get("reason"),
+    )
+    send_alert(airflow_context, message)

@@ -28,6 +28,8 @@ logger = logging.getLogger(__name__)
 
 HTML = "text/html; charset=utf-8"
 SHORT_CACHE = "public, max-age=60"
+# How status.json's generated_at (the run's finished_at) is written, in UTC; the freshness check parses it.
+STATUS_TIME_FORMAT = "%Y-%m-%dT%H:%M:%SZ"
 
 
 def package_summary(state: Mapping[str, Any]) -> dict[str, Any]:

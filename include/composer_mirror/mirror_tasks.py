@@ -117,6 +117,7 @@ def report(summary: dict[str, Any]) -> None:
     received = context.run_with_context(build_context, step)
     publish.log_report(received)
     if received["failures"]:
-        from airflow.exceptions import AirflowException
+        # A verdict, not a crash: fail without retries (a retry would find the hand-offs cleared).
+        from airflow.sdk.exceptions import AirflowFailException
 
-        raise AirflowException(f"{len(received['failures'])} failures; the index was published without them")
+        raise AirflowFailException(f"{len(received['failures'])} failures; the index was published without them")

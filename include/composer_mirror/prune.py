@@ -96,6 +96,8 @@ logger = logging.getLogger(__name__)
 KINDS = ("marker", "archive", "p2")
 LABELS = {"marker": "journal markers", "archive": "archives", "p2": "p2 files"}
 SHOWN_PER_KIND = 20
+# Airflow's run type of a run the scheduler created from the DAG's schedule (DagRunType.SCHEDULED).
+SCHEDULED_RUN = "scheduled"
 
 # Path -> when a prune first found the object unreferenced, in whole epoch seconds.
 Marks = dict[str, int]
@@ -403,6 +405,19 @@ def _log_orphans(action: str, result: PruneResult) -> None:
             logger.info("%s %s %s (%d bytes)", action, kind, orphan.path, orphan.size)
         if len(of_kind) > SHOWN_PER_KIND:
             logger.info("%s %d more %s objects", action, len(of_kind) - SHOWN_PER_KIND, kind)
+
+
+def is_dry_run(run_type: str, dry_run_param: bool, scheduled_delete: bool) -> bool:
+    """Whether a prune run only marks and logs, or also deletes.
+
+    A scheduled run cannot be given params (it gets the defaults, dry run on), so the setting
+    ``composer_mirror_prune_scheduled_delete`` decides for it. Every other run (triggered from the
+    UI or API, ``dags test``, a backfill) is someone asking explicitly and follows its ``dry_run``
+    param, which stays on by default.
+    """
+    if run_type == SCHEDULED_RUN:
+        return not scheduled_delete
+    return dry_run_param
 
 
 def run_prune(store: Store, settings: Settings, *, dry_run: bool, run_id: str) -> PruneResult:

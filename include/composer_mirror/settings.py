@@ -36,11 +36,19 @@ VARIABLES = {
     "delete_grace_hours": "composer_mirror_delete_grace_hours",
     "retry_backoff_ms": "composer_mirror_retry_backoff_ms",
     "handoff_inline_bytes": "composer_mirror_handoff_inline_bytes",
+    "max_age_hours": "composer_mirror_max_age_hours",
+    "prune_scheduled_delete": "composer_mirror_prune_scheduled_delete",
 }
+# The notifier failure and staleness alerts go to: JSON {"class": "<dotted path>", "kwargs": {...}}
+# (see composer_mirror.alerts). Read on its own, not as part of Settings: an alert must still go
+# out when the other settings are broken, and a run failing because of them is what it reports.
+NOTIFIER_VARIABLE = "composer_mirror_notifier"
 INTEGER_SETTINGS = frozenset(
     {"max_batches", "concurrency", "max_archive_bytes", "max_metadata_bytes", "prune_grace_hours", "delete_grace_hours"}
-    | {"retry_backoff_ms", "handoff_inline_bytes"}
+    | {"retry_backoff_ms", "handoff_inline_bytes", "max_age_hours"}
 )
+BOOLEAN_SETTINGS = frozenset({"prune_scheduled_delete"})
+_BOOLEANS = {"true": True, "1": True, "yes": True, "false": False, "0": False, "no": False}
 BUCKET_RE = re.compile(r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$")
 
 
@@ -70,6 +78,12 @@ class Settings:
     retry_backoff_ms: int = 500
     # Values passed between tasks whose JSON is larger go through the bucket, not XCom (0: always).
     handoff_inline_bytes: int = 32 * 1024
+    # The freshness check alerts when status.json is older than this: the hourly sync has then
+    # missed (or failed before publishing) about five runs in a row, more than a blip upstream.
+    max_age_hours: int = 6
+    # Scheduled prune runs delete (after the grace period) instead of only marking and logging;
+    # manual runs follow their dry_run param whatever this says.
+    prune_scheduled_delete: bool = False
     upstream_auth: tuple[str, str] | str | None = field(default=None, repr=False)
 
     def __post_init__(self) -> None:
@@ -95,6 +109,8 @@ class Settings:
         for name in ("retry_backoff_ms", "handoff_inline_bytes"):
             if getattr(self, name) < 0:
                 raise SettingsError(f"composer_mirror_{name} must not be negative")
+        if self.max_age_hours < 1:
+            raise SettingsError("composer_mirror_max_age_hours must be at least 1")
 
     @property
     def key_prefix(self) -> str:
@@ -136,6 +152,11 @@ def _convert(attr: str, variable: str, raw: str) -> object:
         if not isinstance(value, list) or not all(isinstance(item, str) for item in value):
             raise SettingsError(f"{variable} must be a JSON list of strings, got {raw[:80]!r}")
         return tuple(item.strip() for item in value if item.strip())
+    if attr in BOOLEAN_SETTINGS:
+        try:
+            return _BOOLEANS[raw.strip().lower()]
+        except KeyError:
+            raise SettingsError(f"{variable} must be true or false, got {raw!r}") from None
     if attr in INTEGER_SETTINGS:
         try:
             return int(raw)

@@ -370,3 +370,24 @@ def test_a_p2_file_a_sync_reuses_while_prune_runs_is_kept(mirror: Mirror, monkey
     assert mirror.exists(p2_path("acme/tool")) and mirror.exists(p2_path("acme/tool", dev=True))
     names, _root = verify.read_root(mirror.store, PUBLIC_URL)
     assert verify.verify_batch(mirror.ctx, verify.plan_verify_batches(names, 1)[0]).problems == []
+
+
+@pytest.mark.parametrize(
+    ("run_type", "dry_run_param", "scheduled_delete", "dry_run"),
+    [
+        # Scheduled runs get the params' defaults: the setting decides for them.
+        ("scheduled", True, False, True),
+        ("scheduled", True, True, False),
+        ("scheduled", False, False, True),
+        # Every other run follows its dry_run param, whatever the setting says.
+        ("manual", True, True, True),
+        ("manual", False, False, False),
+        ("manual", True, False, True),
+        ("backfill", True, True, True),
+        ("asset_triggered", False, True, False),
+    ],
+)
+def test_only_scheduled_runs_follow_the_scheduled_delete_setting(
+    run_type: str, dry_run_param: bool, scheduled_delete: bool, dry_run: bool
+) -> None:
+    assert prune.is_dry_run(run_type, dry_run_param, scheduled_delete) is dry_run

@@ -184,3 +184,28 @@ def test_settings_are_frozen() -> None:
     made = Settings.from_strings(REQUIRED)
     with pytest.raises(AttributeError):
         made.bucket = "other"  # type: ignore[misc]
+
+
+def test_the_operations_settings_default_to_a_six_hour_threshold_and_dry_scheduled_prunes() -> None:
+    made = Settings.from_strings(REQUIRED)
+    assert (made.max_age_hours, made.prune_scheduled_delete) == (6, False)
+
+
+@pytest.mark.parametrize(
+    ("raw", "value"), [("true", True), (" True ", True), ("1", True), ("false", False), ("0", False)]
+)
+def test_prune_scheduled_delete_reads_true_or_false(raw: str, value: bool) -> None:
+    assert settings(prune_scheduled_delete=raw).prune_scheduled_delete is value
+
+
+@pytest.mark.parametrize("raw", ["maybe", "on!", "2"])
+def test_prune_scheduled_delete_refuses_anything_but_a_boolean(raw: str) -> None:
+    with pytest.raises(SettingsError, match="composer_mirror_prune_scheduled_delete must be true or false"):
+        settings(prune_scheduled_delete=raw)
+
+
+@pytest.mark.parametrize(("raw", "message"), [("0", "must be at least 1"), ("six", "must be a whole number")])
+def test_max_age_hours_is_a_positive_whole_number(raw: str, message: str) -> None:
+    assert settings(max_age_hours="12").max_age_hours == 12
+    with pytest.raises(SettingsError, match=f"composer_mirror_max_age_hours {message}"):
+        settings(max_age_hours=raw)

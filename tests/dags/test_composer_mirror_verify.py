@@ -86,7 +86,10 @@ def test_verify_names_broken_archives_repair_restores_them_and_prune_deletes_onl
         s3.put_object(Bucket=bucket, Key=orphan, Body=orphan_bytes)
         before = snapshot(s3, bucket)
 
-        code, output = run(airflow, "composer_mirror_prune", **GRACE_ZERO)
+        # A manual run keeps its dry_run param (on by default) whatever the scheduled-delete setting says.
+        code, output = run(
+            airflow, "composer_mirror_prune", **GRACE_ZERO, AIRFLOW_VAR_COMPOSER_MIRROR_PRUNE_SCHEDULED_DELETE="true"
+        )
         assert code == 0, output[-4000:]
         assert "[DRY RUN] would delete 1 objects" in output
         after_dry_run = snapshot(s3, bucket)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -10,10 +11,16 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
-DAG_IDS = {"composer_mirror_sync", "composer_mirror_sbom", "composer_mirror_verify", "composer_mirror_prune"}
+DAG_IDS = {
+    "composer_mirror_sync",
+    "composer_mirror_sbom",
+    "composer_mirror_verify",
+    "composer_mirror_prune",
+    "composer_mirror_freshness",
+}
 
 PARSE_SCRIPT = """
-import sys
+import json, sys
 from airflow.sdk import BaseHook, Variable
 
 def forbidden(*args, **kwargs):
@@ -27,13 +34,23 @@ from airflow.dag_processing.dagbag import DagBag
 bag = DagBag(dag_folder=sys.argv[1])
 assert not bag.import_errors, bag.import_errors
 for dag_id, dag in sorted(bag.dags.items()):
-    timeouts = sorted({int(t.execution_timeout.total_seconds()) if t.execution_timeout else 0 for t in dag.tasks})
-    print(dag_id, bool(dag.doc_md), dag.max_active_runs, dag.catchup, len(dag.tasks), min(timeouts), max(timeouts))
+    tasks = {
+        t.task_id: {
+            "execution_timeout": t.execution_timeout.total_seconds() if t.execution_timeout else None,
+            "retries": t.retries,
+            "retry_exponential_backoff": t.retry_exponential_backoff,
+            "retry_delay": t.retry_delay.total_seconds(),
+            "max_retry_delay": t.max_retry_delay.total_seconds() if t.max_retry_delay else None,
+        }
+        for t in dag.tasks
+    }
+    callback = getattr(dag.on_failure_callback, "__qualname__", None)
+    print(json.dumps([dag_id, bool(dag.doc_md), dag.max_active_runs, dag.catchup, callback, tasks]))
 """
 
 
 @pytest.fixture(scope="module")
-def parsed(tmp_path_factory: pytest.TempPathFactory) -> dict[str, list[str]]:
+def parsed(tmp_path_factory: pytest.TempPathFactory) -> dict[str, list]:
     env = {
         **os.environ,
         "AIRFLOW_HOME": str(tmp_path_factory.mktemp("af")),
@@ -44,26 +61,35 @@ def parsed(tmp_path_factory: pytest.TempPathFactory) -> dict[str, list[str]]:
         [sys.executable, "-c", PARSE_SCRIPT, str(ROOT / "dags")], env=env, capture_output=True, text=True
     )
     assert result.returncode == 0, result.stderr[-3000:]
-    return {line.split()[0]: line.split()[1:] for line in result.stdout.splitlines() if line.strip()}
+    rows = [json.loads(line) for line in result.stdout.splitlines() if line.startswith("[")]
+    return {row[0]: row[1:] for row in rows}
 
 
-def test_every_dag_parses_without_reading_variables_connections_or_s3(parsed: dict[str, list[str]]) -> None:
+def test_every_dag_parses_without_reading_variables_connections_or_s3(parsed: dict[str, list]) -> None:
     assert set(parsed) >= DAG_IDS
 
 
-def test_every_dag_has_docs_and_runs_one_at_a_time(parsed: dict[str, list[str]]) -> None:
-    for dag_id in DAG_IDS:
-        has_doc, max_active_runs, catchup, _tasks, _shortest, _longest = parsed[dag_id]
-        assert has_doc == "True", dag_id
-        assert max_active_runs == "1", dag_id
-        assert catchup == "False", dag_id
+def test_every_dag_has_docs_runs_one_at_a_time_and_alerts_when_a_run_fails(parsed: dict[str, list]) -> None:
+    """Every DAG in dags/, today's and any added later."""
+    for dag_id, (has_doc, max_active_runs, catchup, callback, _tasks) in parsed.items():
+        assert has_doc, dag_id
+        assert max_active_runs == 1, dag_id
+        assert catchup is False, dag_id
+        assert callback == "alert_on_failure", f"{dag_id}: a failed run must reach the configured notifier"
 
 
-def test_every_task_is_killed_when_it_runs_longer_than_its_execution_timeout(parsed: dict[str, list[str]]) -> None:
-    """A hung connection or a hostile input must not keep a worker slot for hours."""
-    for dag_id in DAG_IDS:
-        shortest, longest = (int(seconds) for seconds in parsed[dag_id][-2:])
-        assert 0 < shortest <= longest <= 6 * 3600, dag_id
+def test_every_task_is_retried_with_backoff_and_killed_when_it_runs_longer_than_its_execution_timeout(
+    parsed: dict[str, list],
+) -> None:
+    """A hung connection or a hostile input must not keep a worker slot for hours; a transient failure is retried."""
+    for dag_id, (*_dag, tasks) in parsed.items():
+        assert tasks, dag_id
+        for task_id, task in tasks.items():
+            where = f"{dag_id}.{task_id}"
+            assert task["execution_timeout"] and 0 < task["execution_timeout"] <= 3 * 3600, where
+            assert task["retries"] >= 1, where
+            assert task["retry_exponential_backoff"] > 1, where
+            assert 60 <= task["retry_delay"] <= task["max_retry_delay"] <= 3600, where
 
 
 def test_sync_dag_maps_over_batches_with_a_labelled_map_index() -> None:

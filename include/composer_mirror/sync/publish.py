@@ -10,7 +10,7 @@ from collections.abc import Iterable, Mapping
 from typing import Any
 
 from composer_mirror.context import Context
-from composer_mirror.listing_page import publish_listing, publish_status
+from composer_mirror.listing_page import STATUS_TIME_FORMAT, publish_listing, publish_status
 from composer_mirror.publisher import publish_root
 from composer_mirror.report_table import report_table
 from composer_mirror.state import (
@@ -86,7 +86,7 @@ def publish_index(ctx: Context, results: Iterable[BatchResult], plan: Plan, run_
         mode=plan.mode,
         stale=sorted(stale),
         removed=removed,
-        finished_at=time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        finished_at=time.strftime(STATUS_TIME_FORMAT, time.gmtime()),
         root_written=written,
         packages_available=len(available),
         repository_url=ctx.settings.repository_url,

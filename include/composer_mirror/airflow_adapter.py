@@ -10,6 +10,7 @@ from collections.abc import Callable, Mapping
 from datetime import timedelta
 from typing import Any, TypeVar
 
+from airflow.configuration import conf
 from airflow.sdk import ExceptionRetryPolicy, RetryAction, RetryRule
 
 from composer_mirror import alerts, context
@@ -40,11 +41,14 @@ LONG_TASK = timedelta(hours=3)
 # A failed task is retried twice: 5 to 10 minutes after the first failure, 10 to 20 after the second
 # (exponential backoff; Airflow adds a deterministic jitter of up to the delay again), capped at
 # 30 minutes, so a transient outage (S3 throttling, an upstream restart) costs minutes, not a run.
+# The first delay is Airflow's own setting, [core] default_task_retry_delay (300 s unless set), so an
+# operator (or a test that kills a worker) changes it without editing code; it is read where the DAG
+# files are parsed, as every DAG argument is.
 # What a retry cannot fix fails at once: a setting or an input that is wrong (the retry policy), and
 # a run's verdict (failures after publishing, problems found by verify, a stale repository), which
 # its task raises as AirflowFailException.
 RETRIES = 2
-RETRY_DELAY = timedelta(minutes=5)
+RETRY_DELAY = timedelta(seconds=conf.getint("core", "default_task_retry_delay", fallback=300))
 MAX_RETRY_DELAY = timedelta(minutes=30)
 NOT_RETRIED = (SettingsError, TargetError, InvalidPackageName, InvalidVersion)
 DEFAULT_ARGS: dict[str, Any] = {

@@ -211,7 +211,10 @@ class Stack:
     def up(self, *, on_step: Callable[[str], None] = print) -> Stack:
         settings = self.settings
         settings.directory.mkdir(parents=True, exist_ok=True)
-        (settings.directory / "logs").mkdir(exist_ok=True)
+        # A fresh stack, fresh logs: readiness is read from them (a worker's "ready."), so an old
+        # run's lines must not count.
+        shutil.rmtree(settings.directory / "logs", ignore_errors=True)
+        (settings.directory / "logs").mkdir()
         try:
             if not settings.upstream_url:
                 self._sample_upstream()

@@ -424,6 +424,12 @@ def test_airflow_init_imports_the_pools_file_with_a_positive_slot_count(services
     assert pools[load_policy().UPSTREAM_POOL]["slots"] > 0
 
 
+def test_the_default_batch_count_is_what_the_upstream_pool_runs_at_once() -> None:
+    """More batches than the pool's slots never run side by side and only add task start-ups."""
+    slots = json.loads((DEPLOY / "pools.json").read_text())[load_policy().UPSTREAM_POOL]["slots"]
+    assert Settings.max_batches == slots
+
+
 def test_airflow_init_creates_the_admin_user_the_apiserver_reads(services: dict[str, dict[str, Any]]) -> None:
     init_env = environment(services["airflow-init"])
     api_env = environment(services["airflow-apiserver"])

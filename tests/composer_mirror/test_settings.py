@@ -25,7 +25,7 @@ def test_from_strings_fills_in_the_defaults() -> None:
     assert made.packages == ()
     assert made.aws_conn_id == "aws_default"
     assert made.dist_hosts == DEFAULT_DIST_HOSTS
-    assert (made.max_batches, made.concurrency) == (64, 10)
+    assert (made.max_batches, made.concurrency) == (4, 10)
     assert (made.max_archive_bytes, made.max_metadata_bytes) == (500 * 1024 * 1024, 20 * 1024 * 1024)
     assert made.upstream_auth is None
 

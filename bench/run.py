@@ -362,7 +362,8 @@ def run_executors(args: argparse.Namespace) -> int:
     """The executor rows (bench/executor.py): per executor and size, one stack; results as JSON and a table."""
     from bench import executor
 
-    output = Path(args.output)
+    output = Path(args.output).resolve()
+    output.parent.mkdir(parents=True, exist_ok=True)  # bench/results/ is not in git
     info = machine()
     info["code"] = code_version()
     print("machine:", json.dumps(info), flush=True)

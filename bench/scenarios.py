@@ -170,7 +170,9 @@ def _cpu_seconds(process: psutil.Process) -> float | None:
 
 def _describe(process: psutil.Process) -> str:
     try:
-        return " ".join(process.cmdline()[1:4])[:80]
+        # Airflow's services set their process title, which leaves the whole title in one argv entry.
+        command = process.cmdline()
+        return " ".join(command[1:4] if len(command) > 1 else command)[:80] or process.name()
     except psutil.Error:
         return "?"
 

@@ -91,12 +91,14 @@ def ti_overhead(instances: list[dict[str, Any]], wall_s: float) -> dict[str, Any
     """Where a run's wall time goes between its task instances (from the task-instance API).
 
     run_s: sum of (end - start) over task instances, what the tasks themselves took (including their
-    process start-up inside the worker); queued_s: sum of (start - queued), the executor's hand-off
-    (broker, worker pick-up, supervisor); idle_s: wall time in which no task instance was running at
-    all (scheduling, queueing, the trigger and the poll); wall_per_ti_s: wall / task instances.
+    process start-up inside the worker), also per task (which of them the marginal goes to);
+    queued_s: sum of (start - queued), the executor's hand-off (broker, worker pick-up, supervisor);
+    idle_s: wall time in which no task instance was running at all (scheduling, queueing, the
+    trigger and the poll); wall_per_ti_s: wall / task instances.
     """
     intervals, queued, run = [], 0.0, 0.0
     mapped: Counter = Counter()
+    by_task: Counter = Counter()
     for ti in instances:
         start, end, queued_at = _parse(ti.get("start_date")), _parse(ti.get("end_date")), _parse(ti.get("queued_when"))
         if ti.get("map_index", -1) >= 0:
@@ -105,6 +107,7 @@ def ti_overhead(instances: list[dict[str, Any]], wall_s: float) -> dict[str, Any
             continue  # skipped or never ran
         intervals.append((start, end))
         run += end - start
+        by_task[ti["task_id"]] += end - start
         if queued_at is not None:
             queued += max(0.0, start - queued_at)
     busy = _union_length(intervals)
@@ -115,6 +118,7 @@ def ti_overhead(instances: list[dict[str, Any]], wall_s: float) -> dict[str, Any
         "mapped": dict(mapped),
         "mapped_total": sum(mapped.values()),
         "run_s": round(run, 2),
+        "run_s_by_task": {task: round(seconds, 2) for task, seconds in by_task.items()},
         "queued_s": round(queued, 2),
         "queued_per_ti_s": round(queued / count, 2) if count else None,
         "run_per_ti_s": round(run / count, 2) if count else None,

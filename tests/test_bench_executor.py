@@ -61,6 +61,7 @@ def test_ti_overhead_splits_wall_time_into_running_queued_and_idle() -> None:
     assert overhead["task_instances"] == 4 and overhead["ran"] == 3
     assert overhead["mapped"] == {"sync": 2} and overhead["mapped_total"] == 2
     assert overhead["run_s"] == 3 + 10 + 10
+    assert overhead["run_s_by_task"] == {"plan": 3, "sync": 20}
     assert overhead["queued_s"] == 2 + 2 + 4
     assert overhead["busy_s"] == 3 + 12  # 02-05 and 08-20
     assert overhead["idle_s"] == 15

@@ -170,8 +170,9 @@ def _cpu_seconds(process: psutil.Process) -> float | None:
 
 def _describe(process: psutil.Process) -> str:
     try:
-        # Airflow's services set their process title, which leaves the whole title in one argv entry.
-        command = process.cmdline()
+        # Airflow's services set their process title: the whole title in the first argv entry, the
+        # others left empty.
+        command = [part for part in process.cmdline() if part.strip()]
         return " ".join(command[1:4] if len(command) > 1 else command)[:80] or process.name()
     except psutil.Error:
         return "?"

@@ -80,6 +80,20 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         help="run tasks with LocalExecutor (`dags test --use-executor` plus an execution API server)",
     )
     parser.add_argument("--parallelism", type=int, default=4, help="LocalExecutor parallelism with --use-executor")
+    parser.add_argument(
+        "--executors",
+        default="",
+        help="executor rows instead of the scenarios: comma-separated local,celery (bench/executor.py); "
+        "each runs the DAG through the REST API on tests/stack.py's topology at every --sizes",
+    )
+    parser.add_argument("--workers", type=int, default=2, help="Celery workers of the executor rows")
+    parser.add_argument(
+        "--executor-parallelism",
+        type=int,
+        default=32,
+        help="core.parallelism of the executor rows (Airflow's default, so both executors plan the same batches)",
+    )
+    parser.add_argument("--floor-threads", type=int, default=8, help="http.client threads of the executor rows' floor")
     parser.add_argument("--py-spy", help="path to a py-spy binary (install it in a throw-away venv, not .venv)")
     parser.add_argument(
         "--profile", default="", help="letters of the scenarios to record with --py-spy (their timings are marked)"
@@ -344,15 +358,52 @@ def start_execution_api(env: AirflowEnv, logs: Path) -> tuple[subprocess.Popen, 
     raise RuntimeError("the execution API server did not start")
 
 
+def run_executors(args: argparse.Namespace) -> int:
+    """The executor rows (bench/executor.py): per executor and size, one stack; results as JSON and a table."""
+    from bench import executor
+
+    output = Path(args.output).resolve()
+    output.parent.mkdir(parents=True, exist_ok=True)  # bench/results/ is not in git
+    info = machine()
+    info["code"] = code_version()
+    print("machine:", json.dumps(info), flush=True)
+    rows: list[dict[str, Any]] = []
+    with tempfile.TemporaryDirectory(prefix="composer-mirror-bench-stacks-") as directory:
+        for size in [int(size) for size in args.sizes.split(",") if size]:
+            for name in args.executors.split(","):
+                row = executor.measure(
+                    name,
+                    size,
+                    args.versions,
+                    Path(directory),
+                    workers=args.workers,
+                    parallelism=args.executor_parallelism,
+                    repeat=args.repeat,
+                    quiet_wait=args.quiet_wait,
+                    floor_threads=args.floor_threads,
+                )
+                rows.append(row)
+                # Written after every row, so a long run that is stopped still leaves its numbers.
+                document = {"machine": info, "args": vars(args), "rows": rows}
+                output.write_text(json.dumps(document, indent=1, default=str))
+                output.with_suffix(".md").write_text(executor.markdown(rows) + "\n")
+                print(executor.markdown(rows[-1:]), flush=True)
+    print(executor.markdown(rows))
+    print(f"written: {output} and {output.with_suffix('.md')}")
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
+    # Stop cleanly (servers, registry, temp AIRFLOW_HOME, stacks) on SIGTERM, and on SIGINT even when
+    # started in the background, where the shell makes SIGINT ignored.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
+    signal.signal(signal.SIGINT, signal.default_int_handler)
+    if args.executors:
+        return run_executors(args)
     if args.one_at_a_time_versions and "b" in args.scenarios and shutil.which("composer") is None:
         # Found out only after the cold mirror otherwise; `make bench` installs it (make tools).
         sys.exit("bench: the one-version-at-a-time baseline needs the composer CLI: run `make tools`")
-    # Stop cleanly (servers, registry, temp AIRFLOW_HOME) on SIGTERM, and on SIGINT even when started
-    # in the background, where the shell makes SIGINT ignored.
-    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
-    signal.signal(signal.SIGINT, signal.default_int_handler)
     sizes = [int(size) for size in args.sizes.split(",") if size]
     output = Path(args.output)
     # Another --output keeps its own logs, so concurrent or earlier runs are not clobbered.

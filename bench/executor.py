@@ -31,8 +31,6 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import quote, urlsplit
 
-import requests
-
 from bench.raw_floor import Workload, workload_from
 from bench.scenarios import DAG_ID, PeakRSS, wait_quiet
 from bench.services import RegistryProcess, upstream_kinds
@@ -199,18 +197,11 @@ class ExecutorBench:
     quiet_wait: float
     poll: float = 0.5
 
-    def __post_init__(self) -> None:
-        self.session = requests.Session()
-        self.session.headers["Authorization"] = f"Bearer {self.stack.token()}"
-
-    def _api(self, method: str, path: str, **kwargs: Any) -> requests.Response:
-        return self.session.request(method, f"{self.stack.settings.api_url}{path}", timeout=60, **kwargs)
-
     def select(self, packages: list[str]) -> None:
         """The selection as a Variable in the metadata database, as an operator sets it in the UI."""
-        self._api("DELETE", f"/api/v2/variables/{SELECTION_VARIABLE}")
+        self.stack.api("DELETE", f"/api/v2/variables/{SELECTION_VARIABLE}")
         body = {"key": SELECTION_VARIABLE, "value": json.dumps(packages)}
-        response = self._api("POST", "/api/v2/variables", json=body)
+        response = self.stack.api("POST", "/api/v2/variables", json=body)
         response.raise_for_status()
 
     def service_pids(self) -> dict[str, int]:
@@ -235,7 +226,7 @@ class ExecutorBench:
         for sampler in samplers.values():
             sampler.start()
         started = time.monotonic()
-        response = self._api("POST", f"/api/v2/dags/{DAG_ID}/dagRuns", json={"logical_date": None, "note": label})
+        response = self.stack.api("POST", f"/api/v2/dags/{DAG_ID}/dagRuns", json={"logical_date": None, "note": label})
         response.raise_for_status()
         run_id = response.json()["dag_run_id"]
         run_path = f"/api/v2/dags/{DAG_ID}/dagRuns/{quote(run_id, safe='')}"
@@ -245,13 +236,13 @@ class ExecutorBench:
                 if time.monotonic() - started > timeout:
                     raise TimeoutError(f"{label}: run {run_id} still {state} after {timeout:.0f} s")
                 time.sleep(self.poll)
-                state = self._api("GET", run_path).json()["state"]
+                state = self.stack.api("GET", run_path).json()["state"]
             wall = time.monotonic() - started
         finally:
             for sampler in samplers.values():
                 sampler.stop()
         records = self.registry.log(reset=True)
-        dag_run = self._api("GET", run_path).json()
+        dag_run = self.stack.api("GET", run_path).json()
         instances = self.task_instances(run_path)
         server_wall = (_parse(dag_run.get("end_date")) or 0) - (_parse(dag_run.get("queued_at")) or 0)
         return {
@@ -279,7 +270,7 @@ class ExecutorBench:
         """Every task instance of the run (the API pages at 100)."""
         instances: list[dict[str, Any]] = []
         while True:
-            page = self._api("GET", f"{run_path}/taskInstances", params={"limit": 100, "offset": len(instances)})
+            page = self.stack.api("GET", f"{run_path}/taskInstances", params={"limit": 100, "offset": len(instances)})
             page.raise_for_status()
             body = page.json()
             instances += body["task_instances"]

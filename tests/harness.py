@@ -73,15 +73,7 @@ class MotoServer:
                 self.process.wait(10)
 
     def client(self):  # type: ignore[no-untyped-def]
-        import boto3
-
-        return boto3.client(
-            "s3",
-            endpoint_url=self.endpoint,
-            region_name="us-east-1",
-            aws_access_key_id="testing",
-            aws_secret_access_key="testing",
-        )
+        return s3_client(self.endpoint)
 
     def create_public_bucket(self, bucket: str) -> None:
         """A bucket readable anonymously, like a CDN origin (GetObject and ListBucket for 404s)."""
@@ -156,6 +148,19 @@ class AirflowEnv:
         if conf is not None:
             command += ["--conf", json.dumps(conf)]
         return subprocess.run(command, env=self.env(**env), capture_output=True, text=True, timeout=timeout)
+
+
+def s3_client(endpoint: str):  # type: ignore[no-untyped-def]
+    """A boto3 S3 client for a moto endpoint, with the dummy credentials every test server accepts."""
+    import boto3
+
+    return boto3.client(
+        "s3",
+        endpoint_url=endpoint,
+        region_name=DUMMY_AWS["AWS_DEFAULT_REGION"],
+        aws_access_key_id=DUMMY_AWS["AWS_ACCESS_KEY_ID"],
+        aws_secret_access_key=DUMMY_AWS["AWS_SECRET_ACCESS_KEY"],
+    )
 
 
 def aws_connection(endpoint: str) -> str:

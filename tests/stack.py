@@ -32,7 +32,7 @@ from typing import Any
 
 import requests
 
-from tests.harness import DUMMY_AWS, ROOT, VENV_BIN, free_port
+from tests.harness import DUMMY_AWS, ROOT, VENV_BIN, free_port, s3_client
 
 DEPLOY = ROOT / "deploy"
 AIRFLOW_ENV = DEPLOY / "airflow.env"
@@ -206,6 +206,7 @@ class Stack:
         self.settings = settings
         self.services: list[Service] = []
         self.scratch: list[str] = []  # directories outside settings.directory that down() removes
+        self._token: str | None = None  # the admin's JWT, reused by api() until it is refused
 
     # ----------------------------------------------------------------------------------- starting
     def up(self, *, on_step: Callable[[str], None] = print) -> Stack:
@@ -439,8 +440,16 @@ class Stack:
         return str(response.json()["access_token"])
 
     def api(self, method: str, path: str, **kwargs: Any) -> requests.Response:
-        headers = {"Authorization": f"Bearer {self.token()}", **kwargs.pop("headers", {})}
-        return requests.request(method, f"{self.settings.api_url}{path}", headers=headers, timeout=30, **kwargs)
+        """A REST API call as the admin; one login per stack (callers poll), again only when refused."""
+        extra = kwargs.pop("headers", {})
+        for fresh in (False, True):
+            if fresh or self._token is None:
+                self._token = self.token()
+            headers = {"Authorization": f"Bearer {self._token}", **extra}
+            response = requests.request(method, f"{self.settings.api_url}{path}", headers=headers, timeout=30, **kwargs)
+            if response.status_code != 401:
+                break
+        return response
 
     # ----------------------------------------------------------------------------------- stopping
     def down(self) -> None:
@@ -512,18 +521,6 @@ def nginx_binary() -> str:
     if not found:
         raise StackError("nginx is not installed (make stack installs the Debian package nginx)")
     return found
-
-
-def s3_client(endpoint: str) -> Any:
-    import boto3
-
-    return boto3.client(
-        "s3",
-        endpoint_url=endpoint,
-        region_name=DUMMY_AWS["AWS_DEFAULT_REGION"],
-        aws_access_key_id=DUMMY_AWS["AWS_ACCESS_KEY_ID"],
-        aws_secret_access_key=DUMMY_AWS["AWS_SECRET_ACCESS_KEY"],
-    )
 
 
 def _answers(url: str) -> bool:

@@ -36,8 +36,8 @@ import requests
 from composer_mirror.store.layout import MARKER_DIR, archive_id
 from tests.browser import Browser, chromium_path
 from tests.fixture_registry import FaultRule, Registry, RegistryServer
-from tests.harness import composer_install
-from tests.stack import ADMIN, Ports, Stack, StackSettings, s3_client, worker_name
+from tests.harness import composer_install, s3_client
+from tests.stack import ADMIN, Ports, Stack, StackSettings, worker_name
 
 pytestmark = [pytest.mark.integration, pytest.mark.browser]
 

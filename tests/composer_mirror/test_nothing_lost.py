@@ -10,17 +10,22 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import threading
 from collections.abc import Callable, Iterator, Mapping
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import boto3
 import pytest
 
-from composer_mirror import verify
+from composer_mirror import prune, verify
 from composer_mirror.batches import Batch, plan_batches
+from composer_mirror.composer_format import parse_p2
 from composer_mirror.context import Context
 from composer_mirror.publisher import load_record, withdraw_version
-from composer_mirror.store.layout import ROOT
+from composer_mirror.state import load_catalog, update_catalog
+from composer_mirror.store.layout import ROOT, p2_path
+from composer_mirror.store.s3 import S3Store
 from composer_mirror.sync import packages, publish
 from composer_mirror.sync.metadata import sync_metadata
 from composer_mirror.sync.packages import fetch_archives
@@ -232,3 +237,176 @@ def test_a_mirror_from_before_package_records_keeps_every_version_when_it_gets_t
     assert published_versions(mirror, "psr/container") == versions | {"2.9.0"}
     record = load_record(mirror.store, "psr/container")
     assert {v.entry["version"] for v in record.versions.values()} == versions | {"2.9.0"}
+
+
+# --- the second hostile review (issue "Nothing lost, second pass") ------------------------------
+@pytest.mark.xfail(strict=True, reason="defect 1: an SBOM run expires deletions with an empty selection")
+def test_an_sbom_run_never_expires_a_package_the_syncs_selection_names(session_mirror: Callable[..., Any]) -> None:
+    """Expiry of upstream deletions follows the sync's selection as the catalog records it, whoever publishes."""
+    with session_mirror(changes_feed=True) as mirror:  # the selection names psr/container exactly
+        assert mirror.run("first")["failures"] == []
+        mirror.registry.delete_package("psr/container")
+        assert mirror.run("second")["removed"] == []
+        assert "psr/container" in load_catalog(mirror.store).deleted
+
+        def long_ago(catalog: Any) -> None:
+            catalog.deleted["psr/container"] = 1  # deleted upstream far longer ago than the grace period
+
+        update_catalog(mirror.store, long_ago)
+        other = next(
+            name for name in mirror.registry.package_names() if name not in load_catalog(mirror.store).packages
+        )
+        newest = mirror.upstream_versions(other)
+        report = run_targets(second_writer(mirror), {other: [sorted(newest)[0]]}, "sbom")
+        assert report["failures"] == [] and report["removed"] == []
+        assert "psr/container" in mirror.root()["available-packages"]
+        assert "psr/container" in load_catalog(mirror.store).packages
+        # and the next sync, incremental, keeps it too
+        assert mirror.run("third")["removed"] == []
+        assert "psr/container" in mirror.root()["available-packages"]
+
+
+def withdraw_all(mirror: Mirror, name: str) -> list[dict[str, str]]:
+    lines = []
+    for version in sorted(published_versions(mirror, name)):
+        lines.append(
+            withdraw_version(
+                mirror.store,
+                name,
+                normalize(version),
+                "malware",
+                by="security team",
+                detail="typosquat",
+                repository_url=mirror.ctx.settings.repository_url,
+            )
+        )
+    return lines
+
+
+def served_versions(mirror: Mirror, name: str) -> set[str]:
+    """Every version either p2 file of the package serves now (absent files serve none)."""
+    found: set[str] = set()
+    for dev in (False, True):
+        stored = mirror.store.get(p2_path(name, dev))
+        if stored is not None:
+            found |= {str(entry["version"]) for entry in parse_p2(stored.body, name)}
+    return found
+
+
+@pytest.mark.xfail(strict=True, reason="defect 2: a withdrawn last version stays published")
+def test_withdrawing_a_packages_last_version_takes_the_package_out_of_the_index(mirror: Mirror) -> None:
+    assert mirror.run("first")["failures"] == []
+    versions = published_versions(mirror, "psr/container")
+    assert versions
+    lines = withdraw_all(mirror, "psr/container")
+    assert {line["version"] for line in lines} == versions
+    assert "psr/container" not in mirror.root()["available-packages"]
+    assert served_versions(mirror, "psr/container") == set()
+    record = load_record(mirror.store, "psr/container")
+    assert record.versions == {} and set(record.withdrawn) == {normalize(v) for v in versions}
+    for withdrawal in record.withdrawn.values():  # kept for forensics
+        assert mirror.store.head(withdrawal.version.archive.path) is not None
+    state = mirror.state("psr/container")
+    assert state["versions"] == {} and set(state["withdrawn"]) == set(record.withdrawn)
+    # a sync (the package is still selected and still upstream) publishes none of them again
+    mirror.server.reset_log()
+    assert mirror.run("second", adjust_plan=lambda plan: None)["failures"] == []
+    assert "psr/container" not in mirror.root()["available-packages"]
+    assert served_versions(mirror, "psr/container") == set()
+    assert mirror.server.count(r"^/(zipball|codeload)/") == 0
+    # verify walks the root and agrees; prune keeps the withdrawn archives
+    names, root = verify.read_root(mirror.store, mirror.ctx.settings.repository_url)
+    assert "psr/container" not in names and root.problems == []
+    for batch in verify.plan_verify_batches(names, 1):
+        assert verify.verify_batch(mirror.ctx, batch, repair=False).problems == []
+    later = datetime.now(UTC) + timedelta(days=30)
+    prune.prune(mirror.store, grace_hours=1, dry_run=False, now=later)
+    prune.prune(mirror.store, grace_hours=1, dry_run=False, now=later + timedelta(hours=2))
+    for withdrawal in record.withdrawn.values():
+        assert mirror.store.head(withdrawal.version.archive.path) is not None
+
+
+def test_a_version_the_upstream_adds_after_a_full_withdrawal_brings_the_package_back(mirror: Mirror) -> None:
+    """Withdrawing versions is not a ban of the package: a new release is mirrored and listed again."""
+    assert mirror.run("first")["failures"] == []
+    withdrawn = published_versions(mirror, "psr/container")
+    withdraw_all(mirror, "psr/container")
+    mirror.registry.add_version("psr/container", "2.9.0")
+    assert mirror.run("second")["failures"] == []
+    assert "psr/container" in mirror.root()["available-packages"]
+    assert served_versions(mirror, "psr/container") == {"2.9.0"}
+    assert not withdrawn & served_versions(mirror, "psr/container")
+
+
+@pytest.mark.xfail(strict=True, reason="defect 7: the legacy rebuild's If-Match is a fresh HEAD")
+def test_verify_repair_of_a_package_without_a_record_never_overwrites_a_concurrent_sync(
+    mirror: Mirror, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The legacy rebuild writes over the file verify checked (its ETag), not over whatever is there now."""
+    assert mirror.run("first")["failures"] == []
+    for info in list(mirror.store.list("mirror-state/packages/")):
+        mirror.store.delete(info.path)  # a package mirrored before records existed
+    path = p2_path("psr/container")
+    published = mirror.store.get(path).body
+    mirror.store.put(path, published.replace(b'"packages"', b'"packages" ', 1))  # damaged: a p2_mismatch
+    mirror.registry.add_version("psr/container", "2.9.0")
+    rebuilt = verify._rebuilt_p2
+    raced: list[dict[str, Any]] = []
+
+    def sync_meanwhile(ctx: Context, name: str, suffix: str, state: Any) -> list[bytes]:
+        candidates = rebuilt(ctx, name, suffix, state)
+        if not raced:
+            raced.append(mirror.run("sync"))  # publishes 2.9.0 between verify's read and its write
+        return candidates
+
+    monkeypatch.setattr(verify, "_rebuilt_p2", sync_meanwhile)
+    checker = second_writer(mirror)
+    result = verify_package(checker, "psr/container", repair=True)
+    assert raced and raced[0]["failures"] == []
+    assert "2.9.0" in published_versions(mirror, "psr/container")
+    assert any("changed the file meanwhile" in p.detail for p in result.problems)
+    monkeypatch.setattr(verify, "_rebuilt_p2", rebuilt)
+    assert mirror.run("later")["failures"] == []
+    assert "2.9.0" in published_versions(mirror, "psr/container")
+
+
+@pytest.mark.xfail(
+    strict=True, reason="cached upstream metadata is planned from without checking it is the body fetched"
+)
+def test_concurrent_runs_caching_different_upstream_copies_never_lose_a_pinned_version(
+    mirror: Mirror, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Two runs fetch a new package at once, one of them an older copy (a stale CDN edge): whichever
+    body the cache ends up holding, no run saves validators of a body it did not plan from."""
+    name = "acme/fresh"
+    mirror.registry.add_version(name, "1.0.0")
+    older = second_writer(mirror)
+    older.store = S3Store(mirror.s3, mirror.store.bucket, mirror.ctx.settings.key_prefix, backoff=0.001)
+    older.upstream = read_endpoints(older.client, older.settings.upstream_url)
+    fetched, written = threading.Event(), threading.Event()
+    put_if_changed = older.store.put_if_changed
+
+    def late_cache_write(*args: Any, **kwargs: Any) -> bool:
+        fetched.set()
+        assert written.wait(60), "the other run never wrote its copy"
+        return put_if_changed(*args, **kwargs)
+
+    monkeypatch.setattr(older.store, "put_if_changed", late_cache_write)
+    manifests: list[Any] = []
+    slow = threading.Thread(target=lambda: manifests.append(sync_metadata(older, Batch(0, name, {name: ["1.0.0"]}))))
+    slow.start()
+    assert fetched.wait(60)
+    mirror.registry.add_version(name, "1.1.0")  # the newer copy: what the pinning run fetches
+    pinning = mirror.ctx
+    pinning.upstream = read_endpoints(pinning.client, pinning.settings.upstream_url)
+    pinned_plan = Plan({name: ["1.1.0"]})
+    manifest = sync_metadata(pinning, Batch(0, name, {name: ["1.1.0"]}))
+    written.set()
+    slow.join(60)
+    assert manifests and manifest.work
+    publish_index(older, [fetch_archives(older, manifests[0])], Plan({name: ["1.0.0"]}), "older")
+    publish_index(pinning, [fetch_archives(pinning, manifest)], pinned_plan, "pinning")
+    # whatever this first round managed, the next run of the same request completes it
+    report = run_targets(second_writer(mirror), {name: ["1.1.0"]}, "again")
+    assert report["failures"] == []
+    assert "1.1.0" in published_versions(mirror, name)

@@ -33,6 +33,7 @@ from composer_mirror.store.layout import (
     archive_marker_path,
     archive_marker_prefix,
     archive_path,
+    archive_path_of_url,
     p2_path,
     shard_of,
     shard_path,
@@ -257,6 +258,29 @@ def test_an_archive_a_sync_takes_back_into_use_while_prune_runs_is_kept(mirror: 
     assert previous in {o.path for o in result.orphans}
     assert result.kept_at_sweep == 2 and result.deleted == 0
     assert mirror.exists(previous)
+
+
+@pytest.mark.xfail(strict=True, reason="defect 3: the sweep deletes unconditionally after its last read")
+def test_an_archive_a_sync_takes_back_into_use_after_the_sweeps_last_read_is_kept(
+    mirror: Mirror, monkeypatch: Any
+) -> None:
+    """The same sync one step later: it reuses the archive (no write to it) after the sweep read the
+    state for the last time, and commits its record before the delete. Nothing may delete it then."""
+    mirror.add_package("acme/app", ["dev-main"])
+    previous = move_branch(mirror, "acme/app", "dev-main", "moved")
+    prune.prune(mirror.store, grace_hours=48, dry_run=True, now=LATER)
+    read_state = prune._read_state_references
+
+    def sync_after_the_last_read(store: Any, workers: int) -> prune.References:
+        refs = read_state(store, workers)
+        move_branch(mirror, "acme/app", "dev-main", "")
+        return refs
+
+    monkeypatch.setattr(prune, "_read_state_references", sync_after_the_last_read)
+    prune.prune(mirror.store, grace_hours=48, dry_run=False, now=LATER + GRACE)
+    assert mirror.exists(previous)
+    served = read_published(mirror.store, "acme/app")
+    assert all(mirror.exists(archive_path_of_url(entry["dist"]["url"])) for entry in served.values())
 
 
 def test_archives_of_withdrawn_versions_are_kept(mirror: Mirror) -> None:

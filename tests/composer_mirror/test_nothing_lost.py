@@ -240,7 +240,6 @@ def test_a_mirror_from_before_package_records_keeps_every_version_when_it_gets_t
 
 
 # --- the second hostile review (issue "Nothing lost, second pass") ------------------------------
-@pytest.mark.xfail(strict=True, reason="defect 1: an SBOM run expires deletions with an empty selection")
 def test_an_sbom_run_never_expires_a_package_the_syncs_selection_names(session_mirror: Callable[..., Any]) -> None:
     """Expiry of upstream deletions follows the sync's selection as the catalog records it, whoever publishes."""
     with session_mirror(changes_feed=True) as mirror:  # the selection names psr/container exactly

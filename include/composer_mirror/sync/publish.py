@@ -34,7 +34,9 @@ def publish_index(ctx: Context, results: Iterable[BatchResult], plan: Plan, run_
 
     The root keeps every package already published and adds this run's: a run that touched a
     few packages (an SBOM run) never shrinks the index. Only packages deleted upstream longer
-    ago than the grace period, and neither pinned nor named in the selection, leave it.
+    ago than the grace period, and neither pinned nor named in the sync's selection, leave it. That
+    selection is the one the catalog records (set by the sync's full runs), whichever DAG publishes:
+    an SBOM run has no selection of its own, and must not expire what the sync names.
 
     Order (the write rule's last steps): the mirrored set first (a package joins it only once its
     p2 files exist), then the root, then the cursor and the removal of expired packages from the
@@ -46,7 +48,6 @@ def publish_index(ctx: Context, results: Iterable[BatchResult], plan: Plan, run_
     # Packages that failed are revalidated by the next run even when the changes feed is quiet.
     failed = {f["package"]: 0 for result in results for f in result.failures if f.get("package")}
     feed = plan.feed
-    selection = plan.selection or []
     removed: list[str] = []
 
     def join(catalog: Catalog) -> None:
@@ -57,12 +58,12 @@ def publish_index(ctx: Context, results: Iterable[BatchResult], plan: Plan, run_
             catalog.selection = list(plan.selection)
         if feed:
             record_deletions(catalog, feed)
-        removed[:] = expire_deletions(copy.deepcopy(catalog), ctx.settings.delete_grace_hours, selection)
+        removed[:] = expire_deletions(copy.deepcopy(catalog), ctx.settings.delete_grace_hours, catalog.selection or [])
 
     def advance(catalog: Catalog) -> None:
         if feed:
             catalog.changes_since = feed.since
-        expire_deletions(catalog, ctx.settings.delete_grace_hours, selection)
+        expire_deletions(catalog, ctx.settings.delete_grace_hours, catalog.selection or [])
 
     catalog = update_catalog(ctx.store, join)
     root = publish_root(

@@ -212,6 +212,8 @@ class PackageCheck:
     # The archive records of the versions it publishes (from its record, else its shard entry).
     versions: dict[str, Any] = field(default_factory=dict)
     p2_files: int = 0
+    # The ETag each p2 file had when it was checked (None: absent): a repair writes only over that.
+    seen: dict[str, str | None] = field(default_factory=dict)
     refs: list[ArchiveRef] = field(default_factory=list)
     problems: list[Problem] = field(default_factory=list)
     repaired: list[Problem] = field(default_factory=list)
@@ -284,7 +286,7 @@ def _check_package_settled(ctx: Context, name: str, state: PackageState, *, repa
     if not repair or not any(p.kind in P2_KINDS for p in check.problems):
         return check
     files = sorted({p.version for p in check.problems if p.kind in P2_KINDS})
-    failures = {suffix: rebuild_p2(ctx, name, suffix, check.state) for suffix in files}
+    failures = {suffix: rebuild_p2(ctx, name, suffix, check.state, check.seen.get(suffix)) for suffix in files}
     repaired = [p for p in check.problems if p.kind in P2_KINDS and failures[p.version] is None]
     if repaired:
         check = _check_package(ctx, name, check.state)
@@ -321,6 +323,7 @@ def _check_package(ctx: Context, name: str, state: PackageState) -> PackageCheck
     for suffix in FILE_SUFFIXES:
         path = p2_path(name, dev=bool(suffix))
         stored = ctx.store.get(path)
+        check.seen[suffix] = stored.etag if stored is not None else None
         if stored is None:
             if not suffix or suffix in expected:
                 check.problems.append(Problem(name, suffix, "missing_p2", f"{ctx.store.key(path)} does not exist"))
@@ -508,14 +511,15 @@ def _restore_archive(ctx: Context, refs: list[ArchiveRef]) -> str | None:
     return None
 
 
-def rebuild_p2(ctx: Context, name: str, suffix: str, state: PackageState) -> str | None:
+def rebuild_p2(ctx: Context, name: str, suffix: str, state: PackageState, seen_etag: str | None) -> str | None:
     """Rewrite a p2 file the mirror published; None when restored.
 
     A package with a record gets its files derived from it again, by the write rule (compare-and-
     swap, record read after the file), so a repair never undoes what a sync is writing. A package
     mirrored before records existed is rebuilt from the cached upstream metadata and the state, and
     only when the result hashes to the ETag recorded when it was published; it is written only over
-    the object verify saw (compare-and-swap), never over what a writer put there meanwhile.
+    the object the check read (``seen_etag``, None when it found no file), never over what a writer
+    put there since: a fresh HEAD here would take a sync's new file for the one found broken.
     """
     record = load_record(ctx.store, name)
     if record is not None and record.versions:
@@ -533,9 +537,8 @@ def rebuild_p2(ctx: Context, name: str, suffix: str, state: PackageState) -> str
     if body is None:
         return "not repaired: a rebuild from the cached upstream metadata differs from the published file"
     path = p2_path(name, dev=bool(suffix))
-    seen = ctx.store.head(path)
     try:
-        ctx.store.put(path, body, if_match=seen.etag if seen else None, if_none_match=seen is None)
+        ctx.store.put(path, body, if_match=seen_etag, if_none_match=seen_etag is None)
     except ConflictError:
         return "not repaired: another writer changed the file meanwhile; verify again"
     logger.warning("rebuilt %s from the upstream cache and the state", ctx.store.key(path))

@@ -337,7 +337,6 @@ def test_a_version_the_upstream_adds_after_a_full_withdrawal_brings_the_package_
     assert not withdrawn & served_versions(mirror, "psr/container")
 
 
-@pytest.mark.xfail(strict=True, reason="defect 7: the legacy rebuild's If-Match is a fresh HEAD")
 def test_verify_repair_of_a_package_without_a_record_never_overwrites_a_concurrent_sync(
     mirror: Mirror, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -368,9 +368,6 @@ def test_verify_repair_of_a_package_without_a_record_never_overwrites_a_concurre
     assert "2.9.0" in published_versions(mirror, "psr/container")
 
 
-@pytest.mark.xfail(
-    strict=True, reason="cached upstream metadata is planned from without checking it is the body fetched"
-)
 def test_concurrent_runs_caching_different_upstream_copies_never_lose_a_pinned_version(
     mirror: Mirror, monkeypatch: pytest.MonkeyPatch
 ) -> None:

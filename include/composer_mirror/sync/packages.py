@@ -192,6 +192,13 @@ def _plan_package(ctx: Context, plan: PackagePlan) -> None:
         cached = ctx.store.get(upstream_cache_path(plan.name, dev=bool(suffix)))
         if cached is None:
             raise MirrorError(f"{plan.name}: cached upstream metadata is missing; it will be fetched again")
+        if cached.etag != info.get("cache_etag"):
+            # Another run cached its own copy after this one fetched (the cache is written without a
+            # precondition: any copy of the package's file will do to plan from). Plan from the copy
+            # read, but save no validators of the one fetched: they would make the next run's
+            # conditional request answer 304 for a body whose versions this run never saw.
+            logger.info("%s%s: the cached upstream copy is another run's; fetched whole next run", plan.name, suffix)
+            plan.files[suffix] = {"status": 200, "cache_etag": cached.etag}
         entries.extend(parse_p2(cached.body, plan.name))
         if suffix == "":
             plan.advisories = advisories_in(cached.body)

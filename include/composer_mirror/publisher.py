@@ -67,25 +67,39 @@ def commit_record(store: Store, name: str, change: RecordChange) -> PackageRecor
 # --- p2 files ----------------------------------------------------------------------------------
 @dataclass(frozen=True)
 class PublishedFiles:
-    """The ETags of the package's p2 files as they are now, and how many this writer wrote."""
+    """The ETags of the package's p2 files as they are now, how many this writer wrote, and whether
+    the record they were derived from publishes any version (``live``: the package belongs in the root)."""
 
     etags: dict[str, str]
     written: int
+    live: bool = False
+
+
+def has_content(record: PackageRecord | None) -> bool:
+    """A record with anything to derive p2 files from: published versions, or withdrawn ones.
+
+    A package whose every version was withdrawn keeps p2 files listing none, so the files a client
+    or a CDN still has are replaced, never left serving what was withdrawn.
+    """
+    return record is not None and bool(record.versions or record.withdrawn)
 
 
 def publish_files(store: Store, name: str, repository_url: str) -> PublishedFiles:
     """Write both p2 files from the package's record, each by compare-and-swap (step 3 of the rule).
 
     The record is read inside the swap, after the file: a retry after a conflict reads both again.
-    A package whose record publishes no version gets no files (and is not published).
+    A package with no record, or one that never published a version, gets no files.
     """
     etags: dict[str, str] = {}
     written = 0
+    live = False
     for suffix in FILE_SUFFIXES:
 
         def derive(_current: bytes | None, suffix: str = suffix) -> bytes | None:
+            nonlocal live
             record = load_record(store, name)
-            if record is None or not record.versions:
+            live = record is not None and bool(record.versions)
+            if not has_content(record):
                 return None
             return derive_files(record, repository_url)[suffix]
 
@@ -93,7 +107,7 @@ def publish_files(store: Store, name: str, repository_url: str) -> PublishedFile
         written += swapped.written
         if swapped.etag is not None:
             etags[suffix] = swapped.etag
-    return PublishedFiles(etags, written)
+    return PublishedFiles(etags, written, live)
 
 
 def write_package(
@@ -101,9 +115,18 @@ def write_package(
 ) -> tuple[PackageRecord | None, PublishedFiles]:
     """Steps 2 and 3 of the write rule for one package: its record, then its p2 files."""
     record = commit_record(store, name, change)
-    if record is None or not record.versions:
+    if not has_content(record):
         return record, PublishedFiles({}, 0)
     return record, publish_files(store, name, repository_url)
+
+
+def publishes_versions(store: Store, name: str) -> bool:
+    """Whether the package belongs in the root: its record publishes a version, or (a package
+    mirrored before records existed) its p2 file exists."""
+    record = load_record(store, name)
+    if record is not None:
+        return bool(record.versions)
+    return store.head(p2_path(name)) is not None
 
 
 def read_published(store: Store, name: str) -> dict[str, dict[str, Any]]:
@@ -163,6 +186,15 @@ def build_root(repository_url: str, available: Iterable[str], advisories: bool =
     return json.dumps(document, indent=1, sort_keys=True).encode() + b"\n"
 
 
+def _announces_advisories(body: bytes | None) -> bool:
+    """Whether a root says full advisories are in the p2 files; False for none or an unreadable one."""
+    try:
+        document = json.loads(body) if body is not None else None
+    except ValueError:
+        return False
+    return isinstance(document, dict) and document.get("security-advisories") == {"metadata": True}
+
+
 def parse_available(body: bytes) -> list[str]:
     """The root's package list; raises MirrorError when the root is not a usable root."""
     try:
@@ -196,27 +228,35 @@ def publish_root(
     repository_url: str,
     published: Iterable[str],
     removed: Iterable[str] = (),
-    advisories: bool = False,
+    advisories: bool | None = False,
     mirrored: Iterable[str] = (),
+    emptied: Iterable[str] = (),
 ) -> RootUpdate:
     """Add this run's packages, and every mirrored one, to the root, keeping what it lists (step 4).
 
     ``mirrored`` are the catalog's packages, every one of which joined it once its p2 files existed:
-    those the root lacks are added back when their p2 file is there (a HEAD each; normally none is
-    missing). That heals a root a run died before writing, and rebuilds one that is unreadable.
+    those the root lacks are added back when they publish a version (their record, read for each;
+    normally none is missing). That heals a root a run died before writing, and rebuilds one that is
+    unreadable. ``removed`` leave it unconditionally (expired deletions); ``emptied`` (packages whose
+    last version was withdrawn) only while their record, read after the root in each attempt,
+    still publishes nothing, so a writer that added a version meanwhile is never undone.
+    ``advisories`` None keeps what the root says about them (a writer that knows nothing of the
+    upstream's endpoints).
     """
     published = set(published)
     removed = set(removed) - published
+    emptied = set(emptied) - published
     problems: list[str] = []
     checked: dict[str, bool] = {}
 
-    def has_p2(name: str) -> bool:
+    def live(name: str) -> bool:
         if name not in checked:
-            checked[name] = is_valid_package_name(name) and store.head(p2_path(name)) is not None
+            checked[name] = is_valid_package_name(name) and publishes_versions(store, name)
         return checked[name]
 
     def change(body: bytes | None) -> bytes:
         problems.clear()
+        checked.clear()  # a retry reads the records again, after the root it now read
         current: set[str] = set()
         if body is not None:
             try:
@@ -224,8 +264,10 @@ def publish_root(
             except MirrorError as exc:
                 logger.warning("%s; rebuilding it from the mirrored set", exc)
                 problems.append(str(exc))
-        healed = {name for name in set(mirrored) - current - published if has_p2(name)}
-        return build_root(repository_url, (current | published | healed) - removed, advisories)
+        healed = {name for name in set(mirrored) - current - published if live(name)}
+        gone = {name for name in emptied & current if not live(name)}
+        announce = advisories if advisories is not None else _announces_advisories(body)
+        return build_root(repository_url, (current | published | healed) - removed - gone, announce)
 
     swapped = compare_and_swap(store, ROOT, change, cache_control=ROOT_CACHE)
     available = parse_available(swapped.body) if swapped.body is not None else []
@@ -252,7 +294,16 @@ def withdraw_version(
         made[:] = [withdraw(record, normalized, reason, detail=detail, by=by)]
         return record
 
-    record, files = write_package(store, name, change, repository_url)
+    record = commit_record(store, name, change)
+    left_index = record is not None and not record.versions
+    if left_index:
+        # No version left: out of the root first (while the record still publishes none), then
+        # the p2 files, derived from the record as ever: they list no version.
+        publish_root(store, repository_url, [], emptied=[name], advisories=None)
+    files = publish_files(store, name, repository_url)
+    if left_index and files.live:
+        # A writer added a version between our root and our files: the package is back.
+        publish_root(store, repository_url, [name], advisories=None)
     entry = dict(load_shards(store, [name])[shard_of(name)].packages.get(name, {}))
     save_package_states(store, {name: {**entry, **index_fields(record), "published": files.etags}})
     withdrawal = made[0]
@@ -263,4 +314,5 @@ def withdraw_version(
         "detail": withdrawal.detail,
         "by": withdrawal.by,
         "at": withdrawal.at,
+        "left_index": left_index and not files.live,
     }

@@ -30,6 +30,14 @@ SHARD_COUNT = 256
 PackageState = dict[str, Any]
 
 
+def is_live(state: PackageState) -> bool:
+    """Whether the shard entry says the package is in the index: p2 files written, a version in them.
+
+    A package whose every version was withdrawn keeps its (empty) p2 files and its entry, and is not.
+    """
+    return bool(state.get("published")) and bool(state.get("versions"))
+
+
 def dumps(document: Any) -> bytes:
     """Deterministic JSON, so unchanged state serialises to unchanged bytes and is not rewritten."""
     return json.dumps(document, sort_keys=True, separators=(",", ":")).encode()

@@ -27,6 +27,8 @@ Problem kinds:
 - ``dist_mismatch``: a version's dist (URL, reference, shasum) is not the recorded archive.
 - ``missing_archive``, ``size_mismatch``, ``sha1_mismatch``, ``sha256_mismatch``: the archive a
   client would download is absent or differs from the recorded one.
+- ``nothing_published``: the root lists a package whose every version was withdrawn (a writer
+  adding it back raced the withdrawal); ``repair`` takes it out of the root, by the write rule.
 """
 
 from __future__ import annotations
@@ -45,7 +47,7 @@ from composer_mirror.composer_format import dump_p2, is_valid_package_name, pars
 from composer_mirror.context import Context
 from composer_mirror.errors import ArchiveError, ConflictError, MirrorError, StoreError
 from composer_mirror.parallel import map_bounded
-from composer_mirror.publisher import load_record, metadata_url, publish_files
+from composer_mirror.publisher import has_content, load_record, metadata_url, publish_files, publish_root
 from composer_mirror.record import MirroredVersion, derive_files, published_entry
 from composer_mirror.report_table import report_table
 from composer_mirror.state import PackageState, dumps, load_shard, load_shards
@@ -283,18 +285,25 @@ def _check_package_settled(ctx: Context, name: str, state: PackageState, *, repa
     check = _check_package(ctx, name, state)
     if any(p.kind in RACY_KINDS for p in check.problems):
         check = _check_package(ctx, name, load_shard(ctx.store, shard_of(name)).packages.get(name, {}))
-    if not repair or not any(p.kind in P2_KINDS for p in check.problems):
+    if not repair:
         return check
-    files = sorted({p.version for p in check.problems if p.kind in P2_KINDS})
-    failures = {suffix: rebuild_p2(ctx, name, suffix, check.state, check.seen.get(suffix)) for suffix in files}
-    repaired = [p for p in check.problems if p.kind in P2_KINDS and failures[p.version] is None]
-    if repaired:
-        check = _check_package(ctx, name, check.state)
-        check.repaired = repaired
-    check.problems = [
-        _annotated(p, failures[p.version]) if p.kind in P2_KINDS and failures.get(p.version) else p
-        for p in check.problems
-    ]
+    if any(p.kind in P2_KINDS for p in check.problems):
+        files = sorted({p.version for p in check.problems if p.kind in P2_KINDS})
+        failures = {suffix: rebuild_p2(ctx, name, suffix, check.state, check.seen.get(suffix)) for suffix in files}
+        repaired = [p for p in check.problems if p.kind in P2_KINDS and failures[p.version] is None]
+        if repaired:
+            check = _check_package(ctx, name, check.state)
+            check.repaired = repaired
+        check.problems = [
+            _annotated(p, failures[p.version]) if p.kind in P2_KINDS and failures.get(p.version) else p
+            for p in check.problems
+        ]
+    emptied = [p for p in check.problems if p.kind == "nothing_published"]
+    if emptied:
+        # Out of the root only while the record still publishes nothing (read after the root).
+        publish_root(ctx.store, ctx.settings.repository_url, [], emptied=[name], advisories=None)
+        check.repaired = [*check.repaired, *emptied]
+        check.problems = [p for p in check.problems if p.kind != "nothing_published"]
     return check
 
 
@@ -313,7 +322,10 @@ def _check_package(ctx: Context, name: str, state: PackageState) -> PackageCheck
     if not state:
         check.problems.append(Problem(name, "", "not_in_state", "published but not recorded in mirror-state"))
     record = load_record(ctx.store, name)
-    if record is not None and record.versions:
+    if record is not None and not record.versions and record.withdrawn:
+        detail = f"the root lists it, but every version was withdrawn ({len(record.withdrawn)})"
+        check.problems.append(Problem(name, "", "nothing_published", detail))
+    if has_content(record):
         derived = derive_files(record, ctx.settings.repository_url)
         expected = {suffix: md5_etag(body) for suffix, body in derived.items()}
         check.versions = {n: v.archive.to_dict() for n, v in record.versions.items()}
@@ -522,7 +534,7 @@ def rebuild_p2(ctx: Context, name: str, suffix: str, state: PackageState, seen_e
     put there since: a fresh HEAD here would take a sync's new file for the one found broken.
     """
     record = load_record(ctx.store, name)
-    if record is not None and record.versions:
+    if has_content(record):
         publish_files(ctx.store, name, ctx.settings.repository_url)
         logger.warning("rebuilt the p2 files of %s from its record", name)
         return None

@@ -292,8 +292,14 @@ def served_versions(mirror: Mirror, name: str) -> set[str]:
     return found
 
 
-@pytest.mark.xfail(strict=True, reason="defect 2: a withdrawn last version stays published")
-def test_withdrawing_a_packages_last_version_takes_the_package_out_of_the_index(mirror: Mirror) -> None:
+def test_withdrawing_a_packages_last_version_takes_the_package_out_of_the_index(
+    session_mirror: Callable[..., Any],
+) -> None:
+    with session_mirror(changes_feed=False, packages=("psr/container:^2.0", "psr/log")) as mirror:
+        check_full_withdrawal(mirror)
+
+
+def check_full_withdrawal(mirror: Mirror) -> None:
     assert mirror.run("first")["failures"] == []
     versions = published_versions(mirror, "psr/container")
     assert versions

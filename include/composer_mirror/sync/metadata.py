@@ -20,6 +20,7 @@ from composer_mirror.context import Context, endpoints_of
 from composer_mirror.errors import MirrorError, UpstreamError
 from composer_mirror.progress import track
 from composer_mirror.state import (
+    is_live,
     load_shards,
     shard_windows,
 )
@@ -72,10 +73,10 @@ def sync_metadata(ctx: Context, batch: Batch) -> Manifest:
             if error:
                 manifest.failures.append({"package": name, "stage": "metadata", "error": error})
                 logger.error("%s: %s", name, error)
-                if state.get("published"):
+                if is_live(state):
                     manifest.unchanged.append(name)
             elif work is None:
-                if state.get("published"):
+                if is_live(state):
                     manifest.unchanged.append(name)
             else:
                 manifest.work.append(work)

@@ -27,6 +27,7 @@ from composer_mirror.progress import track
 from composer_mirror.publisher import migrated_record, write_package
 from composer_mirror.record import PackageRecord, index_fields, merge_offered
 from composer_mirror.state import (
+    is_live,
     load_shards,
     save_package_states,
     shard_windows,
@@ -180,7 +181,7 @@ def _mirror_chunk(
             continue
         outcome.p2_written += written
         outcome.updates[plan.name] = plan.state
-        if plan.state.get("published"):
+        if is_live(plan.state):
             outcome.published.append(plan.name)
 
 

@@ -225,10 +225,6 @@ def test_if_match_on_a_missing_key_conflicts(store: Store) -> None:
     assert store.get(PATH) is None
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="defect: an empty If-Match is a blind PUT on S3Store and a ConflictError (retried) on MemoryStore",
-)
 def test_an_empty_if_match_is_refused_not_sent_without_a_precondition(store: Store) -> None:
     """``if_match=""`` is an ETag a read did not return: no precondition can be built from it."""
     etag = store.put("dists/a.zip", b"PK", content_type=ZIP, cache_control=ARCHIVE_CACHE)
@@ -534,10 +530,6 @@ def test_without_etags_compare_and_swap_still_creates(etagless_store: Store) -> 
     assert etagless_store.get(PATH) == StoredObject(listed("a"), "")
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="defect: without an ETag S3Store overwrites blindly, MemoryStore conflicts until the attempts run out",
-)
 def test_without_etags_compare_and_swap_fails_closed(etagless_store: Store) -> None:
     """The ETag read is empty: the write is refused at once, not sent without If-Match, not retried."""
     etagless_store.put(PATH, listed("base"))
@@ -547,10 +539,6 @@ def test_without_etags_compare_and_swap_fails_closed(etagless_store: Store) -> N
     assert etagless_store.request_counts() == {"PUT": 1, "GET": 2}
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="defect: without an ETag S3Store copies unconditionally, MemoryStore answers ConflictError",
-)
 def test_without_etags_set_metadata_fails_closed(etagless_store: Store) -> None:
     """Metadata is replaced only on the bytes a HEAD saw: with no ETag to name them, it is not replaced."""
     etagless_store.put("dists/a.zip", b"PK", content_type=ZIP, cache_control=ARCHIVE_CACHE, metadata={"old": "x"})
@@ -565,9 +553,6 @@ def test_without_etags_set_metadata_fails_closed(etagless_store: Store) -> None:
     assert "COPY" not in etagless_store.request_counts()
 
 
-@pytest.mark.xfail(
-    strict=True, reason="defect: an empty ETag is taken for different bytes, and the same bytes are written again"
-)
 def test_without_etags_put_if_changed_compares_the_bytes(etagless_store: Store) -> None:
     """An empty ETag says nothing about the bytes stored: they are read and compared instead."""
     assert etagless_store.put_if_changed(PATH, b"1") is True

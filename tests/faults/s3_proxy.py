@@ -11,6 +11,9 @@ S3 request goes through it; rules decide which ones fail and how:
 - ``barrier``: hold each matching request until ``parties`` of them have arrived (or ``timeout``),
   then forward them all at once: two writers that read the same version of an object are made to
   write it at the same moment, which is exactly the lost-update race compare-and-swap must survive.
+- ``strip_etag``: forward the request and drop the ``ETag`` header from the answer, as some
+  proxies and S3-compatible stores do: the object is read (or written) without learning its ETag,
+  so no ``If-Match`` can be built from it. ETags inside XML bodies (listings) are left alone.
 
 Rules match the HTTP method and the object key (path-style URLs: ``/<bucket>/<key>``); ``after``
 lets that many matching requests through first, ``times`` bounds how many are broken (None: all).
@@ -63,7 +66,7 @@ class S3Rule:
     armed: bool = field(default=False, init=False)
 
     def __post_init__(self) -> None:
-        if self.action not in (*ERRORS, "stall", "barrier"):
+        if self.action not in (*ERRORS, "stall", "barrier", "strip_etag"):
             raise ValueError(f"unknown S3 fault action {self.action!r}")
         self._pattern = re.compile(self.key_regex)
         self.armed = self.armed_by is None
@@ -225,6 +228,8 @@ class _Handler(BaseHTTPRequestHandler):
         lock = self.proxy._key_locks[key] if conditional else contextlib.nullcontext()
         with lock:
             status, headers, payload = self._forward(body)
+        if rule is not None and rule.action == "strip_etag":
+            headers = [(name, value) for name, value in headers if name.lower() != "etag"]
         self.proxy._log(self.command, key, status, rule.action if rule else None)
         self._send(status, headers, payload)
 

@@ -10,7 +10,10 @@ today, an in-memory one for model-based tests, GCS or Azure later) only implemen
 
 :func:`compare_and_swap` is the one read-modify-write loop of the mirror: every object that more
 than one writer may change (the catalog, state shards, package records, p2 files, the root) is
-changed through it and never by a blind PUT.
+changed through it and never by a blind PUT. An ETag is what makes a write conditional, so an
+empty one (a proxy or S3-compatible store that strips the header) is refused with
+:class:`~composer_mirror.errors.StoreError` (:func:`require_etag`) rather than sent as no
+precondition at all.
 """
 
 from __future__ import annotations
@@ -65,6 +68,21 @@ class ObjectInfo:
 def md5_etag(data: bytes) -> str:
     """The ETag S3 gives a single-part upload: the quoted MD5 of its bytes."""
     return '"' + hashlib.md5(data).hexdigest() + '"'
+
+
+def require_etag(key: str, etag: str | None) -> None:
+    """Refuse an empty ETag as a write's precondition; None (no precondition asked for) passes.
+
+    An empty ETag is one a read did not return: a proxy or an S3-compatible store stripped it.
+    Sent as "no If-Match" it would overwrite whatever is stored; compared, it matches nothing and
+    looks like a conflict that no retry resolves. Neither says what is wrong, so this does.
+    """
+    if etag is not None and not etag.strip():
+        raise StoreError(
+            f"{key}: the store returned no ETag for this object, so it cannot be written conditionally "
+            "(If-Match) and is not written at all rather than overwritten blindly. A proxy in front of the "
+            "bucket, or the S3-compatible store itself, strips ETag headers; the mirror needs them passed through."
+        )
 
 
 def safe_key_part(path: str) -> str:
@@ -126,7 +144,10 @@ class Store(ABC):
 
     @abstractmethod
     def put(self, path: str, data: bytes | BinaryIO, **options: Unpack[PutOptions]) -> str:
-        """Write the object; a failed precondition raises ConflictError. Returns the new ETag."""
+        """Write the object; a failed precondition raises ConflictError. Returns the new ETag.
+
+        An empty ``if_match`` raises StoreError before any request (:func:`require_etag`).
+        """
 
     @abstractmethod
     def stream(self, path: str, chunk_size: int) -> Iterator[bytes] | None:
@@ -148,7 +169,10 @@ class Store(ABC):
     def set_metadata(
         self, path: str, metadata: dict[str, str], *, content_type: str, cache_control: str, if_match: str
     ) -> None:
-        """Replace an object's user metadata, its bytes untouched, only if its ETag is still ``if_match``."""
+        """Replace an object's user metadata, its bytes untouched, only if its ETag is still ``if_match``.
+
+        An empty ``if_match`` raises StoreError before any request (:func:`require_etag`).
+        """
 
     @abstractmethod
     def request_counts(self) -> dict[str, int]:
@@ -205,6 +229,8 @@ class Store(ABC):
         For objects only one writer owns (the upstream cache, reports): shared objects go through
         :func:`compare_and_swap`. ``known_etag`` decides without asking; without it, a create-only
         PUT writes a new object in one request, and only when one exists is its ETag asked for.
+        An empty ETag (a store that returns none) says nothing about the bytes stored, so they are
+        read and compared instead: taken for a difference, every run would rewrite the object.
         """
         etag = md5_etag(data)
         if known_etag is None:
@@ -212,7 +238,11 @@ class Store(ABC):
                 return True
             head = self.head(path)
             known_etag = head.etag if head else None
-        if known_etag == etag:
+        if known_etag is not None and not known_etag.strip():
+            stored = self.get(path)
+            if stored is not None and stored.body == data:
+                return False
+        elif known_etag == etag:
             return False
         self.put(path, data, content_type=content_type, cache_control=cache_control)
         return True
@@ -248,6 +278,9 @@ def compare_and_swap(
     read again and ``change`` applied again to what that writer left. ``change`` must therefore
     be a merge (apply the same intent to any version), never an overwrite. It returns None, or
     the same bytes, for "nothing to change", and then nothing is written.
+
+    An object read without an ETag cannot be written conditionally: a change to it raises
+    StoreError (:func:`require_etag`) at once, neither sent without If-Match nor retried.
     """
     for _attempt in range(attempts):
         current = store.get(path)
@@ -255,6 +288,8 @@ def compare_and_swap(
         after = change(before)
         if after is None or after == before:
             return Swapped(before, current.etag if current is not None else None, False)
+        if current is not None:
+            require_etag(store.key(path), current.etag)
         try:
             etag = store.put(
                 path,

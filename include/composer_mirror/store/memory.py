@@ -16,7 +16,7 @@ from datetime import UTC, datetime
 from typing import BinaryIO, Unpack
 
 from composer_mirror.errors import ConflictError
-from composer_mirror.store.base import ObjectInfo, Put, PutOptions, Store, StoredObject, md5_etag
+from composer_mirror.store.base import ObjectInfo, Put, PutOptions, Store, StoredObject, md5_etag, require_etag
 
 
 @dataclass(frozen=True)
@@ -74,6 +74,7 @@ class MemoryStore(Store):
     def put(self, path: str, data: bytes | BinaryIO, **options: Unpack[PutOptions]) -> str:
         put = Put.of(options)
         key = self.key(path)
+        require_etag(key, put.if_match)
         body = data if isinstance(data, bytes) else _read_all(data)
         with self._lock:
             self._count(put.kind)
@@ -103,6 +104,7 @@ class MemoryStore(Store):
     ) -> None:
         """As S3's copy onto itself: same bytes and ETag (a single-part object's), new metadata and Last-Modified."""
         key = self.key(path)
+        require_etag(key, if_match)
         with self._lock:
             self._count("COPY")
             current = self.objects.get(key)

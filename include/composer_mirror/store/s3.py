@@ -20,6 +20,7 @@ from composer_mirror.store.base import (
     Store,
     StoredObject,
     md5_etag,
+    require_etag,
 )
 
 logger = logging.getLogger(__name__)
@@ -147,15 +148,17 @@ class S3Store(Store):
     def put(self, path: str, data: bytes | BinaryIO, **options: Unpack[PutOptions]) -> str:
         """PUT bytes; with ``if_match``/``if_none_match`` it is a compare-and-swap that may conflict."""
         put = Put.of(options)
+        key = self.key(path)
         if_match = put.if_match
+        require_etag(key, if_match)
         kwargs: dict[str, Any] = {
             "Bucket": self.bucket,
-            "Key": self.key(path),
+            "Key": key,
             "Body": data,
             "ContentType": put.content_type,
             "CacheControl": put.cache_control,
         }
-        if if_match:
+        if if_match is not None:
             kwargs["IfMatch"] = if_match
         if put.if_none_match:
             kwargs["IfNoneMatch"] = "*"
@@ -166,13 +169,15 @@ class S3Store(Store):
             try:
                 if hasattr(data, "seek"):
                     data.seek(0)  # a retried attempt sends the whole file again
+                # An answer without an ETag (stripped on the way): the MD5 S3 gives a single-part
+                # upload. A wrong guess fails the If-Match it is later sent as; it overwrites nothing.
                 return self.client.put_object(**kwargs).get("ETag", md5_etag(data) if isinstance(data, bytes) else "")
             except Exception as exc:
                 code = _code(exc)
                 # If-Match on a key deleted since it was read is answered 404 NoSuchKey, not 412: it
                 # is the same lost race (compare_and_swap reads again and finds the object absent).
-                if code in PRECONDITION_CODES or (if_match and code in MISSING_CODES):
-                    raise ConflictError(f"{self.key(path)} was changed by another writer") from exc
+                if code in PRECONDITION_CODES or (if_match is not None and code in MISSING_CODES):
+                    raise ConflictError(f"{key} was changed by another writer") from exc
                 raise
 
         return self._call(put.kind, call)
@@ -201,10 +206,11 @@ class S3Store(Store):
         drops whatever is not given again, hence ``content_type`` and ``cache_control``. The copy
         is conditional on the source's ETag (``CopySourceIfMatch``), so metadata describing the
         bytes a caller read never lands on other bytes; a changed or deleted object is a
-        :class:`ConflictError`. It is a write: Last-Modified changes (and a multipart object's
-        ETag, which a single copy recomputes).
+        :class:`ConflictError`; an empty ``if_match`` is refused before the copy is sent. It is a
+        write: Last-Modified changes (and a multipart object's ETag, which a single copy recomputes).
         """
         key = self.key(path)
+        require_etag(key, if_match)
 
         def call() -> None:
             try:

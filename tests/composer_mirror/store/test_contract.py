@@ -10,10 +10,16 @@ So every test here runs on both backends and asserts one observable result:
   and moto's HTTP handling rather than an in-process mock. Its listings and batch deletes are cut
   into pages of :data:`PAGE` keys, so continuation tokens and batching run with a handful of
   objects (over 1000 keys at S3's own page size: tests/composer_mirror/test_store.py).
+
+Both backends also run without ETags (``etagless_store``): S3 reached through S3FaultProxy
+stripping the ``ETag`` header from every answer, as some proxies and S3-compatible stores do, and
+a MemoryStore whose reads carry none. Reads still work; a write that would need the missing ETag
+as its precondition is refused, never sent without one.
 """
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import functools
 import json
@@ -44,7 +50,7 @@ from composer_mirror.store import (
     md5_etag,
 )
 from composer_mirror.store.memory import MemoryStore
-from tests.faults.s3_proxy import S3FaultProxy
+from tests.faults.s3_proxy import S3FaultProxy, S3Rule
 
 PREFIX = "repo/"
 PAGE = 2  # keys per S3 listing page and per DeleteObjects batch
@@ -94,6 +100,41 @@ def atomic_store(store: Store, request: pytest.FixtureRequest) -> Iterator[Store
         return
     with S3FaultProxy(request.getfixturevalue("moto_server").endpoint) as proxy:
         yield s3_store(proxy.endpoint, store.bucket)
+
+
+class EtaglessMemoryStore(MemoryStore):
+    """A MemoryStore read as S3 is through a proxy that strips ETag headers: GET and HEAD carry none.
+
+    Listings keep theirs (they travel in the XML body, which such a proxy leaves alone).
+    """
+
+    def get(self, path: str) -> StoredObject | None:
+        stored = super().get(path)
+        return replace(stored, etag="") if stored is not None else None
+
+    def head(self, path: str) -> ObjectInfo | None:
+        info = super().head(path)
+        return replace(info, etag="") if info is not None else None
+
+
+@pytest.fixture(params=["memory", pytest.param("s3", marks=pytest.mark.integration)], ids=["memory", "s3-no-etag"])
+def etagless_store(request: pytest.FixtureRequest) -> Iterator[Store]:
+    """A fresh store whose objects are read back without an ETag, on each backend."""
+    if request.param == "memory":
+        yield EtaglessMemoryStore(PREFIX)
+        return
+    endpoint = request.getfixturevalue("moto_server").endpoint
+    with S3FaultProxy(endpoint, [S3Rule(method, "", "strip_etag") for method in ("GET", "HEAD", "PUT")]) as proxy:
+        yield s3_store(proxy.endpoint, request.getfixturevalue("bucket"))
+
+
+@contextlib.contextmanager
+def refused_for_want_of_an_etag() -> Iterator[None]:
+    """The write is refused with a StoreError naming the missing ETag: not a conflict (retried), not written."""
+    with pytest.raises(StoreError, match="returned no ETag") as raised:
+        yield
+    assert not isinstance(raised.value, ConflictError)
+    assert "strips ETag headers" in str(raised.value)
 
 
 def under(store: Store, prefix: str) -> Store:
@@ -182,6 +223,19 @@ def test_if_match_on_a_missing_key_conflicts(store: Store) -> None:
     with pytest.raises(ConflictError):
         store.put(PATH, b"1", if_match=md5_etag(b"0"))
     assert store.get(PATH) is None
+
+
+def test_an_empty_if_match_is_refused_not_sent_without_a_precondition(store: Store) -> None:
+    """``if_match=""`` is an ETag a read did not return: no precondition can be built from it."""
+    etag = store.put("dists/a.zip", b"PK", content_type=ZIP, cache_control=ARCHIVE_CACHE)
+    with refused_for_want_of_an_etag():
+        store.put("dists/a.zip", b"PK other", content_type=ZIP, cache_control=ARCHIVE_CACHE, if_match="")
+    with refused_for_want_of_an_etag():
+        store.set_metadata("dists/a.zip", {"sha256": "abc"}, content_type=ZIP, cache_control=ARCHIVE_CACHE, if_match="")
+    assert store.get("dists/a.zip") == StoredObject(b"PK", etag)
+    head = store.head("dists/a.zip")
+    assert head is not None and head.metadata == {}
+    assert store.request_counts() == {"PUT": 1, "GET": 1, "HEAD": 1}
 
 
 def test_create_writes_once(store: Store) -> None:
@@ -452,3 +506,59 @@ def test_concurrent_writers_lose_no_update(atomic_store: Store) -> None:
     stored = atomic_store.get_json(PATH)
     assert sorted(stored) == names
     assert len(tries) >= 2 * WRITERS - 1
+
+
+# --- without ETags ------------------------------------------------------------------------
+def test_without_etags_reads_still_work(etagless_store: Store) -> None:
+    """Nothing but a conditional write needs the ETag: reads, and a swap that changes nothing."""
+    etag = etagless_store.put(PATH, listed("base"))
+    assert etag == md5_etag(listed("base"))  # S3Store: the MD5 a single-part upload is given
+    assert etagless_store.get(PATH) == StoredObject(listed("base"), "")
+    assert etagless_store.get_json(PATH) == ["base"]
+    head = etagless_store.head(PATH)
+    assert head is not None and head.etag == ""
+    stream = etagless_store.stream(PATH, 4)
+    assert stream is not None and b"".join(stream) == listed("base")
+    unchanged = compare_and_swap(etagless_store, PATH, lambda before: before, cache_control=STATE_CACHE)
+    assert unchanged == Swapped(listed("base"), "", False)
+
+
+def test_without_etags_compare_and_swap_still_creates(etagless_store: Store) -> None:
+    """Creating is conditional on absence (``If-None-Match: *``), which needs no ETag."""
+    created = compare_and_swap(etagless_store, PATH, appending("a"), cache_control=STATE_CACHE)
+    assert created == Swapped(listed("a"), md5_etag(listed("a")), True)
+    assert etagless_store.get(PATH) == StoredObject(listed("a"), "")
+
+
+def test_without_etags_compare_and_swap_fails_closed(etagless_store: Store) -> None:
+    """The ETag read is empty: the write is refused at once, not sent without If-Match, not retried."""
+    etagless_store.put(PATH, listed("base"))
+    with refused_for_want_of_an_etag():
+        compare_and_swap(etagless_store, PATH, appending("mine"), cache_control=STATE_CACHE)
+    assert etagless_store.get(PATH) == StoredObject(listed("base"), "")
+    assert etagless_store.request_counts() == {"PUT": 1, "GET": 2}
+
+
+def test_without_etags_set_metadata_fails_closed(etagless_store: Store) -> None:
+    """Metadata is replaced only on the bytes a HEAD saw: with no ETag to name them, it is not replaced."""
+    etagless_store.put("dists/a.zip", b"PK", content_type=ZIP, cache_control=ARCHIVE_CACHE, metadata={"old": "x"})
+    seen = etagless_store.head("dists/a.zip")
+    assert seen is not None
+    with refused_for_want_of_an_etag():
+        etagless_store.set_metadata(
+            "dists/a.zip", {"sha256": "abc"}, content_type=ZIP, cache_control=ARCHIVE_CACHE, if_match=seen.etag
+        )
+    after = etagless_store.head("dists/a.zip")
+    assert after is not None and after.metadata == {"old": "x"}
+    assert "COPY" not in etagless_store.request_counts()
+
+
+def test_without_etags_put_if_changed_compares_the_bytes(etagless_store: Store) -> None:
+    """An empty ETag says nothing about the bytes stored: they are read and compared instead."""
+    assert etagless_store.put_if_changed(PATH, b"1") is True
+    assert etagless_store.put_if_changed(PATH, b"1") is False
+    assert etagless_store.put_if_changed(PATH, b"1", known_etag="") is False
+    assert etagless_store.request_counts().get("PUT", 0) == 0  # the first write was a CREATE
+    assert etagless_store.put_if_changed(PATH, b"2", known_etag="") is True
+    assert etagless_store.get(PATH) == StoredObject(b"2", "")
+    assert etagless_store.request_counts()["PUT"] == 1

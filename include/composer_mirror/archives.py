@@ -10,6 +10,7 @@ import zipfile
 from dataclasses import asdict, dataclass
 from typing import Any
 
+from composer_mirror import deletion
 from composer_mirror.errors import ArchiveError
 from composer_mirror.store import ARCHIVE_CACHE, STATE_CACHE, ZIP, Store
 from composer_mirror.store.layout import archive_id, archive_marker_prefix, archive_path
@@ -125,6 +126,13 @@ def mirror_archive(
             cache_control=ARCHIVE_CACHE,
             metadata=digest_metadata(record.sha1, record.sha256),
         ):
+            # Taken back into use without a write: claimed first, so a prune deleting it meanwhile
+            # either sees the claim and keeps it, or tells us to keep away.
+            if not deletion.claim(store, record.path):
+                raise ArchiveError(
+                    f"{name} {version}: the stored archive {store.key(record.path)} is being pruned; "
+                    "it is fetched again by the next run"
+                )
             logger.debug("%s %s: identical archive already stored", name, version)
     marker = archive_marker_prefix(name) + archive_id(normalized, reference) + ".json"
     store.put(marker, json.dumps(record.to_dict(), sort_keys=True).encode(), cache_control=STATE_CACHE)

@@ -64,6 +64,7 @@ from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from composer_mirror import deletion
 from composer_mirror.archives import ArchiveRecord
 from composer_mirror.errors import MirrorError, SettingsError
 from composer_mirror.parallel import map_bounded
@@ -94,6 +95,8 @@ logger = logging.getLogger(__name__)
 
 # Deletion order: a marker never outlives its archive (see the module docstring).
 KINDS = ("marker", "archive", "p2")
+# Kinds a writer may reuse without writing them: deleted only through composer_mirror.deletion.
+GUARDED_KINDS = frozenset({"archive", "p2"})
 LABELS = {"marker": "journal markers", "archive": "archives", "p2": "p2 files"}
 SHOWN_PER_KIND = 20
 # Airflow's run type of a run the scheduler created from the DAG's schedule (DagRunType.SCHEDULED).
@@ -200,6 +203,7 @@ def prune(
         return result
     _log_orphans("deleting", result)
     _sweep(store, result, marks, journal, workers)
+    deletion.settle(store, now - timedelta(hours=grace_hours))
     return result
 
 
@@ -351,9 +355,14 @@ def _due(
 def _sweep(store: Store, result: PruneResult, marks: Marks, journal: Mapping[str, str | None], workers: int) -> None:
     """Delete the due objects still unreferenced and unchanged, kind by kind, and unmark them.
 
-    What decides is read again here, right before the deletes, so that a sync taking an object
-    back into use meanwhile has as little time as possible to go unnoticed.
+    Archives and p2 files, which a writer may take back into use without writing them, go through
+    the handshake of :mod:`composer_mirror.deletion`: prune's intent is written first, then what
+    decides is read again (HEADs, the root and the state), then each deletion is committed by
+    compare-and-swap, which fails for an object a writer claimed meanwhile. Only then is it deleted.
     """
+    guarded = [o.path for o in result.orphans if o.kind in GUARDED_KINDS]
+    begun = dict(map_bounded(lambda path: (path, deletion.begin(store, path, marks[path])), guarded, workers))
+    claimed = {path for path, started in begun.items() if not started}
     heads = dict(map_bounded(lambda orphan: (orphan.path, store.head(orphan.path)), result.orphans, workers))
     fresh = _read_state_references(store, workers)
     held: set[str] = set()  # archives of markers kept or not deleted: a marker never outlives its archive
@@ -363,18 +372,34 @@ def _sweep(store: Store, result: PruneResult, marks: Marks, journal: Mapping[str
         kept = [
             path
             for path, head in present.items()
-            if path in held or fresh.refer_to(kind, path, journal) or _written_since(head.last_modified, marks[path])
+            if path in claimed
+            or path in held
+            or fresh.refer_to(kind, path, journal)
+            or _written_since(head.last_modified, marks[path])
         ]
         doomed = [path for path in present if path not in kept]
+        if kind in GUARDED_KINDS:
+            committed = dict(map_bounded(lambda path: (path, deletion.commit(store, path)), doomed, workers))
+            kept += [path for path in doomed if not committed[path]]
+            doomed = [path for path in doomed if committed[path]]
+            for path in kept:
+                if path not in claimed:
+                    deletion.release(store, path)
         failed = set(store.delete_many(doomed) if doomed else [])
         held.update(archive for path in (*kept, *failed) if (archive := journal.get(path)))
         for path in kept:
-            logger.info("kept %s %s: referenced or written again since it was marked", kind, path)
+            logger.info("kept %s %s: referenced, claimed or written again since it was marked", kind, path)
         result.kept_at_sweep += len(kept)
         result.failed.extend(sorted(failed))
-        deleted.extend(path for path in doomed if path not in failed)
+        gone = [path for path in doomed if path not in failed]
+        if kind in GUARDED_KINDS:
+            for path in gone:
+                deletion.finish(store, path)
+        deleted.extend(gone)
     result.deleted = len(deleted)
-    _forget_marks(store, deleted)
+    # A claimed object's clock restarts: if its writer never recorded it, a later prune finds it
+    # unreferenced again, with a mark newer than the claim.
+    _forget_marks(store, [*deleted, *claimed])
 
 
 def _list_kind(store: Store, kind: str) -> Iterable[ObjectInfo]:

@@ -26,6 +26,7 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit
 
+from composer_mirror import deletion
 from composer_mirror.composer_format import advisories_in, is_valid_package_name, parse_p2
 from composer_mirror.errors import MirrorError
 from composer_mirror.record import PackageRecord, Withdrawal, bootstrap, derive_files, index_fields, withdraw
@@ -84,11 +85,14 @@ def has_content(record: PackageRecord | None) -> bool:
     return record is not None and bool(record.versions or record.withdrawn)
 
 
-def publish_files(store: Store, name: str, repository_url: str) -> PublishedFiles:
+def publish_files(store: Store, name: str, repository_url: str, *, new_record: bool = False) -> PublishedFiles:
     """Write both p2 files from the package's record, each by compare-and-swap (step 3 of the rule).
 
     The record is read inside the swap, after the file: a retry after a conflict reads both again.
-    A package with no record, or one that never published a version, gets no files.
+    A package with no record, or one that never published a version, gets no files. With
+    ``new_record`` (the record was just created: the package was unknown to the state, so prune may
+    be deleting p2 files left from before) a file found to be the bytes already stored is claimed
+    (:mod:`composer_mirror.deletion`), and one being pruned fails the package for this run.
     """
     etags: dict[str, str] = {}
     written = 0
@@ -103,7 +107,10 @@ def publish_files(store: Store, name: str, repository_url: str) -> PublishedFile
                 return None
             return derive_files(record, repository_url)[suffix]
 
-        swapped = compare_and_swap(store, p2_path(name, dev=bool(suffix)), derive, cache_control=METADATA_CACHE)
+        path = p2_path(name, dev=bool(suffix))
+        swapped = compare_and_swap(store, path, derive, cache_control=METADATA_CACHE)
+        if new_record and not swapped.written and swapped.body is not None and not deletion.claim(store, path):
+            raise MirrorError(f"{store.key(path)} is being pruned; the package is published again by the next run")
         written += swapped.written
         if swapped.etag is not None:
             etags[suffix] = swapped.etag
@@ -117,7 +124,7 @@ def write_package(
     record = commit_record(store, name, change)
     if not has_content(record):
         return record, PublishedFiles({}, 0)
-    return record, publish_files(store, name, repository_url)
+    return record, publish_files(store, name, repository_url, new_record=record is not None and record.revision == 1)
 
 
 def publishes_versions(store: Store, name: str) -> bool:

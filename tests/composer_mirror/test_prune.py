@@ -260,7 +260,6 @@ def test_an_archive_a_sync_takes_back_into_use_while_prune_runs_is_kept(mirror: 
     assert mirror.exists(previous)
 
 
-@pytest.mark.xfail(strict=True, reason="defect 3: the sweep deletes unconditionally after its last read")
 def test_an_archive_a_sync_takes_back_into_use_after_the_sweeps_last_read_is_kept(
     mirror: Mirror, monkeypatch: Any
 ) -> None:
@@ -301,7 +300,8 @@ def test_markers_are_deleted_before_their_archives_and_p2_files_last(mirror: Mir
     delete_many = mirror.store.delete_many
     monkeypatch.setattr(mirror.store, "delete_many", lambda paths: order.extend(paths) or delete_many(paths))
     prune.prune(mirror.store, grace_hours=0, dry_run=False, now=LATER)
-    assert [path.split("/")[0] for path in order] == ["mirror-state", "dists", "p2"]
+    objects = [path for path in order if not path.startswith("mirror-state/prune/")]  # then the intents, tidied
+    assert [path.split("/")[0] for path in objects] == ["mirror-state", "dists", "p2"]
 
 
 def test_keys_the_mirror_never_writes_are_left_alone(mirror: Mirror) -> None:

@@ -18,6 +18,8 @@ Private (never served; under ``mirror-state/`` and ``sboms/``):
 - ``mirror-state/upstream/<vendor>/<name>[~dev].json``: the last upstream p2 bytes, so a 304 can be acted on.
 - ``mirror-state/archives/<vendor>/<name>/<id>.json``: the journal of stored archives.
 - ``mirror-state/prune/marks.json``: when prune first saw each unreferenced object.
+- ``mirror-state/prune/intents/<key>.json``: prune's intent to delete an object, and writers' claims on
+  objects they reuse without writing them (:mod:`composer_mirror.deletion`).
 - ``mirror-state/runs/<run id>.json``: run reports.
 - ``mirror-state/handoff/<dag id>/<run id>/``: values too large for XCom between a run's tasks.
 - ``sboms/``: SBOMs uploaded through the UI plugin.
@@ -45,6 +47,21 @@ RECORD_DIR = f"{STATE_DIR}/packages/"
 SHARD_DIR = f"{STATE_DIR}/shards/"
 MARKER_DIR = f"{STATE_DIR}/archives/"
 PRUNE_MARKS = f"{STATE_DIR}/prune/marks.json"
+INTENT_DIR = f"{STATE_DIR}/prune/intents/"
+
+
+def intent_path(path: str) -> str:
+    """Where prune's intent to delete ``path`` (or a writer's claim on it) lives."""
+    return f"{INTENT_DIR}{path}.json"
+
+
+def intent_target(path: str) -> str | None:
+    """The object an intent key is about; None for any other key."""
+    if not path.startswith(INTENT_DIR) or not path.endswith(".json"):
+        return None
+    return path[len(INTENT_DIR) : -len(".json")] or None
+
+
 # What anonymous readers may GET: the repository and its listing page, nothing of the state or SBOMs.
 PUBLIC_PATHS = (ROOT, INDEX_HTML, INDEX_JSON, STATUS_JSON)
 PUBLIC_PREFIXES = (P2_DIR, ARCHIVE_DIR)

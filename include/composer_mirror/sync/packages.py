@@ -15,6 +15,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
+from composer_mirror import deletion
 from composer_mirror.archives import ArchiveRecord, load_markers, mirror_archive
 from composer_mirror.composer_format import (
     advisories_in,
@@ -240,8 +241,8 @@ def _plan_package(ctx: Context, plan: PackagePlan) -> None:
             if markers is None:
                 markers = load_markers(ctx.store, plan.name)
             marker = markers.get(archive_id(normalized, reference))
-            if marker is not None:
-                plan.records[normalized] = marker
+            if marker is not None and deletion.claim(ctx.store, marker.path):
+                plan.records[normalized] = marker  # an archive stored by a run that died before recording it
             else:
                 plan.fetch.append(entry)
 

@@ -77,10 +77,12 @@
     return body;
   }
 
+  // The file is the request body itself, not a form: the server checks its size (the
+  // Content-Length) before reading it. Its name travels in the query string.
   function upload(path, file) {
-    const data = new FormData();
-    data.append("file", file, file.name);
-    return call(new URL(path, PLUGIN_API), { method: "POST", headers: PLUGIN_HEADERS, body: data });
+    const url = new URL(path, PLUGIN_API);
+    url.searchParams.set("filename", file.name);
+    return call(url, { method: "POST", headers: PLUGIN_HEADERS, body: file });
   }
 
   function renderSummary(file, summary) {

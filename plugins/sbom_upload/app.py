@@ -6,10 +6,11 @@ it as a plugin module in every process). Routes:
 
 * ``GET /composer-mirror/``: the page (``index.html``); ``GET /composer-mirror/static/<name>``:
   its ``app.js``, ``style.css`` and the navigation icon;
-* ``POST /composer-mirror/api/validate`` (multipart ``file``): the summary of
+* ``POST /composer-mirror/api/validate`` (the SBOM as the request body): the summary of
   :func:`composer_mirror.sbom_upload.validate` (format, component counts, skip reasons, problems);
-* ``POST /composer-mirror/api/sboms`` (multipart ``file``): stores a valid SBOM under
-  ``<prefix>sboms/`` in the mirror bucket and answers its key, the DAG's ``sbom_s3_key``.
+* ``POST /composer-mirror/api/sboms?filename=<name>`` (the SBOM as the request body): stores a
+  valid SBOM under ``<prefix>sboms/`` in the mirror bucket and answers its key, the DAG's
+  ``sbom_s3_key``.
 
 The page then triggers the DAG itself, from the browser, through Airflow's public REST API
 (``POST /api/v2/dags/composer_mirror_sbom/dagRuns`` with conf ``sbom_s3_key``, ``with_dependencies``,
@@ -28,6 +29,14 @@ to store an SBOM. Without a token a request gets 401 (a browser asking for the p
 login page instead), with an invalid one 403, and without the permission 403. POSTs must also
 carry the ``X-Composer-Mirror`` header, which a cross-site form cannot send, so the session
 cookie cannot be used from another site to upload files.
+
+Request bodies: the POST routes take no ``File()`` or other body parameter, because FastAPI reads
+and parses a body parameter (spooling a multipart file to disk) before any dependency runs, that
+is before the caller is authenticated. They take the raw ``Request``, so nothing of the body is
+read until the dependencies above have let the request through; then :func:`read_sbom_body`
+refuses a ``Content-Length`` over :data:`composer_mirror.sbom.MAX_SBOM_BYTES` before reading,
+and reads any other body (a chunked one has no length) only up to the chunk that crosses the
+limit, in memory. The SBOM is the body itself, not a form, so its size is the upload's size.
 """
 
 from __future__ import annotations
@@ -40,7 +49,8 @@ from airflow.api_fastapi.app import get_auth_manager
 from airflow.api_fastapi.auth.managers.models.base_user import BaseUser
 from airflow.api_fastapi.auth.managers.models.resource_details import DagAccessEntity
 from airflow.api_fastapi.core_api.security import get_user, requires_access_dag
-from fastapi import Depends, FastAPI, File, Header, HTTPException, Request, UploadFile, status
+from fastapi import Depends, FastAPI, Header, HTTPException, Request, status
+from fastapi.concurrency import run_in_threadpool
 from fastapi.exception_handlers import http_exception_handler
 from fastapi.responses import FileResponse, RedirectResponse, Response
 
@@ -94,41 +104,77 @@ def asset(name: str, _user: CurrentUser) -> FileResponse:
 
 
 @app.post("/api/validate", dependencies=[can_read_dag, Depends(require_plugin_header)])
-def validate_sbom(file: Annotated[UploadFile, File()]) -> dict[str, Any]:
+async def validate_sbom(request: Request) -> dict[str, Any]:
     """Parse an SBOM and summarise it; a malformed file is a summary with a problem, not an error."""
     from composer_mirror import sbom_upload
 
-    return sbom_upload.validate(read_upload(file))
+    content = await read_sbom_body(request)
+    return await run_in_threadpool(sbom_upload.validate, content)
 
 
 @app.post("/api/sboms", dependencies=[can_trigger_dag, Depends(require_plugin_header)])
-def store_sbom(file: Annotated[UploadFile, File()], user: CurrentUser) -> dict[str, Any]:
-    """Store a valid SBOM under ``<prefix>sboms/`` and answer the key to trigger the DAG with."""
+async def store_sbom(request: Request, user: CurrentUser, filename: str | None = None) -> dict[str, Any]:
+    """Store a valid SBOM under ``<prefix>sboms/`` and answer the key to trigger the DAG with.
+
+    ``filename`` (a query parameter: the body is the SBOM) only names the stored object, sanitised.
+    """
+    content = await read_sbom_body(request)
+    return await run_in_threadpool(store_valid_sbom, content, filename, user)
+
+
+def store_valid_sbom(content: bytes, filename: str | None, user: BaseUser) -> dict[str, Any]:
+    """Validate and store an uploaded SBOM (blocking: parsing and an S3 request), answering its key and summary."""
     from composer_mirror import sbom_upload
     from composer_mirror.errors import MirrorError
 
-    content = read_upload(file)
     summary = sbom_upload.validate(content)
     if not summary["valid"]:
         raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, "; ".join(summary["problems"]))
     try:
         store = mirror_store()
-        key = sbom_upload.store(store, file.filename, content, uploaded_by=user.get_name())
+        key = sbom_upload.store(store, filename, content, uploaded_by=user.get_name())
     except MirrorError as exc:
         logger.warning("storing an uploaded SBOM failed: %s", exc)
         raise HTTPException(status.HTTP_503_SERVICE_UNAVAILABLE, str(exc)) from exc
-    logger.info("%s uploaded SBOM %r as s3://%s/%s", user.get_name(), file.filename, store.bucket, key)
+    logger.info("%s uploaded SBOM %r as s3://%s/%s", user.get_name(), filename, store.bucket, key)
     return {"key": key, "bucket": store.bucket, "uri": f"s3://{store.bucket}/{key}", "dag_id": DAG_ID, **summary}
 
 
-def read_upload(file: UploadFile) -> bytes:
-    """The uploaded bytes, refusing anything over the size limit without reading all of it."""
-    from composer_mirror.sbom import MAX_SBOM_BYTES
+async def read_sbom_body(request: Request) -> bytes:
+    """The request body, which is the SBOM, read only as far as the size limit allows.
 
-    content = file.file.read(MAX_SBOM_BYTES + 1)
-    if len(content) > MAX_SBOM_BYTES:
-        raise HTTPException(status.HTTP_413_CONTENT_TOO_LARGE, f"SBOM uploads are limited to {MAX_SBOM_BYTES} bytes")
-    return content
+    Called once the route's dependencies have authenticated and authorised the caller. The
+    limit is looked up on every call (tests shrink it). A declared ``Content-Length`` over it
+    is refused before anything is read, and so is a multipart form, which is not how the page
+    sends a file; a body without a length (chunked) is read until it ends or until the chunk
+    that takes it over the limit, so no more than the limit plus one chunk is ever held.
+    """
+    from composer_mirror import sbom
+
+    limit = sbom.MAX_SBOM_BYTES
+    declared = request.headers.get("content-length")
+    if declared is not None:
+        if not declared.isdigit():
+            raise HTTPException(status.HTTP_400_BAD_REQUEST, f"invalid Content-Length {declared!r}")
+        if int(declared) > limit:
+            raise too_large(limit, f"this one declares {int(declared)}")
+    content_type = request.headers.get("content-type", "").split(";", 1)[0].strip().lower()
+    if content_type == "multipart/form-data":
+        raise HTTPException(
+            status.HTTP_415_UNSUPPORTED_MEDIA_TYPE,
+            "send the SBOM itself as the request body, not as a multipart form (the file name goes in ?filename=)",
+        )
+    body = bytearray()
+    async for chunk in request.stream():
+        body += chunk
+        if len(body) > limit:
+            raise too_large(limit, "this one has more")
+    return bytes(body)
+
+
+def too_large(limit: int, why: str) -> HTTPException:
+    """The 413 for an upload over the limit, saying what the limit is."""
+    return HTTPException(status.HTTP_413_CONTENT_TOO_LARGE, f"SBOM uploads are limited to {limit} bytes: {why}")
 
 
 def mirror_store() -> Any:

@@ -3,15 +3,19 @@
 The unit tests use moto's in-process S3. The integration tests start ``airflow api-server`` with
 the plugins folder, the simple auth manager (an admin and a viewer with dev passwords, tests
 only), the moto server for S3 and the DAGs serialized into a throw-away database; no scheduler
-runs, so a triggered run stays queued. The browser test drives the page in headless Chromium
-over the DevTools protocol.
+runs, so a triggered run stays queued. The tests of how much of an upload's body is read send
+requests to the same app built in a process of its own (:mod:`tests.plugins.asgi_probe`), which
+counts every body byte the app pulls. The browser test drives the page in headless Chromium over
+the DevTools protocol.
 """
 
 from __future__ import annotations
 
+import http.client
 import json
 import os
 import re
+import select
 import signal
 import subprocess
 import sys
@@ -21,7 +25,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
-from urllib.parse import quote
+from urllib.parse import quote, urlsplit
 
 import boto3
 import pytest
@@ -282,6 +286,7 @@ class ApiServer:
     url: str
     bucket: str
     s3: Any
+    airflow: AirflowEnv
 
     def token(self, user: tuple[str, str]) -> str:
         response = requests.post(f"{self.url}/auth/token", json={"username": user[0], "password": user[1]}, timeout=10)
@@ -293,8 +298,9 @@ class ApiServer:
             headers["Authorization"] = f"Bearer {token}"
         return requests.post(
             f"{self.url}/composer-mirror/api/{path}",
-            files={"file": ("symfony-demo.cdx.json", content, "application/json")},
-            headers=headers,
+            params={"filename": "symfony-demo.cdx.json"},
+            data=content,
+            headers={"Content-Type": "application/json", **headers},
             timeout=30,
         )
 
@@ -374,7 +380,7 @@ def api_server(moto_server: MotoServer, tmp_path_factory: pytest.TempPathFactory
         )
     try:
         wait_until_up(url, process, log)
-        yield ApiServer(url, bucket, s3)
+        yield ApiServer(url, bucket, s3, airflow)
     finally:
         stop(process)
 
@@ -398,7 +404,7 @@ def test_upload_api_refuses_anonymous_and_unauthorised_callers(api_server: ApiSe
     assert api_server.upload("sboms", content, token="not-a-jwt", **HEADER).status_code == 403
     forged = requests.post(
         f"{api_server.url}/composer-mirror/api/sboms",
-        files={"file": ("x.json", content)},
+        data=content,
         headers=HEADER,
         cookies={"_token": "forged"},
         timeout=10,
@@ -491,3 +497,263 @@ def test_page_validates_stores_and_triggers_a_dry_run(api_server: ApiServer, tmp
     assert run["state"] == state
     assert run["triggering_user_name"] == ADMIN[0]
     assert run["note"] == "SBOM upload: symfony-demo.cdx.json (dry run)"
+
+
+# --- how much of an upload's body is read, and when ------------------------------------------------
+
+CHUNK = 64 * 1024
+LARGE = 8 * 1024 * 1024
+BOUNDARY = "composer-mirror-test-boundary"
+
+
+@dataclass
+class Answer:
+    status: int
+    headers: dict[str, str]
+    text: str
+    bytes_read: int
+    messages_read: int
+
+    def detail(self) -> Any:
+        return json.loads(self.text)["detail"]
+
+
+class Probe:
+    """The API server's app in a process of its own (:mod:`tests.plugins.asgi_probe`), counting body bytes read."""
+
+    def __init__(self, process: subprocess.Popen[str], log: Path) -> None:
+        self.process = process
+        self.log = log
+        self.answer_line()
+
+    def answer_line(self, timeout: float = 120) -> dict[str, Any]:
+        assert self.process.stdout is not None
+        readable, _, _ = select.select([self.process.stdout], [], [], timeout)
+        line = self.process.stdout.readline() if readable else ""
+        if not line:
+            raise RuntimeError(f"the probe did not answer within {timeout} s:\n{self.log.read_text()[-4000:]}")
+        return json.loads(line)
+
+    def post(
+        self,
+        api: str,
+        *,
+        token: str | None = None,
+        head: str = "",
+        fill: int = 0,
+        tail: str = "",
+        content_type: str = "application/json",
+        chunked: bool = False,
+        chunk: int = CHUNK,
+        limit: int | None = None,
+        plugin_header: bool = True,
+    ) -> Answer:
+        """POST ``head`` + ``fill`` filler bytes + ``tail`` to ``/composer-mirror/api/<api>``."""
+        headers = {"Content-Type": content_type, **(HEADER if plugin_header else {})}
+        if token:
+            headers["Authorization"] = f"Bearer {token}"
+        size = body_size(head, fill, tail)
+        request = {
+            "method": "POST",
+            "path": f"/composer-mirror/api/{api}",
+            "headers": headers,
+            "head": head,
+            "fill": fill,
+            "tail": tail,
+            "content_length": None if chunked else size,
+            "chunk": chunk,
+            "limit": limit,
+        }
+        assert self.process.stdin is not None
+        self.process.stdin.write(json.dumps(request) + "\n")
+        self.process.stdin.flush()
+        return Answer(**self.answer_line())
+
+
+@pytest.fixture(scope="module")
+def probe(api_server: ApiServer, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Probe]:
+    log = tmp_path_factory.mktemp("asgi-probe") / "probe.log"
+    with log.open("w") as errors:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "tests.plugins.asgi_probe"],
+            cwd=ROOT,
+            env=api_server.airflow.env(),
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=errors,
+            text=True,
+        )
+    try:
+        yield Probe(process, log)
+    finally:
+        assert process.stdin is not None
+        process.stdin.close()
+        try:
+            process.wait(30)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait(10)
+
+
+def body_size(head: str = "", fill: int = 0, tail: str = "", **_options: Any) -> int:
+    """The size of the body :meth:`Probe.post` sends for these arguments."""
+    return len(head.encode()) + fill + len(tail.encode())
+
+
+def form(fill: int, content: str = "") -> dict[str, Any]:
+    """A multipart/form-data body with one ``file`` part of ``content`` and ``fill`` filler bytes."""
+    return {
+        "content_type": f"multipart/form-data; boundary={BOUNDARY}",
+        "head": (
+            f'--{BOUNDARY}\r\nContent-Disposition: form-data; name="file"; filename="big.cdx.json"\r\n'
+            f"Content-Type: application/json\r\n\r\n{content}"
+        ),
+        "fill": fill,
+        "tail": f"\r\n--{BOUNDARY}--\r\n",
+    }
+
+
+def padded_sbom(size: int) -> str:
+    """A valid CycloneDX SBOM naming psr/log, padded with spaces to ``size`` bytes."""
+    text = cyclonedx("pkg:composer/psr/log@3.0.2").decode()
+    assert len(text) <= size
+    return text + " " * (size - len(text))
+
+
+@pytest.mark.integration
+@pytest.mark.parametrize("chunked", [False, True], ids=["content-length", "chunked"])
+@pytest.mark.parametrize("api", ["validate", "sboms"])
+def test_a_refused_callers_body_is_not_read(probe: Probe, api_server: ApiServer, api: str, chunked: bool) -> None:
+    admin = api_server.token(ADMIN)
+    callers = {
+        "anonymous": (None, True, 401),
+        "invalid token": ("not-a-jwt", True, 403),
+        "no X-Composer-Mirror header": (admin, False, 403),
+    }
+    if api == "sboms":
+        callers["viewer"] = (api_server.token(VIEWER), True, 403)
+    for caller, (token, plugin_header, status) in callers.items():
+        answer = probe.post(api, token=token, plugin_header=plugin_header, chunked=chunked, **form(LARGE))
+        assert (caller, answer.status) == (caller, status), answer.text
+        assert (caller, answer.bytes_read) == (caller, 0)
+
+
+@pytest.mark.integration
+@pytest.mark.parametrize("body", ["sbom", "form"])
+@pytest.mark.parametrize("api", ["validate", "sboms"])
+def test_a_declared_length_over_the_limit_is_refused_unread(
+    probe: Probe, api_server: ApiServer, api: str, body: str
+) -> None:
+    limit = sbom.MAX_SBOM_BYTES
+    # A form is refused by its size too, before its type: the size is known first.
+    sent = {"fill": limit + 1} if body == "sbom" else form(limit + 1)
+    answer = probe.post(api, token=api_server.token(ADMIN), **sent)
+    assert answer.status == 413, answer.text
+    assert answer.bytes_read == 0
+    assert answer.detail() == f"SBOM uploads are limited to {limit} bytes: this one declares {body_size(**sent)}"
+
+
+@pytest.mark.integration
+@pytest.mark.parametrize("api", ["validate", "sboms"])
+def test_a_chunked_body_over_the_limit_is_read_no_further(probe: Probe, api_server: ApiServer, api: str) -> None:
+    limit = sbom.MAX_SBOM_BYTES
+    answer = probe.post(api, token=api_server.token(ADMIN), fill=limit + 4 * 1024 * 1024, chunked=True)
+    assert answer.status == 413, answer.text
+    # Reading stops at the chunk that crosses the limit.
+    assert limit < answer.bytes_read <= limit + CHUNK
+    assert answer.detail() == f"SBOM uploads are limited to {limit} bytes: this one has more"
+
+
+@pytest.mark.integration
+@pytest.mark.parametrize("chunked", [False, True], ids=["content-length", "chunked"])
+def test_a_body_of_the_limit_is_read_whole_and_one_byte_more_is_refused(
+    probe: Probe, api_server: ApiServer, chunked: bool
+) -> None:
+    limit = 1000  # the app looks the limit up for every request, so a small one stands for 20 MB
+    admin = api_server.token(ADMIN)
+    fits = probe.post("validate", token=admin, head=padded_sbom(limit), chunked=chunked, chunk=100, limit=limit)
+    assert fits.status == 200, fits.text
+    summary = json.loads(fits.text)
+    assert (summary["valid"], summary["bytes"], summary["composer_components"]) == (True, limit, 1)
+    assert fits.bytes_read == limit
+
+    over = probe.post("validate", token=admin, head=padded_sbom(limit + 1), chunked=chunked, chunk=100, limit=limit)
+    assert over.status == 413, over.text
+    if chunked:
+        assert over.detail() == f"SBOM uploads are limited to {limit} bytes: this one has more"
+        assert over.bytes_read == limit + 1
+    else:
+        assert over.detail() == f"SBOM uploads are limited to {limit} bytes: this one declares {limit + 1}"
+        assert over.bytes_read == 0
+
+
+@pytest.mark.integration
+@pytest.mark.parametrize("chunked", [False, True], ids=["content-length", "chunked"])
+def test_a_form_upload_is_refused_unread_with_how_to_send_the_file(
+    probe: Probe, api_server: ApiServer, chunked: bool
+) -> None:
+    answer = probe.post("validate", token=api_server.token(ADMIN), chunked=chunked, **form(0, CDX_JSON.read_text()))
+    assert answer.status == 415, answer.text
+    assert "the SBOM itself as the request body" in answer.detail()
+    assert answer.bytes_read == 0
+
+
+@pytest.mark.integration
+@pytest.mark.parametrize("chunked", [False, True], ids=["content-length", "chunked"])
+def test_an_upload_is_validated_and_stored_from_its_body(probe: Probe, api_server: ApiServer, chunked: bool) -> None:
+    content = CDX_JSON.read_text()
+    admin = api_server.token(ADMIN)
+    validated = probe.post("validate", token=admin, head=content, chunked=chunked)
+    assert validated.status == 200, validated.text
+    assert json.loads(validated.text)["composer_components"] == 153
+    assert validated.bytes_read == len(content.encode())
+
+    stored = probe.post("sboms?filename=symfony-demo.cdx.json", token=admin, head=content, chunked=chunked)
+    assert stored.status == 200, stored.text
+    key = json.loads(stored.text)["key"]
+    assert KEY_RE.match(key), key
+    assert key.endswith("-symfony-demo.cdx.json")
+    assert api_server.s3.get_object(Bucket=api_server.bucket, Key=key)["Body"].read() == CDX_JSON.read_bytes()
+
+
+def post_headers_only(api_server: ApiServer, api: str, headers: dict[str, str]) -> tuple[int, Any]:
+    """Send a POST's headers and never its body: the status and detail that come back anyway."""
+    address = urlsplit(api_server.url)
+    connection = http.client.HTTPConnection(address.hostname or "127.0.0.1", address.port, timeout=15)
+    try:
+        connection.putrequest("POST", f"/composer-mirror/api/{api}")
+        for name, value in headers.items():
+            connection.putheader(name, value)
+        connection.endheaders()
+        response = connection.getresponse()
+        return response.status, json.loads(response.read())["detail"]
+    finally:
+        connection.close()
+
+
+@pytest.mark.integration
+def test_the_api_server_answers_before_a_refused_body_is_sent(api_server: ApiServer) -> None:
+    limit = sbom.MAX_SBOM_BYTES
+    anonymous = {**HEADER, "Content-Type": form(0)["content_type"], "Content-Length": str(LARGE)}
+    assert post_headers_only(api_server, "sboms", anonymous) == (401, "Not authenticated")
+    admin = api_server.token(ADMIN)
+    oversized = {**HEADER, "Authorization": f"Bearer {admin}", "Content-Length": str(limit + 1)}
+    assert post_headers_only(api_server, "sboms", oversized) == (
+        413,
+        f"SBOM uploads are limited to {limit} bytes: this one declares {limit + 1}",
+    )
+
+
+@pytest.mark.integration
+def test_the_api_server_stores_an_upload_sent_as_the_body(api_server: ApiServer) -> None:
+    headers = {**HEADER, "Authorization": f"Bearer {api_server.token(ADMIN)}"}
+    url = f"{api_server.url}/composer-mirror/api/sboms?filename=symfony-demo.cdx.json"
+    # Two contents (JSON allows trailing white space), so that the two keys differ.
+    content = CDX_JSON.read_bytes()
+    chunked = content + b"\n"
+    for sent, body in ((content, content), (chunked, iter([chunked[:1000], chunked[1000:]]))):
+        response = requests.post(url, data=body, headers=headers, timeout=30)
+        assert response.status_code == 200, response.text
+        key = response.json()["key"]
+        assert key in api_server.sbom_keys()
+        assert api_server.s3.get_object(Bucket=api_server.bucket, Key=key)["Body"].read() == sent

@@ -91,7 +91,6 @@ def kill_if_ours(pid: int, started: str) -> None:
     reap(pid, timeout=5)
 
 
-@pytest.mark.xfail(strict=True, reason="defect: stop_services signals a group only while its leader lives")
 def test_children_that_outlive_a_leader_exiting_on_sigterm_are_killed(tmp_path: Path, subreaper: None) -> None:
     leader, child, child_started = start_group(LEADER_EXITS_CHILD_STAYS, tmp_path)
     started = _start_time(leader.pid)

@@ -43,6 +43,7 @@ LOCAL_SETTINGS = DEPLOY / "airflow_local_settings.py"
 NGINX_PARAMETERS = ("MIRROR_LISTEN", "MIRROR_S3_ORIGIN", "MIRROR_BUCKET")
 ADMIN = ("admin", "admin")  # deploy/airflow.env's simple auth manager user; a development placeholder
 STATE_FILE = "stack.json"
+KILL_TIMEOUT = 5.0  # for SIGKILLed processes to be gone, so their ports are free when stop_services returns
 _PLACEHOLDER = re.compile(r"\$\{(?P<name>[A-Z_][A-Z0-9_]*)\}")
 
 
@@ -191,12 +192,19 @@ class Service:
 
 def _start_time(pid: int) -> str | None:
     """Field 22 of /proc/<pid>/stat (start time in clock ticks since boot), or None when no such process."""
+    fields = _stat(pid)
+    return None if fields is None else fields[19]
+
+
+def _stat(pid: int) -> list[str] | None:
+    """The fields of /proc/<pid>/stat after the command name (state, ppid, pgrp, ...), or None when
+    there is no such process or it is a zombie (dead, only not yet reaped)."""
     try:
         stat = Path(f"/proc/{pid}/stat").read_text()
     except OSError:
         return None
     fields = stat.rsplit(")", 1)[1].split()
-    return None if fields[0] == "Z" else fields[19]
+    return None if fields[0] == "Z" else fields
 
 
 class Stack:
@@ -459,16 +467,46 @@ class Stack:
 
 
 def stop_services(services: list[Service], timeout: float = 30) -> None:
-    """SIGTERM each live service's process group (last started first), then SIGKILL what is left."""
-    for service in reversed(services):
-        if service.alive():
-            _signal_group(service.pid, signal.SIGTERM)
+    """SIGTERM each live service's process group (last started first), then SIGKILL what is left.
+
+    The group is what is waited for and killed, not its leader: a leader may exit on SIGTERM and
+    leave children that ignore it or take longer. Only the groups of leaders recognised by PID and
+    start time before the first signal are touched: a group's id is its leader's PID, and the
+    recorded PID of a service that has ended may since have been given to another process.
+    """
+    groups = [service.pid for service in reversed(services) if service.alive()]
+    for group in groups:
+        _signal_group(group, signal.SIGTERM)
+    _wait_for_groups(groups, timeout)
+    left = [group for group in groups if _group_alive(group)]
+    for group in left:
+        _signal_group(group, signal.SIGKILL)
+    _wait_for_groups(left, KILL_TIMEOUT)
+
+
+def _wait_for_groups(groups: list[int], timeout: float) -> None:
     deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline and any(service.alive() for service in services):
-        time.sleep(0.2)
-    for service in services:
-        if service.alive():
-            _signal_group(service.pid, signal.SIGKILL)
+    while time.monotonic() < deadline and any(_group_alive(group) for group in groups):
+        time.sleep(0.1)
+
+
+def _group_alive(group: int) -> bool:
+    """Whether process group ``group`` has a member still running.
+
+    ``killpg(group, 0)`` finds zombies too: an exited leader stays one until this process reaps it
+    (``_spawn`` keeps no Popen to wait on), and an orphan stays one under a PID 1 that never reaps,
+    as some containers' does. So when it finds any member, /proc says whether one is not a zombie.
+    """
+    try:
+        os.killpg(group, 0)
+    except ProcessLookupError:
+        return False
+    for entry in os.scandir("/proc"):
+        if entry.name.isdigit():
+            fields = _stat(int(entry.name))
+            if fields is not None and fields[2] == str(group):
+                return True
+    return False
 
 
 def _signal_group(pid: int, signum: int) -> None:

@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import posixpath
+import struct
 import tempfile
 import zipfile
 from dataclasses import asdict, dataclass
-from typing import Any
+from typing import IO, Any
 
 from composer_mirror import deletion
 from composer_mirror.errors import ArchiveError
@@ -19,6 +21,26 @@ from composer_mirror.upstream import UpstreamClient, redact
 logger = logging.getLogger(__name__)
 
 MAX_ZIP_ENTRIES = 100_000
+CENTRAL_RECORD_ALLOWANCE = 1024
+"""Bytes a central-directory record may take on average, to bound a directory's declared size.
+
+A record is 46 bytes plus its path, extra fields and comment. A dist's records average about 100
+bytes (``git archive`` of a repository under a top directory named after the commit), so ten times
+that refuses no directory a ``MAX_ZIP_ENTRIES`` archive plausibly has. The bound matters because
+zipfile reads the whole directory into memory at once.
+"""
+MAX_CENTRAL_DIRECTORY_BYTES = MAX_ZIP_ENTRIES * CENTRAL_RECORD_ALLOWANCE
+
+# The records zipfile locates the central directory by (APPNOTE.TXT 4.3.12, 4.3.14-16), as it packs them.
+_END = struct.Struct("<4s4H2LH")  # end of central directory record
+_END64 = struct.Struct("<4sQ2H2L4Q")  # zip64 end of central directory record
+_LOCATOR64 = struct.Struct("<4sLQL")  # zip64 end of central directory locator
+_RECORD = struct.Struct("<4s4B4HL2L5H2L")  # central directory file header
+_END_SIGNATURE = b"PK\x05\x06"
+_END64_SIGNATURE = b"PK\x06\x06"
+_LOCATOR64_SIGNATURE = b"PK\x06\x07"
+_RECORD_SIGNATURE = b"PK\x01\x02"
+_END_SEARCH = (1 << 16) + _END.size  # a comment of up to 64 KiB may follow the end record
 
 
 @dataclass(frozen=True)
@@ -60,8 +82,11 @@ def check_zip(path: str, *, url: str) -> int:
     A truncated download has no central directory and fails here; entries with absolute paths
     or ``..`` would escape the install directory on a careless client, so they are refused too,
     and so are symlinks pointing outside the archive (``unzip``, which Composer prefers, creates them).
+    The directory is sized up first (:func:`_check_directory`): zipfile builds an object per record
+    before anything here can count them.
     """
     try:
+        _check_directory(path, url)
         with zipfile.ZipFile(path) as archive:
             names = archive.namelist()
             for info in archive.infolist()[:MAX_ZIP_ENTRIES]:
@@ -77,6 +102,116 @@ def check_zip(path: str, *, url: str) -> int:
         if name.startswith(("/", "\\")) or ".." in parts or (len(name) > 1 and name[1] == ":"):
             raise ArchiveError(f"{redact(url)} has an unsafe entry path {name!r}")
     return len(names)
+
+
+@dataclass(frozen=True)
+class _Directory:
+    """The central directory as the end records declare it and where zipfile reads it."""
+
+    entries: int
+    size: int
+    end: int  # where the directory ends: at the (zip64) end record, whatever offset is declared
+
+
+def _check_directory(path: str, url: str) -> None:
+    """Refuse a central directory that would cost memory out of proportion to ``MAX_ZIP_ENTRIES``.
+
+    zipfile reads the declared directory whole and builds a ZipInfo per record it holds, trusting
+    the size over the declared count, and records can all point at one local header (about 7 MiB
+    of ZipInfos per MB of archive). So the declared count and size are checked against the limits,
+    and the records are counted (without keeping them) so that no more than the declared count are
+    there. Malformed end records raise ``zipfile.BadZipFile``, which the caller reports as not a zip.
+    """
+    with open(path, "rb") as fp:
+        directory = _declared_directory(fp, os.fstat(fp.fileno()).st_size)
+        if directory.entries > MAX_ZIP_ENTRIES:
+            raise ArchiveError(f"{redact(url)} declares {directory.entries} entries, over the {MAX_ZIP_ENTRIES} limit")
+        if directory.size > MAX_CENTRAL_DIRECTORY_BYTES:
+            raise ArchiveError(
+                f"{redact(url)} declares a central directory of {directory.size} bytes, over the "
+                f"{MAX_CENTRAL_DIRECTORY_BYTES}-byte limit ({MAX_ZIP_ENTRIES} entries of "
+                f"{CENTRAL_RECORD_ALLOWANCE} bytes)"
+            )
+        if directory.size > directory.end:
+            raise zipfile.BadZipFile(
+                f"its end record declares a central directory of {directory.size} bytes, "
+                f"more than the {directory.end} bytes before it"
+            )
+        if _count_records(fp, directory) > directory.entries:
+            raise ArchiveError(
+                f"{redact(url)} has more central directory records than the {directory.entries} "
+                "entries its end record declares"
+            )
+
+
+def _declared_directory(fp: IO[bytes], file_size: int) -> _Directory:
+    """Find the end records the way zipfile does and return what they declare.
+
+    The end record is the last 22 bytes when there is no comment, else the last signature within
+    the last 64 KiB + 22 bytes; a zip64 locator right before it points at the zip64 end record, which
+    zipfile looks for right before the locator. Later zipfile versions prefer the record the locator
+    points at, so a locator pointing at another zip64 end record is refused: both versions then read
+    the directory that ends at the record before the locator.
+    """
+    if file_size < _END.size:
+        raise zipfile.BadZipFile("it is too short for an end of central directory record")
+    fp.seek(file_size - _END.size)
+    data = fp.read(_END.size)
+    if data.startswith(_END_SIGNATURE) and data.endswith(b"\0\0"):
+        location = file_size - _END.size
+    else:
+        tail_start = max(file_size - _END_SEARCH, 0)
+        fp.seek(tail_start)
+        tail = fp.read(_END_SEARCH)
+        found = tail.rfind(_END_SIGNATURE)
+        if found < 0 or found + _END.size > len(tail):
+            raise zipfile.BadZipFile("it has no end of central directory record")
+        data = tail[found : found + _END.size]
+        location = tail_start + found
+    _signature, _disk, _disk_start, _disk_entries, entries, size, _offset, _comment = _END.unpack(data)
+    if location < _LOCATOR64.size:
+        return _Directory(entries, size, location)
+    fp.seek(location - _LOCATOR64.size)
+    locator = _LOCATOR64.unpack(fp.read(_LOCATOR64.size))
+    if locator[0] != _LOCATOR64_SIGNATURE:
+        return _Directory(entries, size, location)
+    record_at = location - _LOCATOR64.size - _END64.size
+    if record_at < 0:
+        raise zipfile.BadZipFile("its zip64 locator has no room for a zip64 end record before it")
+    fp.seek(record_at)
+    record = _END64.unpack(fp.read(_END64.size))
+    if record[0] != _END64_SIGNATURE:
+        raise zipfile.BadZipFile("its zip64 locator has no zip64 end record before it")
+    pointed_at = locator[2]
+    if pointed_at != record_at:
+        fp.seek(pointed_at)
+        if fp.read(len(_END64_SIGNATURE)) == _END64_SIGNATURE:
+            raise zipfile.BadZipFile(
+                f"its zip64 locator points at a zip64 end record at byte {pointed_at}, "
+                "not at the one before the locator"
+            )
+    _signature, _length, _made_by, _needed, _disk, _disk_start, _disk_entries, entries, size, _offset = record
+    return _Directory(entries, size, record_at)
+
+
+def _count_records(fp: IO[bytes], directory: _Directory) -> int:
+    """The records zipfile would parse from the directory, counted up to one more than declared.
+
+    zipfile walks record headers until it has consumed the declared size; so does this, reading
+    46 bytes a record and skipping its name, extra field and comment.
+    """
+    start = directory.end - directory.size
+    position = count = 0
+    while position < directory.size and count <= directory.entries:
+        if position + _RECORD.size > directory.size:
+            raise zipfile.BadZipFile("its central directory ends inside a record")
+        fp.seek(start + position)
+        header = _RECORD.unpack(fp.read(_RECORD.size))
+        if header[0] != _RECORD_SIGNATURE:
+            raise zipfile.BadZipFile(f"its central directory has no record at byte {start + position}")
+        count += 1
+        position += _RECORD.size + header[12] + header[13] + header[14]
+    return count
 
 
 def _check_symlink(name: str, target: bytes, url: str) -> None:

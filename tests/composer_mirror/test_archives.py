@@ -4,10 +4,14 @@ from __future__ import annotations
 
 import hashlib
 import io
+import re
+import struct
+import tracemalloc
 import zipfile
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import boto3
 import pytest
@@ -22,6 +26,7 @@ from tests.composer_mirror.mirror_builder import Upstream, make_zip
 
 BUCKET = "archive-bucket"
 SHA = "0123456789abcdef" * 4
+MB = 1 << 20
 
 
 # --- archive_path -------------------------------------------------------------------------------
@@ -105,6 +110,181 @@ def test_check_zip_errors_never_show_a_token_from_the_url(tmp_path: Path) -> Non
         check_zip(write(tmp_path, b"junk"), url="https://user:pw@up.example/a.zip?access_token=secret")
     assert "secret" not in str(raised.value) and "pw" not in str(raised.value)
     assert "https://up.example/a.zip" in str(raised.value)
+
+
+# --- check_zip: the central directory is sized up before zipfile reads it -----------------------
+# The records of the formats (APPNOTE 4.3.7, 4.3.12, 4.3.14-16), as zipfile packs them.
+LOCAL_HEADER = struct.Struct("<4s2B4HL2L2H")
+CENTRAL_RECORD = struct.Struct("<4s4B4HL2L5H2L")
+END = struct.Struct("<4s4H2LH")
+END64 = struct.Struct("<4sQ2H2L4Q")
+LOCATOR64 = struct.Struct("<4sLQL")
+SECRET_URL = "https://up.example/a.zip?access_token=secret"
+
+
+def local_header(name: bytes = b"x") -> bytes:
+    return LOCAL_HEADER.pack(b"PK\x03\x04", 20, 0, 0, 0, 0, 0x21, 0, 0, 0, len(name), 0) + name
+
+
+def central_records(count: int, name: bytes = b"x", offset: int = 0) -> bytes:
+    """``count`` records of one ``name`` whose local header is at ``offset``: 47 bytes each."""
+    record = CENTRAL_RECORD.pack(b"PK\x01\x02", 20, 3, 20, 0, 0, 0, 0, 0x21, 0, 0, 0, len(name), 0, 0, 0, 0, 0, offset)
+    return (record + name) * count
+
+
+def end64(entries: int, size: int, offset: int, *, extensible: int = 0) -> bytes:
+    return END64.pack(b"PK\x06\x06", 44 + extensible, 45, 45, 0, 0, entries, entries, size, offset)
+
+
+def end(entries: int, size: int, offset: int) -> bytes:
+    return END.pack(b"PK\x05\x06", 0, 0, entries, entries, size, offset, 0)
+
+
+def crafted_zip(records: int, *, zip64: bool) -> bytes:
+    """One local header and ``records`` central-directory records all pointing at it.
+
+    The plain end record can declare at most 65535 entries, so the plain archive declares that
+    many and holds more; the zip64 one declares what it holds, as zipfile writes it.
+    """
+    head = local_header()
+    directory = central_records(records)
+    if not zip64:
+        return head + directory + end(min(records, 0xFFFF), len(directory), len(head))
+    at = len(head) + len(directory)
+    zip64_end = end64(records, len(directory), len(head)) + LOCATOR64.pack(b"PK\x06\x07", 0, at, 1)
+    return head + directory + zip64_end + end(0xFFFF, len(directory), len(head))
+
+
+@pytest.fixture
+def zip_infos(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """The names of the ZipInfos zipfile builds while the test runs (it builds one per directory record)."""
+    built: list[str] = []
+    original = zipfile.ZipInfo.__init__
+
+    def counting(self: zipfile.ZipInfo, filename: str = "NoName", *args: Any, **kwargs: Any) -> None:
+        built.append(filename)
+        original(self, filename, *args, **kwargs)
+
+    monkeypatch.setattr(zipfile.ZipInfo, "__init__", counting)
+    return built
+
+
+def refused_within(path: str, budget: int) -> tuple[ArchiveError, int]:
+    """check_zip's refusal of ``path`` and the peak of what it allocated, which must stay under ``budget``."""
+    tracemalloc.start()
+    try:
+        with pytest.raises(ArchiveError) as raised:
+            check_zip(path, url=SECRET_URL)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert "secret" not in str(raised.value)
+    assert peak < budget, f"check_zip allocated {peak} bytes at its peak"
+    return raised.value, peak
+
+
+@pytest.mark.parametrize(
+    ("zip64", "message"),
+    [
+        (False, "has more central directory records than the 65535 entries its end record declares"),
+        (True, "declares 100001 entries, over the 100000 limit"),
+    ],
+    ids=["plain", "zip64"],
+)
+def test_a_directory_of_more_records_than_the_limit_is_refused_before_zipfile_reads_it(
+    tmp_path: Path, zip_infos: list[str], zip64: bool, message: str
+) -> None:
+    data = crafted_zip(100_001, zip64=zip64)
+    assert len(data) > 4 * MB  # several read buffers of directory, 47 bytes a record
+    error, _ = refused_within(write(tmp_path, data), budget=2 * MB)
+    assert str(error) == f"https://up.example/a.zip {message}"
+    assert zip_infos == []
+
+
+def test_a_declared_directory_over_the_size_bound_is_refused_without_reading_it(
+    tmp_path: Path, zip_infos: list[str]
+) -> None:
+    size = 128 * MB  # over any bound for 100000 entries; the file is sparse, so holds it without costing it
+    head = local_header()
+    path = tmp_path / "archive.zip"
+    with path.open("wb") as out:
+        out.write(head)
+        out.seek(len(head) + size)
+        at = out.tell()
+        out.write(end64(1, size, len(head)) + LOCATOR64.pack(b"PK\x06\x07", 0, at, 1) + end(0xFFFF, 0xFFFFFFFF, 0))
+    error, _ = refused_within(str(path), budget=2 * MB)
+    assert re.fullmatch(
+        rf"https://up\.example/a\.zip declares a central directory of {size} bytes, over the \d+-byte limit .*",
+        str(error),
+    )
+    assert zip_infos == []
+
+
+def test_a_declared_directory_that_does_not_fit_in_the_file_is_refused(tmp_path: Path, zip_infos: list[str]) -> None:
+    head = local_header()
+    directory = central_records(1)
+    data = head + directory + end(1, MB, len(head))
+    error, _ = refused_within(write(tmp_path, data), budget=MB)
+    assert str(error) == (
+        "https://up.example/a.zip is not a valid zip archive: its end record declares a central directory of "
+        f"{MB} bytes, more than the {len(head) + len(directory)} bytes before it"
+    )
+    assert zip_infos == []
+
+
+def test_a_zip64_locator_pointing_at_another_zip64_end_record_is_refused(tmp_path: Path, zip_infos: list[str]) -> None:
+    """A locator may point at a zip64 end record other than the one before it, whose extensible data
+    holds a small directory and that record; zipfile versions differ in which record they read, so
+    the large directory the first one describes is refused rather than trusted to be skipped."""
+    head = local_header()
+    large = central_records(100_001)
+    small = central_records(1)
+    decoy_at = len(head) + len(large)
+    tail = small + end64(1, len(small), decoy_at + END64.size)
+    decoy = end64(100_001, len(large), len(head), extensible=len(tail))
+    locator = LOCATOR64.pack(b"PK\x06\x07", 0, decoy_at, 1)
+    data = head + large + decoy + tail + locator + end(0xFFFF, 0xFFFFFFFF, 0xFFFFFFFF)
+    error, _ = refused_within(write(tmp_path, data), budget=2 * MB)
+    assert str(error) == (
+        "https://up.example/a.zip is not a valid zip archive: its zip64 locator points at a zip64 end record "
+        f"at byte {decoy_at}, not at the one before the locator"
+    )
+    assert zip_infos == []
+
+
+def test_a_directory_of_exactly_the_limit_is_accepted(tmp_path: Path) -> None:
+    assert check_zip(write(tmp_path, crafted_zip(100_000, zip64=True)), url="https://up.example/a.zip") == 100_000
+
+
+def test_a_zip64_archive_is_read_through_its_zip64_end_record(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, zip_infos: list[str]
+) -> None:
+    monkeypatch.setattr(zipfile, "ZIP_FILECOUNT_LIMIT", 2)  # zipfile writes zip64 end records past it
+    data = zip_with("pkg/composer.json", "pkg/src/A.php", "pkg/src/B.php")
+    assert b"PK\x06\x06" in data and b"PK\x06\x07" in data
+    zip_infos.clear()
+    assert check_zip(write(tmp_path, data), url="https://up.example/a.zip") == 3
+    assert len(zip_infos) == 3
+
+
+def commented_zip() -> bytes:
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w") as archive:
+        archive.writestr("pkg/composer.json", b"{}")
+        archive.writestr("pkg/src/A.php", b"<?php\n")
+        archive.comment = b"a comment that puts the end record 60 KB before the end of the file" + b"." * 60_000
+    return buffer.getvalue()
+
+
+@pytest.mark.parametrize(
+    "data",
+    [
+        pytest.param(b"#!/bin/sh\nexit 0\n" + zip_with("pkg/composer.json", "pkg/src/A.php"), id="prepended"),
+        pytest.param(commented_zip(), id="commented"),
+    ],
+)
+def test_a_zip_with_prepended_bytes_or_a_comment_is_accepted(tmp_path: Path, data: bytes) -> None:
+    assert check_zip(write(tmp_path, data), url="https://up.example/a.zip") == 2
 
 
 # --- mirror_archive -----------------------------------------------------------------------------

@@ -131,7 +131,6 @@ def archive_response(size: int) -> list[bytes]:
     return [head] + [b"z" * PIECE] * full + ([b"z" * rest] if rest else [])
 
 
-@pytest.mark.xfail(strict=True, reason="defect: transfer deadline not enforced on the socket")
 def test_an_archive_trickled_just_inside_the_read_timeout_is_abandoned_at_its_transfer_deadline(
     trickle: Callable[[list[bytes]], TrickleServer], tmp_path: Path
 ) -> None:
@@ -154,7 +153,6 @@ def test_an_archive_trickled_just_inside_the_read_timeout_is_abandoned_at_its_tr
     assert "secret" not in str(error)
 
 
-@pytest.mark.xfail(strict=True, reason="defect: transfer deadline not enforced on the socket")
 def test_headers_trickled_just_inside_the_read_timeout_are_abandoned_at_the_metadata_deadline(
     trickle: Callable[[list[bytes]], TrickleServer],
 ) -> None:

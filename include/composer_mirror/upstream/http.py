@@ -8,6 +8,10 @@ by resolving here, a dist host or root-named endpoint with an internal address, 
 addresses a proxied request can reach is the proxy's egress policy. The proxy is handed the host
 name, not an address, because proxies filter and log by name. Hosts NO_PROXY exempts are
 connected to directly, pinned. Either way the worker needs DNS for the names it fetches.
+
+Every response, headers and body, must be complete within its transfer deadline, which is enforced
+on each read of the socket (:mod:`.deadline`), so a server trickling bytes just inside the read
+timeout cannot hold a request, or the per-host slot it takes, past it.
 """
 
 from __future__ import annotations
@@ -32,11 +36,11 @@ from urllib.parse import SplitResult, urljoin, urlsplit, urlunsplit
 
 import requests
 import urllib3
-from requests.adapters import HTTPAdapter
 from requests.utils import select_proxy
 
 from composer_mirror.composer_format import origin_of
 from composer_mirror.errors import RefusedURL, UpstreamError, redact_text
+from composer_mirror.upstream.deadline import DeadlineAdapter, transfer_deadline
 
 logger = logging.getLogger(__name__)
 
@@ -194,7 +198,7 @@ def connecting_only_to(addresses: tuple[str, ...]) -> Iterator[None]:
         _CHECKED_ADDRESSES.reset(token)
 
 
-class PinnedAdapter(HTTPAdapter):
+class PinnedAdapter(DeadlineAdapter):
     """Connects to the address the fetch policy checked instead of resolving the host name again.
 
     urllib3 resolves a name when it connects, and a name that answered a public address to the
@@ -202,7 +206,7 @@ class PinnedAdapter(HTTPAdapter):
     request's connection pool is the checked address's, while the name stays wherever HTTP and
     TLS use it: the ``Host`` header, and ``server_hostname``, which is both the SNI and the name
     the certificate is verified against. A proxied request is left to the proxy, which resolves
-    the name itself.
+    the name itself. Its responses honour the transfer deadline (:class:`DeadlineAdapter`).
     """
 
     def get_connection_with_tls_context(
@@ -301,7 +305,8 @@ class UpstreamClient:
         transfer_seconds: float = 1800.0,
     ) -> None:
         self.policy = policy
-        # Longest one response body may take (metadata gets a tenth): bounds trickling servers.
+        # Longest one response may take, from sending the request to its body's last byte (metadata
+        # gets a tenth); each socket read waits at most what is left, so trickling servers are cut off.
         self.transfer_seconds = transfer_seconds
         self.concurrency = concurrency
         self.retry = retry or RetryPolicy()
@@ -353,14 +358,14 @@ class UpstreamClient:
             headers["If-Modified-Since"] = last_modified
 
         def attempt() -> Fetched:
-            with self._request(url, headers) as response:
+            with self._request(url, headers, self.transfer_seconds / 10) as response:
                 status = response.status_code
                 if status in (304, 404, 410):
                     self.stats.add(f"metadata_{status}")
                     return Fetched(404 if status == 410 else status)
                 if status not in accept_statuses:
                     _raise_for_status(response, url)
-                body = _read_capped(response, self.max_metadata_bytes, url, self.transfer_seconds / 10)
+                body = _read_capped(response, self.max_metadata_bytes, url)
                 if validate is not None:
                     try:
                         validate(body)
@@ -394,7 +399,7 @@ class UpstreamClient:
             out.seek(0)
             out.truncate()
             sha1, sha256, size = hashlib.sha1(), hashlib.sha256(), 0
-            with self._request(url, {}) as response:
+            with self._request(url, {}, self.transfer_seconds) as response:
                 _raise_for_status(response, url)
                 try:
                     declared = int(response.headers.get("Content-Length") or 0)
@@ -404,9 +409,7 @@ class UpstreamClient:
                     raise UpstreamError(
                         f"{redact(url)} is {declared} bytes, over the {max_bytes} limit", url=redact(url)
                     )
-                deadline = time.monotonic() + self.transfer_seconds
                 for chunk in response.iter_content(CHUNK):
-                    _check_deadline(deadline, url)
                     size += len(chunk)
                     if size > max_bytes:
                         raise UpstreamError(
@@ -425,12 +428,17 @@ class UpstreamClient:
 
     # --- plumbing -------------------------------------------------------------------------
     @contextmanager
-    def _request(self, url: str, headers: dict[str, str]) -> Iterator[requests.Response]:
-        """One logical GET: follows redirects by hand so that every hop passes the fetch policy."""
+    def _request(self, url: str, headers: dict[str, str], seconds: float) -> Iterator[requests.Response]:
+        """One logical GET: follows redirects by hand so that every hop passes the fetch policy.
+
+        Each hop's response, headers and body, must be complete ``seconds`` after the hop starts,
+        connecting included but not the wait for a per-host slot, or
+        :class:`.deadline.TransferDeadlinePassed` is raised.
+        """
         current = url
         for _hop in range(MAX_REDIRECTS + 1):
             addresses = self.policy.check(current) or ()  # a subclass allowing without a check returns None
-            with self._slot(current), connecting_only_to(addresses):
+            with self._slot(current), connecting_only_to(addresses), transfer_deadline(redact(url), seconds):
                 response = self.session.get(
                     current,
                     proxies=_proxies_for(current, self.session.proxies),
@@ -556,18 +564,10 @@ def parse_retry_after(value: str | None) -> float | None:
     return max(0.0, when.timestamp() - time.time())
 
 
-def _check_deadline(deadline: float, url: str) -> None:
-    """A server that trickles a byte at a time never trips the read timeout; this bounds the whole body."""
-    if time.monotonic() > deadline:
-        raise UpstreamError(f"{redact(url)}: transfer too slow, gave up after its time limit", url=redact(url))
-
-
-def _read_capped(response: requests.Response, limit: int, url: str, seconds: float) -> bytes:
+def _read_capped(response: requests.Response, limit: int, url: str) -> bytes:
     chunks: list[bytes] = []
     size = 0
-    deadline = time.monotonic() + seconds
     for chunk in response.iter_content(CHUNK):
-        _check_deadline(deadline, url)
         size += len(chunk)
         if size > limit:
             raise UpstreamError(f"{redact(url)} exceeds the {limit} byte metadata limit", url=redact(url))

@@ -36,22 +36,14 @@ Deletion order is markers, archives, p2 files: a marker never outlives its archi
 sync never trusts a marker whose archive is gone; an archive whose marker could not be deleted
 stays. Marks of deleted objects are removed.
 
-**What is left of the races with a sync.** Both come from a sync reusing an old object without
-writing it, so that nothing in the object itself shows the reuse:
-
-- A sync re-adding a package whose old p2 files are still there finds them byte for byte what
-  it would write and skips the write. The sweep's fresh read of the package's shard and of the
-  root keeps them once the sync has recorded the package; the window left is a sync that
-  compared the file before our delete and records its shard after our fresh read. A sync
-  records a chunk's shards after writing all the chunk's p2 files, so the window is as long as
-  publishing one chunk.
-- A sync reusing an orphaned archive through the journal marker it finds (``load_markers``: no
-  write) and recording it after our fresh read. A sync reusing it by storing it again rewrites
-  or adds a marker, which protects the archive when the listing sees it.
-
-Both leave the state naming an object that is gone: ``composer_mirror_verify`` reports it
-(``missing_p2``, ``missing_archive``) and its ``repair`` restores it, an archive from its recorded
-source, a p2 file when it can be rebuilt byte for byte.
+**Writers that reuse an object without writing it.** A sync takes an orphaned archive back into
+use through the journal marker it finds, or a create-only upload that is refused because the bytes
+are stored; a sync re-adding a package finds its old p2 files byte for byte what it would write.
+Nothing in the object shows that reuse, and no read of prune's can order itself after a writer that
+decided before the read and records after it. So archives and p2 files are deleted only through the
+handshake of :mod:`composer_mirror.deletion`: intents are written before the fresh read, each
+deletion is committed by compare-and-swap, and a writer's claim (written before it records the
+object) either makes the commit fail or, after the commit, keeps the writer away from the object.
 """
 
 from __future__ import annotations

@@ -4,20 +4,22 @@ Hypothesis drives a fake upstream (the fixture registry answered in process) tha
 re-tags them, deletes tags and whole packages and leaves optional fields out, and runs the mirror's
 writers against one in-memory store that honours ``If-Match``/``If-None-Match`` as S3 does (the
 store's conformance tests hold it to that): a sync, an SBOM run pinning a version, verify with
-``repair``, and prune. A run may crash at its Nth write (the write does not happen, nor anything
-after it in that run), and a second writer may run whole inside the first one's window, just before
-its Nth write: both share every object they read and write.
+``repair``, prune, and an operator withdrawing a version (a package's last one included). A run may
+crash at its Nth write (the write does not happen, nor anything after it in that run), and a second
+writer, prune included, may run whole inside the first one's window, just before its Nth write: both
+share every object they read and write.
 
 After every step the invariants a client relies on are checked:
 
 - the root lists only packages whose p2 files exist and parse;
 - every dist a published p2 file names answers with the sha1 it publishes;
-- no version once published has disappeared (nothing is withdrawn here, and every package stays
-  selected), and a tag keeps the bytes it was first published with.
+- no version once published has disappeared unless it was withdrawn (every package stays
+  selected), and a tag keeps the bytes it was first published with;
+- a version whose withdrawal completed is served by no p2 file, and a package whose last version
+  was withdrawn (with no other writer inside that withdrawal) is not in the root.
 
 Thread pools run their work serially here, so that the Nth write is the same write on every replay
-(Hypothesis shrinks by replaying), and prune never runs inside another writer's window: a prune
-racing a run that reuses an orphan within milliseconds is the window prune's docstring documents.
+(Hypothesis shrinks by replaying).
 """
 
 from __future__ import annotations
@@ -41,6 +43,7 @@ from composer_mirror.batches import plan_batches
 from composer_mirror.composer_format import parse_p2
 from composer_mirror.context import Context
 from composer_mirror.errors import MirrorError
+from composer_mirror.publisher import load_record, withdraw_version
 from composer_mirror.settings import Settings
 from composer_mirror.store.layout import ROOT, archive_path_of_url, p2_path
 from composer_mirror.store.memory import MemoryStore
@@ -58,7 +61,7 @@ PACKAGES = ("acme/alpha", "acme/beta", "acme/gamma")
 # acme/alpha's 1.x is not selected by the sync: only an SBOM pin brings it in.
 PINNED = "acme/alpha"
 SELECTION = ("acme/alpha:^2.0", "acme/alpha:dev-main", "acme/beta", "acme/gamma")
-WRITERS = ("sync", "sbom", "repair", "prune")
+WRITERS = ("sync", "sbom", "repair", "prune", "withdraw")
 OPTIONAL_FIELDS = ("version_normalized", "time", "dist.shasum")
 WRITE_KINDS = frozenset({"PUT", "CREATE", "DELETE"})
 
@@ -102,6 +105,7 @@ WRITE_POINTS = (
     ("record", "mirror-state/packages/"),
     ("p2", "p2/"),
     ("shard", "mirror-state/shards/"),
+    ("intent", "mirror-state/prune/intents/"),
     ("catalog", "mirror-state/catalog.json"),
     ("root", "packages.json"),
     ("marks", "mirror-state/prune/"),
@@ -188,6 +192,8 @@ class WriteRuleMachine(RuleBasedStateMachine):
             delete_grace_hours=10**6,
         )
         self.seen: dict[tuple[str, str], tuple[str, str]] = {}  # (name, normalized) -> (version, shasum)
+        self.withdrawn: set[tuple[str, str]] = set()  # withdrawals that completed
+        self.withdrawing = ""  # the package of the last withdrawal
         self.patches = ExitStack()
         for module in (metadata, packages, state, parallel, listing_page, resolve):
             self.patches.enter_context(mock.patch.object(module, "ThreadPoolExecutor", SerialExecutor))
@@ -251,7 +257,13 @@ class WriteRuleMachine(RuleBasedStateMachine):
         return Context(self.settings, self.store, client)
 
     def writer(self, kind: str, pick: int) -> Callable[[], None]:
-        return {"sync": self.sync, "sbom": lambda: self.sbom(pick), "repair": self.repair, "prune": self.prune}[kind]
+        return {
+            "sync": self.sync,
+            "sbom": lambda: self.sbom(pick),
+            "repair": self.repair,
+            "prune": self.prune,
+            "withdraw": lambda: self.withdraw(pick),
+        }[kind]
 
     def sync(self) -> None:
         ctx = self.context()
@@ -284,6 +296,21 @@ class WriteRuleMachine(RuleBasedStateMachine):
         for batch in verify.plan_verify_batches(names, 4):
             verify.verify_batch(ctx, batch, repair=True)
 
+    def withdraw(self, pick: int) -> None:
+        """An operator withdraws one published version; picks over packages first, so that a
+        package's last version is withdrawn as often as any."""
+        published = sorted(self.published())
+        names = sorted({name for name, _normalized in published})
+        if not names:
+            return
+        name = names[pick % len(names)]
+        versions = [normalized for n, normalized in published if n == name]
+        normalized = versions[(pick // len(names)) % len(versions)]
+        self.withdrawing = name
+        withdraw_version(self.store, name, normalized, "operator", by="model", repository_url=PUBLIC_URL)
+        self.withdrawn.add((name, normalized))
+        self.observe()
+
     def prune(self) -> None:
         with suppress(MirrorError):  # no root yet: prune refuses to run, as it should
             prune.prune(self.store, grace_hours=self.settings.prune_grace_hours, dry_run=False, now=self.now)
@@ -292,7 +319,7 @@ class WriteRuleMachine(RuleBasedStateMachine):
         kind=st.sampled_from(WRITERS),
         pick=st.integers(0, 50),
         crash_at=st.none() | POINTS,
-        other=st.none() | st.sampled_from(WRITERS[:3]),
+        other=st.none() | st.sampled_from(WRITERS),
         other_pick=st.integers(0, 50),
         interleave_at=POINTS,
     )
@@ -300,14 +327,19 @@ class WriteRuleMachine(RuleBasedStateMachine):
         self, kind: str, pick: int, crash_at: Point | None, other: str | None, other_pick: int, interleave_at: Point
     ) -> None:
         """One writer's run, maybe crashing at a write, maybe with another writer inside its window."""
-        nested = self.writer(other, other_pick) if other is not None and kind != "prune" else None
+        nested = self.writer(other, other_pick) if other is not None else None
         self.store.schedule(crash_at, interleave_at, nested)
         try:
             self.writer(kind, pick)()
         except Crash:
             pass
         finally:
+            raced = self.store.interleave is None and nested is not None
+            crashed = self.store.crashed
             self.store.schedule(None, None, None)
+        if kind == "withdraw" and not raced and not crashed and self.withdrawing:
+            self.an_emptied_package_is_not_listed(self.withdrawing)
+        self.withdrawing = ""
         self.now += timedelta(hours=2)  # later runs see every mark prune made older than its grace
 
     @rule(
@@ -320,6 +352,18 @@ class WriteRuleMachine(RuleBasedStateMachine):
         """The race that matters most: a sync and an SBOM run writing acme/alpha, either inside the other."""
         outer, inner = ("sync", "sbom") if sync_outside else ("sbom", "sync")
         self.run(outer, pick, crash_at, inner, pick, interleave_at)
+
+    @rule(at=st.sampled_from(["archive", "journal", "record", "p2"]), nth=st.integers(1, 3))
+    def orphan(self, at: str, nth: int) -> None:
+        """A sync dies between storing archives and recording them: orphans a later run reuses."""
+        self.run("sync", 0, (at, nth), None, 0, (at, nth))
+
+    @rule(at=st.sampled_from(["journal", "record", "p2", "shard"]), nth=st.integers(1, 3), prune_first=st.booleans())
+    def prune_races_a_reuse(self, at: str, nth: int, prune_first: bool) -> None:
+        """Prune sweeping inside a sync's window (or the sync inside prune's): the sync reuses an orphan
+        archive (a journal marker, a refused create) that prune has found due."""
+        outer, inner = ("prune", "sync") if prune_first else ("sync", "prune")
+        self.run(outer, 0, None, inner, 0, (at, nth))
 
     @precondition(lambda self: self.store.get(ROOT) is not None)
     @rule()
@@ -355,10 +399,34 @@ class WriteRuleMachine(RuleBasedStateMachine):
             assert stored is not None, f"{name} {entry['version']}: {entry['dist']['url']} is missing"
             assert hashlib.sha1(stored.body).hexdigest() == entry["dist"]["shasum"], (name, entry["version"])
 
+    def an_emptied_package_is_not_listed(self, name: str) -> None:
+        """After a withdrawal that ran alone and whole (one that crashed half-way leaves the package
+        listed with no version until verify's repair, or a writer adding a version, settles it)."""
+        root = self.store.get(ROOT)
+        listed = json.loads(root.body)["available-packages"] if root is not None else []
+        record = load_record(self.store, name)
+        assert name not in listed or record is None or record.versions, f"every version of {name} was withdrawn"
+
+    @invariant()
+    def withdrawn_versions_are_served_no_more(self) -> None:
+        served = set(self.published())
+        assert not served & self.withdrawn, f"withdrawn and still served: {sorted(served & self.withdrawn)}"
+
+    def withdrawn_in_records(self) -> set[tuple[str, str]]:
+        """Withdrawals the records hold, those of withdrawals that crashed half-way included."""
+        found = set()
+        for name in PACKAGES:
+            record = load_record(self.store, name)
+            found |= {(name, normalized) for normalized in (record.withdrawn if record is not None else {})}
+        return found
+
     @invariant()
     def no_published_version_disappears_and_tags_keep_their_bytes(self) -> None:
         published = self.published()
+        withdrawn = self.withdrawn | self.withdrawn_in_records()
         for key, (version, shasum) in self.seen.items():
+            if key in withdrawn:
+                continue
             assert key in published, f"{key[0]} {version} was published and is gone"
             if is_stable(version):
                 assert published[key]["dist"]["shasum"] == shasum, f"{key[0]} {version} changed its bytes"

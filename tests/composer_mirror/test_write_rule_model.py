@@ -442,3 +442,23 @@ WriteRuleMachine.TestCase.settings = settings(
     suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
 )
 TestWriteRule = WriteRuleMachine.TestCase
+
+
+def test_prune_sweeping_inside_a_sync_that_reuses_an_orphan_deletes_nothing_it_publishes() -> None:
+    """The interleaving of prune's defect, spelled out (the machine finds it only now and then): a sync
+    dies after storing a new release's archive, prune marks the orphan, and a grace period later it
+    sweeps inside the window of a sync that reuses the orphan through its journal marker."""
+    machine = WriteRuleMachine()
+    try:
+        machine.populate(omitted=set())
+        machine.sync()
+        machine.release("acme/beta", 3)
+        machine.orphan("record", 1)
+        machine.run("prune", 0, None, None, 0, ("record", 1))
+        assert machine.store.get_json("mirror-state/prune/marks.json"), "the orphan was not marked"
+        machine.prune_races_a_reuse("record", 1, prune_first=False)
+        machine.every_dist_answers_with_its_published_sha1()
+        machine.no_published_version_disappears_and_tags_keep_their_bytes()
+        assert ("acme/beta", "2.3.1.0") in machine.published()
+    finally:
+        machine.teardown()

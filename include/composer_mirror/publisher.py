@@ -52,6 +52,12 @@ def commit_record(store: Store, name: str, change: RecordChange) -> PackageRecor
     ``change`` must be a merge: on a conflict it is applied again to the record the other writer
     left. Returns the record as stored now (None when there is still none).
     """
+    return _commit_record(store, name, change)[0]
+
+
+def _commit_record(store: Store, name: str, change: RecordChange) -> tuple[PackageRecord | None, bool]:
+    """:func:`commit_record`, and whether this commit created the record."""
+    created = [False]
 
     def apply(body: bytes | None) -> bytes | None:
         current = PackageRecord.from_bytes(name, body) if body is not None else None
@@ -59,10 +65,12 @@ def commit_record(store: Store, name: str, change: RecordChange) -> PackageRecor
         if updated is None or (current is not None and updated.content() == current.content()):
             return None
         updated.revision = (current.revision if current is not None else 0) + 1
+        created[0] = current is None
         return updated.to_bytes()
 
     swapped = compare_and_swap(store, record_path(name), apply, cache_control=STATE_CACHE)
-    return PackageRecord.from_bytes(name, swapped.body) if swapped.body is not None else None
+    record = PackageRecord.from_bytes(name, swapped.body) if swapped.body is not None else None
+    return record, created[0] and swapped.written
 
 
 # --- p2 files ----------------------------------------------------------------------------------
@@ -121,10 +129,10 @@ def write_package(
     store: Store, name: str, change: RecordChange, repository_url: str
 ) -> tuple[PackageRecord | None, PublishedFiles]:
     """Steps 2 and 3 of the write rule for one package: its record, then its p2 files."""
-    record = commit_record(store, name, change)
+    record, created = _commit_record(store, name, change)
     if not has_content(record):
         return record, PublishedFiles({}, 0)
-    return record, publish_files(store, name, repository_url, new_record=record is not None and record.revision == 1)
+    return record, publish_files(store, name, repository_url, new_record=created)
 
 
 def publishes_versions(store: Store, name: str) -> bool:

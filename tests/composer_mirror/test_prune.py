@@ -241,20 +241,27 @@ def test_an_archive_stays_when_its_journal_marker_could_not_be_deleted(mirror: M
     assert mirror.exists(orphan) and mirror.exists(marker)
 
 
-def test_an_archive_a_sync_takes_back_into_use_while_prune_runs_is_kept(mirror: Mirror, monkeypatch: Any) -> None:
-    """The sweep reads the state again right before deleting: the branch moved back meanwhile."""
+def prune_while_the_branch_moves_back(mirror: Mirror, monkeypatch: Any, read: str) -> tuple[str, prune.PruneResult]:
+    """A moved branch's previous archive, due for deletion; a sync moves the branch back to it (reusing
+    the stored archive, writing nothing to it) right after prune's ``read`` of the references. Returns
+    the archive's path and the deleting prune's result."""
     mirror.add_package("acme/app", ["dev-main"])
     previous = move_branch(mirror, "acme/app", "dev-main", "moved")
     prune.prune(mirror.store, grace_hours=48, dry_run=True, now=LATER)
-    read_references = prune.read_references
+    read_references = getattr(prune, read)
 
     def sync_meanwhile(store: Any, workers: int) -> prune.References:
         refs = read_references(store, workers)
         move_branch(mirror, "acme/app", "dev-main", "")
         return refs
 
-    monkeypatch.setattr(prune, "read_references", sync_meanwhile)
-    result = prune.prune(mirror.store, grace_hours=48, dry_run=False, now=LATER + GRACE)
+    monkeypatch.setattr(prune, read, sync_meanwhile)
+    return previous, prune.prune(mirror.store, grace_hours=48, dry_run=False, now=LATER + GRACE)
+
+
+def test_an_archive_a_sync_takes_back_into_use_while_prune_runs_is_kept(mirror: Mirror, monkeypatch: Any) -> None:
+    """The sweep reads the state again right before deleting: the branch moved back meanwhile."""
+    previous, result = prune_while_the_branch_moves_back(mirror, monkeypatch, "read_references")
     assert previous in {o.path for o in result.orphans}
     assert result.kept_at_sweep == 2 and result.deleted == 0
     assert mirror.exists(previous)
@@ -265,18 +272,7 @@ def test_an_archive_a_sync_takes_back_into_use_after_the_sweeps_last_read_is_kep
 ) -> None:
     """The same sync one step later: it reuses the archive (no write to it) after the sweep read the
     state for the last time, and commits its record before the delete. Nothing may delete it then."""
-    mirror.add_package("acme/app", ["dev-main"])
-    previous = move_branch(mirror, "acme/app", "dev-main", "moved")
-    prune.prune(mirror.store, grace_hours=48, dry_run=True, now=LATER)
-    read_state = prune._read_state_references
-
-    def sync_after_the_last_read(store: Any, workers: int) -> prune.References:
-        refs = read_state(store, workers)
-        move_branch(mirror, "acme/app", "dev-main", "")
-        return refs
-
-    monkeypatch.setattr(prune, "_read_state_references", sync_after_the_last_read)
-    prune.prune(mirror.store, grace_hours=48, dry_run=False, now=LATER + GRACE)
+    previous, _result = prune_while_the_branch_moves_back(mirror, monkeypatch, "_read_state_references")
     assert mirror.exists(previous)
     served = read_published(mirror.store, "acme/app")
     assert all(mirror.exists(archive_path_of_url(entry["dist"]["url"])) for entry in served.values())

@@ -279,8 +279,8 @@ def compare_and_swap(
     be a merge (apply the same intent to any version), never an overwrite. It returns None, or
     the same bytes, for "nothing to change", and then nothing is written.
 
-    An object read without an ETag cannot be written conditionally: a change to it raises
-    StoreError (:func:`require_etag`) at once, neither sent without If-Match nor retried.
+    An object read without an ETag cannot be written conditionally: the backend's ``put`` refuses
+    the empty If-Match with StoreError (:func:`require_etag`), which is not retried.
     """
     for _attempt in range(attempts):
         current = store.get(path)
@@ -288,8 +288,6 @@ def compare_and_swap(
         after = change(before)
         if after is None or after == before:
             return Swapped(before, current.etag if current is not None else None, False)
-        if current is not None:
-            require_etag(store.key(path), current.etag)
         try:
             etag = store.put(
                 path,

@@ -21,7 +21,6 @@ from composer_mirror.handoff import hand_off, receive
 from composer_mirror.settings import NOTIFIER_VARIABLE, VARIABLES, Settings
 from composer_mirror.store import S3Store
 from composer_mirror.store.layout import handoff_dir
-from composer_mirror.upstream import FetchPolicy, RetryPolicy, UpstreamClient
 from composer_mirror.upstream.composer import Endpoints
 
 logger = logging.getLogger(__name__)
@@ -145,14 +144,7 @@ def build_context(upstream: dict[str, Any] | None = None, settings: Settings | N
     settings = settings or load_settings()
     endpoints = Endpoints.from_json(upstream) if upstream else None
     store = S3Store(s3_client(settings.aws_conn_id, settings.concurrency * 2), settings.bucket, settings.key_prefix)
-    client = UpstreamClient(
-        FetchPolicy(settings.upstream_url, settings.dist_hosts, endpoints=endpoints.urls() if endpoints else ()),
-        concurrency=settings.concurrency,
-        auth=settings.upstream_auth,
-        retry=RetryPolicy(backoff=settings.retry_backoff_ms / 1000),
-        max_metadata_bytes=settings.max_metadata_bytes,
-    )
-    return Context(settings, store, client, endpoints)
+    return Context(settings, store, context.upstream_client(settings, endpoints), endpoints)
 
 
 def handed_off_batches(

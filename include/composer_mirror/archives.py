@@ -225,7 +225,7 @@ def load_markers(store: Store, name: str) -> dict[str, ArchiveRecord]:
     """The journal of archives stored for a package, keyed by archive id (see state.archive_id)."""
     markers: dict[str, ArchiveRecord] = {}
     prefix = archive_marker_prefix(name)
-    for info in store.list(prefix):
+    for info in store.list_objects(prefix):
         document = store.get_json(info.path)
         if document:
             markers[info.path[len(prefix) :].removesuffix(".json")] = ArchiveRecord.from_dict(document)

@@ -141,7 +141,7 @@ def settle(store: Store, cutoff: datetime) -> int:
     still gone is removed. Returns how many intents were removed.
     """
     removed = []
-    for info in store.list(INTENT_DIR):
+    for info in store.list_objects(INTENT_DIR):
         target = intent_target(info.path)
         if target is None:
             continue

@@ -58,7 +58,7 @@ def clear(store: Store, dag_id: str) -> int:
     Called by a run's last task, after publishing: a failed delete only leaves garbage for the next run to clear, so it
     is logged rather than failing a run whose repository is already published.
     """
-    paths = [info.path for info in store.list(handoff_dir(dag_id))]
+    paths = [info.path for info in store.list_objects(handoff_dir(dag_id))]
     failed = store.delete_many(paths)
     if failed:
         logger.warning("%d hand-off objects not deleted (the next run retries): %s", len(failed), failed[:5])

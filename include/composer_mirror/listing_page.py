@@ -52,7 +52,9 @@ def build_index(store: Store, available: Iterable[str], *, workers: int = 16) ->
     fragments a few. The bytes are those of ``json.dumps(..., sort_keys=True)`` of the document.
     """
     wanted = set(available)
-    shards = sorted({info.path.rsplit("/", 1)[-1].removesuffix(".json") for info in store.list(f"{STATE_DIR}/shards/")})
+    shards = sorted(
+        {info.path.rsplit("/", 1)[-1].removesuffix(".json") for info in store.list_objects(f"{STATE_DIR}/shards/")}
+    )
 
     def summaries(shard: str) -> dict[str, bytes]:
         packages = load_shard(store, shard).packages

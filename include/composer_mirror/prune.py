@@ -240,8 +240,8 @@ def _add_state(store: Store, refs: References, workers: int) -> None:
     Both the package records (the source of truth, which a run writes before its p2 files and its
     shard entries) and the shards: a run that died between the two has versions only the record names.
     """
-    shards = [shard for info in store.list(SHARD_DIR) if (shard := shard_of_path(info.path))]
-    names = [name for info in store.list(RECORD_DIR) if (name := record_name(info.path))]
+    shards = [shard for info in store.list_objects(SHARD_DIR) if (shard := shard_of_path(info.path))]
+    names = [name for info in store.list_objects(RECORD_DIR) if (name := record_name(info.path))]
     recorded = map_bounded(lambda name: (name, index_fields(load_record(store, name))), names, workers)
     indexed = [(name, state) for shard in map_bounded(lambda s: load_shard(store, s), shards, workers)
                for name, state in shard.packages.items()]  # fmt: skip
@@ -398,7 +398,7 @@ def _list_kind(store: Store, kind: str) -> Iterable[ObjectInfo]:
     """Objects of one kind whose key the mirror itself would write; anything else is left alone."""
     prefix = {"archive": ARCHIVE_DIR, "marker": MARKER_DIR, "p2": P2_DIR}[kind]
     owned = {"archive": is_archive_path, "marker": is_marker_path, "p2": lambda path: p2_name(path) is not None}
-    return (info for info in store.list(prefix) if owned[kind](info.path))
+    return (info for info in store.list_objects(prefix) if owned[kind](info.path))
 
 
 def _log_orphans(action: str, result: PruneResult) -> None:

@@ -300,7 +300,7 @@ class Env:
         return self.upstream.url + path
 
     def keys(self, prefix: str = "") -> list[str]:
-        return [info.path for info in self.store.list(prefix)]
+        return [info.path for info in self.store.list_objects(prefix)]
 
 
 @pytest.fixture(scope="module")

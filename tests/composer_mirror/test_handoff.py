@@ -19,7 +19,7 @@ def large_manifest(packages: int = 2000) -> dict:
 
 
 def stored(store: S3Store) -> list[str]:
-    return sorted(info.path for info in store.list(""))
+    return sorted(info.path for info in store.list_objects(""))
 
 
 def test_a_small_value_stays_in_xcom_and_writes_nothing(store: S3Store) -> None:

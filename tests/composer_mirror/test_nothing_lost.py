@@ -19,14 +19,14 @@ import boto3
 import pytest
 
 from composer_mirror import prune, verify
-from composer_mirror.batches import Batch, plan_batches
+from composer_mirror.batches import Batch
 from composer_mirror.composer_format import parse_p2
 from composer_mirror.context import Context
 from composer_mirror.publisher import load_record, withdraw_version
 from composer_mirror.state import load_catalog, update_catalog
 from composer_mirror.store.layout import ROOT, p2_path
 from composer_mirror.store.s3 import S3Store
-from composer_mirror.sync import packages, publish
+from composer_mirror.sync import packages, pipeline, publish
 from composer_mirror.sync.metadata import sync_metadata
 from composer_mirror.sync.packages import fetch_archives
 from composer_mirror.sync.publish import publish_index
@@ -58,11 +58,7 @@ def second_writer(mirror: Mirror) -> Context:
 
 def run_targets(ctx: Context, targets: Mapping[str, list[str]], run_id: str) -> dict[str, Any]:
     """An SBOM run's mirroring chain: the targets it resolved, batched, synced, published."""
-    ctx.upstream = read_endpoints(ctx.client, ctx.settings.upstream_url)
-    plan = Plan(dict(targets))
-    batches = plan_batches(plan.targets, ctx.settings.max_batches)
-    results = [fetch_archives(ctx, sync_metadata(ctx, batch)) for batch in batches]
-    return publish_index(ctx, results, plan, run_id)
+    return pipeline.mirror_plan(ctx, Plan(dict(targets)), run_id)
 
 
 def published_versions(mirror: Mirror, name: str) -> set[str]:
@@ -228,7 +224,7 @@ def test_a_mirror_from_before_package_records_keeps_every_version_when_it_gets_t
     """Packages mirrored before records existed get one from what they publish, on their first change."""
     assert mirror.run("first")["failures"] == []
     versions = published_versions(mirror, "psr/container")
-    for info in list(mirror.store.list("mirror-state/packages/")):
+    for info in list(mirror.store.list_objects("mirror-state/packages/")):
         mirror.store.delete(info.path)  # the mirror as the code before records left it
     oldest = sorted(versions)[0]
     mirror.registry.remove_version("psr/container", oldest)
@@ -348,7 +344,7 @@ def test_verify_repair_of_a_package_without_a_record_never_overwrites_a_concurre
 ) -> None:
     """The legacy rebuild writes over the file verify checked (its ETag), not over whatever is there now."""
     assert mirror.run("first")["failures"] == []
-    for info in list(mirror.store.list("mirror-state/packages/")):
+    for info in list(mirror.store.list_objects("mirror-state/packages/")):
         mirror.store.delete(info.path)  # a package mirrored before records existed
     path = p2_path("psr/container")
     published = mirror.store.get(path).body

@@ -69,7 +69,7 @@ def plant_marker(mirror: Mirror, name: str, archive: str) -> str:
 
 
 def all_paths(mirror: Mirror) -> set[str]:
-    return {info.path for info in mirror.store.list("")}
+    return {info.path for info in mirror.store.list_objects("")}
 
 
 def stored_marks(mirror: Mirror) -> dict[str, int]:

@@ -19,14 +19,10 @@ from unittest import mock
 import boto3
 from moto import mock_aws
 
-from composer_mirror.batches import plan_batches
 from composer_mirror.context import Context
 from composer_mirror.settings import Settings
 from composer_mirror.store import S3Store
-from composer_mirror.sync.metadata import sync_metadata
-from composer_mirror.sync.packages import fetch_archives
-from composer_mirror.sync.planning import plan_sync
-from composer_mirror.sync.publish import publish_index
+from composer_mirror.sync import pipeline
 from composer_mirror.upstream import FetchPolicy, RetryPolicy, UpstreamClient
 from composer_mirror.upstream.composer import read_endpoints
 from tests.fixture_registry import Registry, RegistryServer
@@ -59,9 +55,7 @@ def published_digests(session: boto3.session.Session) -> dict[str, str]:
         client = UpstreamClient(FetchPolicy(server.url), concurrency=2, retry=RetryPolicy(attempts=2, backoff=0.01))
         ctx = Context(settings, S3Store(s3, "golden", settings.key_prefix, backoff=0.001), client)
         ctx.upstream = read_endpoints(client, server.url)
-        plan = plan_sync(ctx)
-        results = [fetch_archives(ctx, sync_metadata(ctx, b)) for b in plan_batches(plan.targets, 64)]
-        assert publish_index(ctx, results, plan, "golden")["failures"] == []
+        assert pipeline.sync(ctx, "golden", max_batches=64)["failures"] == []
         client.close()
         digests = {}
         for page in s3.get_paginator("list_objects_v2").paginate(Bucket="golden", Prefix="repo/"):

@@ -288,7 +288,7 @@ def test_list_pages_through_more_than_a_thousand_keys(store: S3Store, client: An
         client.put_object(Bucket=BUCKET, Key=PREFIX + name, Body=b"z" * (len(name) % 7))
     client.put_object(Bucket=BUCKET, Key=PREFIX + "p2/v/p.json", Body=b"{}")
     client.put_object(Bucket=BUCKET, Key="other/dists/v/x.zip", Body=b"z")
-    listed = {info.path: info.size for info in store.list("dists/")}
+    listed = {info.path: info.size for info in store.list_objects("dists/")}
     assert set(listed) == names
     assert all(size == len(name) % 7 for name, size in listed.items())
     assert store.request_counts()["LIST"] == 2
@@ -298,12 +298,15 @@ def test_list_returns_paths_relative_to_the_prefix(store: S3Store) -> None:
     store.put("p2/a/b.json", b"{}")
     store.put("p2/a/b~dev.json", b"{ }")
     store.put("packages.json", b"{}")
-    assert [(info.path, info.size) for info in store.list("p2/")] == [("p2/a/b.json", 2), ("p2/a/b~dev.json", 3)]
-    assert sorted(info.path for info in store.list("")) == ["p2/a/b.json", "p2/a/b~dev.json", "packages.json"]
+    assert [(info.path, info.size) for info in store.list_objects("p2/")] == [
+        ("p2/a/b.json", 2),
+        ("p2/a/b~dev.json", 3),
+    ]
+    assert sorted(info.path for info in store.list_objects("")) == ["p2/a/b.json", "p2/a/b~dev.json", "packages.json"]
 
 
 def test_list_of_an_empty_prefix_yields_nothing(store: S3Store) -> None:
-    assert list(store.list("dists/")) == []
+    assert list(store.list_objects("dists/")) == []
 
 
 # --- errors, throttling and retries -------------------------------------------------------
@@ -335,7 +338,7 @@ def test_every_operation_retries_throttling(store: S3Store, client: Any, operati
     {
         "GetObject": lambda: store.get("p2/a/b.json"),
         "HeadObject": lambda: store.head("p2/a/b.json"),
-        "ListObjectsV2": lambda: list(store.list("p2/")),
+        "ListObjectsV2": lambda: list(store.list_objects("p2/")),
         "DeleteObjects": lambda: store.delete("p2/a/b.json"),
     }[operation]()
     assert len(made) == 2

@@ -35,11 +35,10 @@ from composer_mirror.settings import Settings
 from composer_mirror.state import Catalog, load_catalog, load_shards
 from composer_mirror.store import S3Store
 from composer_mirror.store.layout import ROOT, p2_path, shard_of
-from composer_mirror.sync import metadata, packages
-from composer_mirror.sync.metadata import _older_than, sync_metadata
-from composer_mirror.sync.packages import fetch_archives
+from composer_mirror.sync import metadata, packages, pipeline
+from composer_mirror.sync.metadata import _older_than
 from composer_mirror.sync.planning import incremental_targets, plan_sync, resolve_request
-from composer_mirror.sync.publish import expire_deletions, log_report, publish_index, record_deletions, summarise
+from composer_mirror.sync.publish import expire_deletions, log_report, record_deletions, summarise
 from composer_mirror.sync.records import BatchResult, FeedPlan, Plan
 from composer_mirror.upstream import FetchPolicy, RetryPolicy, UpstreamClient
 from composer_mirror.upstream.composer import read_endpoints
@@ -302,10 +301,7 @@ class Mirror:
         plan = plan_sync(ctx)
         if adjust_plan:
             adjust_plan(plan)
-        batches = plan_batches(plan.targets, ctx.settings.max_batches, min_times=plan.min_times)
-        manifests = [sync_metadata(ctx, batch) for batch in batches]
-        results = [fetch_archives(ctx, manifest) for manifest in manifests]
-        report = publish_index(ctx, results, plan, run_id)
+        report = pipeline.mirror_plan(ctx, plan, run_id)
         report["plan"] = plan
         return report
 
@@ -523,7 +519,7 @@ def test_archives_stored_by_a_run_that_crashed_before_recording_them_are_found_t
     mirror.run("first")
     published = {name: mirror.published(name) for name in SELECTED}
     # the state of every package is lost, as if the run had crashed before save_package_states
-    for path in [info.path for info in mirror.store.list("mirror-state/shards/")]:
+    for path in [info.path for info in mirror.store.list_objects("mirror-state/shards/")]:
         mirror.store.delete(path)
     mirror.server.reset_log()
     report = mirror.run("second")
@@ -612,7 +608,7 @@ def test_resolve_request_fails_before_writing_for_a_version_the_upstream_lacks(m
     mirror.ctx.upstream = read_endpoints(mirror.ctx.client, mirror.ctx.settings.upstream_url)
     with pytest.raises(TargetError, match=r"twig/twig 9\.9\.9: version not found upstream"):
         resolve_request(mirror.ctx, {"purls": ["pkg:composer/twig/twig@9.9.9"]})
-    assert list(mirror.store.list("")) == []
+    assert list(mirror.store.list_objects("")) == []
 
 
 def test_resolve_request_reads_an_sbom_uploaded_under_the_prefix(mirror: Mirror) -> None:

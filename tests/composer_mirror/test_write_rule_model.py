@@ -39,7 +39,6 @@ from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, precondition, rule
 
 from composer_mirror import listing_page, parallel, prune, resolve, state, verify
-from composer_mirror.batches import plan_batches
 from composer_mirror.composer_format import parse_p2
 from composer_mirror.context import Context
 from composer_mirror.errors import MirrorError
@@ -47,7 +46,7 @@ from composer_mirror.publisher import load_record, withdraw_version
 from composer_mirror.settings import Settings
 from composer_mirror.store.layout import ROOT, archive_path_of_url, p2_path
 from composer_mirror.store.memory import MemoryStore
-from composer_mirror.sync import metadata, packages, planning, publish
+from composer_mirror.sync import metadata, packages, pipeline, planning
 from composer_mirror.sync.records import Plan
 from composer_mirror.targets import normalized_of
 from composer_mirror.upstream import FetchPolicy, RetryPolicy, UpstreamClient
@@ -286,9 +285,7 @@ class WriteRuleMachine(RuleBasedStateMachine):
         self.mirror(ctx, Plan({name: [version]}), "sbom")
 
     def mirror(self, ctx: Context, plan: Plan, run_id: str) -> None:
-        batches = plan_batches(plan.targets, ctx.settings.max_batches, min_times=plan.min_times)
-        results = [packages.fetch_archives(ctx, metadata.sync_metadata(ctx, batch)) for batch in batches]
-        publish.publish_index(ctx, results, plan, run_id)
+        pipeline.mirror_plan(ctx, plan, run_id)
 
     def repair(self) -> None:
         ctx = self.context()

@@ -15,13 +15,10 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
-from composer_mirror.batches import plan_batches
-from composer_mirror.context import Context
+from composer_mirror.context import connect, run_with_context
 from composer_mirror.settings import Settings
 from composer_mirror.store import S3Store
-from composer_mirror.sync import metadata, packages, planning, publish
-from composer_mirror.upstream import FetchPolicy, RetryPolicy, UpstreamClient
-from composer_mirror.upstream.composer import read_endpoints
+from composer_mirror.sync import pipeline
 from tests.fixture_registry import RegistryServer
 from tests.fixture_registry.server import _json, _Response
 from tests.harness import AirflowEnv, MotoServer, aws_connection
@@ -161,22 +158,8 @@ def mirror_variables(upstream_url: str, moto: MotoServer, bucket: str, packages:
 def run_pipeline(variables: Mapping[str, str], s3: Any, run_id: str = "in-process", **settings: Any) -> dict:
     """The sync DAG's steps called in this process: a fast way to prepare or inspect a bucket."""
     resolved = Settings.from_strings(dict(variables), **settings)
-    client = UpstreamClient(
-        FetchPolicy(resolved.upstream_url, resolved.dist_hosts),
-        concurrency=resolved.concurrency,
-        auth=resolved.upstream_auth,
-        retry=RetryPolicy(backoff=resolved.retry_backoff_ms / 1000),
-        max_metadata_bytes=resolved.max_metadata_bytes,
-    )
-    ctx = Context(resolved, S3Store(s3, resolved.bucket, resolved.key_prefix, backoff=0.01), client)
-    try:
-        ctx.upstream = read_endpoints(client, resolved.upstream_url)
-        plan = planning.plan_sync(ctx)
-        batches = plan_batches(plan.targets, resolved.max_batches, min_times=plan.min_times)
-        results = [packages.fetch_archives(ctx, metadata.sync_metadata(ctx, batch)) for batch in batches]
-        return publish.publish_index(ctx, results, plan, run_id)
-    finally:
-        client.close()
+    ctx = connect(resolved, S3Store(s3, resolved.bucket, resolved.key_prefix, backoff=0.01))
+    return run_with_context(lambda: ctx, lambda ctx: pipeline.sync(ctx, run_id))
 
 
 def private_home(session_home: Path, target: Path) -> Path:

@@ -158,7 +158,7 @@ class Store(ABC):
         """Write a local file with bounded memory (in parts when large); no precondition."""
 
     @abstractmethod
-    def list(self, path_prefix: str) -> Iterator[ObjectInfo]:
+    def list_objects(self, path_prefix: str) -> Iterator[ObjectInfo]:
         """Every object under ``path_prefix``, its path relative to the store prefix, in key order."""
 
     @abstractmethod

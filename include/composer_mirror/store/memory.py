@@ -114,7 +114,7 @@ class MemoryStore(Store):
                 current.body, current.etag, self.clock(), cache_control, content_type, _lower_keys(metadata)
             )
 
-    def list(self, path_prefix: str) -> Iterator[ObjectInfo]:
+    def list_objects(self, path_prefix: str) -> Iterator[ObjectInfo]:
         start = self.prefix + path_prefix
         with self._lock:
             self._count("LIST")

@@ -231,7 +231,7 @@ class S3Store(Store):
 
         self._call("COPY", call)
 
-    def list(self, path_prefix: str) -> Iterator[ObjectInfo]:
+    def list_objects(self, path_prefix: str) -> Iterator[ObjectInfo]:
         """Every object under ``path_prefix``, its path relative to the store prefix, in key order."""
         token: str | None = None
         while True:

@@ -169,7 +169,7 @@ def test_a_missing_key_is_absent_not_an_error(store: Store) -> None:
     assert store.head(PATH) is None
     assert store.get_json(PATH) is None
     assert store.stream(PATH, 4) is None
-    assert list(store.list("")) == []
+    assert list(store.list_objects("")) == []
 
 
 def test_put_then_get_returns_the_bytes_and_their_quoted_md5(store: Store) -> None:
@@ -353,12 +353,17 @@ def test_list_yields_the_objects_under_a_prefix_in_key_order(store: Store) -> No
     for path, body in bodies.items():
         store.put(path, body)
     under_p2 = sorted(path for path in bodies if path.startswith("p2/"))
-    assert [without_time(info) for info in store.list("p2/")] == [
+    assert [without_time(info) for info in store.list_objects("p2/")] == [
         ObjectInfo(path, len(bodies[path]), md5_etag(bodies[path])) for path in under_p2
     ]
     if isinstance(store, S3Store):  # the listing really went page by page
         assert store.request_counts()["LIST"] == -(-len(under_p2) // PAGE)
-    assert [info.path for info in store.list("p2/a")] == ["p2/a/B.json", "p2/a/b.json", "p2/a/b~dev.json", "p2/ab.json"]
+    assert [info.path for info in store.list_objects("p2/a")] == [
+        "p2/a/B.json",
+        "p2/a/b.json",
+        "p2/a/b~dev.json",
+        "p2/ab.json",
+    ]
 
 
 def test_delete_many_removes_the_keys_and_a_missing_key_is_no_error(store: Store) -> None:
@@ -366,11 +371,11 @@ def test_delete_many_removes_the_keys_and_a_missing_key_is_no_error(store: Store
     for path in [*doomed, "dists/keep.zip"]:
         store.put(path, b"z")
     assert store.delete_many([*doomed, "dists/v/absent.zip"]) == []
-    assert [info.path for info in store.list("")] == ["dists/keep.zip"]
+    assert [info.path for info in store.list_objects("")] == ["dists/keep.zip"]
     assert store.delete_many([]) == []
     store.delete("dists/keep.zip")
     store.delete("dists/keep.zip")
-    assert list(store.list("")) == []
+    assert list(store.list_objects("")) == []
 
 
 # --- prefix and key safety ----------------------------------------------------------------
@@ -380,8 +385,8 @@ def test_the_prefix_confines_the_store(store: Store) -> None:
     other.put("packages.json", b"2")
     assert store.key("packages.json") == "repo/packages.json"
     assert root.get("repo/packages.json") == StoredObject(b"1", md5_etag(b"1"))
-    assert [info.path for info in root.list("")] == ["other/packages.json", "repo/packages.json"]
-    assert [info.path for info in store.list("")] == ["packages.json"]
+    assert [info.path for info in root.list_objects("")] == ["other/packages.json", "repo/packages.json"]
+    assert [info.path for info in store.list_objects("")] == ["packages.json"]
     head = store.head("packages.json")
     assert head is not None and head.path == "packages.json"
     store.delete("packages.json")
@@ -405,7 +410,7 @@ def test_an_unsafe_key_is_refused_before_any_request(store: Store) -> None:
             with pytest.raises(StoreError, match="unsafe object key"):
                 operation(path)
     assert store.request_counts() == {}
-    assert list(under(store, "").list("")) == []
+    assert list(under(store, "").list_objects("")) == []
 
 
 # --- compare_and_swap ---------------------------------------------------------------------

@@ -60,8 +60,9 @@ from composer_mirror import deletion
 from composer_mirror.archives import ArchiveRecord
 from composer_mirror.errors import MirrorError, SettingsError
 from composer_mirror.parallel import map_bounded
-from composer_mirror.publisher import load_record, read_available, read_published
+from composer_mirror.publisher import load_record, read_published
 from composer_mirror.record import index_fields
+from composer_mirror.root import read_available
 from composer_mirror.settings import Settings
 from composer_mirror.state import PackageState, dumps, load_shard
 from composer_mirror.store import STATE_CACHE, ObjectInfo, Store, compare_and_swap
@@ -71,6 +72,7 @@ from composer_mirror.store.layout import (
     P2_DIR,
     PRUNE_MARKS,
     RECORD_DIR,
+    ROOT,
     SHARD_DIR,
     archive_marker_path,
     archive_path,
@@ -230,7 +232,7 @@ def _read_root(store: Store) -> set[str]:
     except MirrorError as exc:
         raise MirrorError(f"refusing to prune: {exc}") from exc
     if etag is None or not available:
-        raise MirrorError(f"refusing to prune: {store.key('packages.json')} is missing, unreadable or lists nothing")
+        raise MirrorError(f"refusing to prune: {store.key(ROOT)} is missing, unreadable or lists nothing")
     return set(available)
 
 

@@ -34,7 +34,6 @@ Problem kinds:
 from __future__ import annotations
 
 import hashlib
-import json
 import logging
 from collections import Counter
 from collections.abc import Iterable, Mapping
@@ -43,13 +42,14 @@ from typing import Any
 
 from composer_mirror.archives import ArchiveRecord, digest_metadata, mirror_archive
 from composer_mirror.batches import Batch, plan_batches
-from composer_mirror.composer_format import dump_p2, is_valid_package_name, parse_p2, split_dev
+from composer_mirror.composer_format import dump_p2, parse_p2, split_dev
 from composer_mirror.context import Context
 from composer_mirror.errors import ArchiveError, ConflictError, MirrorError, StoreError
 from composer_mirror.parallel import map_bounded
-from composer_mirror.publisher import has_content, load_record, metadata_url, publish_files, publish_root
+from composer_mirror.publisher import has_content, load_record, publish_files, publish_root
 from composer_mirror.record import MirroredVersion, derive_files, published_entry
 from composer_mirror.report_table import report_table
+from composer_mirror.root import UnreadableRoot, metadata_url, parse_root
 from composer_mirror.state import PackageState, dumps, load_shard, load_shards
 from composer_mirror.store import ARCHIVE_CACHE, STATE_CACHE, ZIP, ObjectInfo, Store, md5_etag
 from composer_mirror.store.layout import (
@@ -146,7 +146,7 @@ def merge_all(results: Iterable[VerifyResult]) -> VerifyResult:
 def read_root(store: Store, repository_url: str) -> tuple[list[str], VerifyResult]:
     """The packages the root declares, and what is wrong with the root itself.
 
-    Stricter than the publisher's reader, which forgives a corrupt root because the next publish
+    Stricter than the publisher's reading, which forgives a corrupt root because the next publish
     replaces it: here a root a client cannot use is the first problem to report.
     """
     result = VerifyResult()
@@ -155,29 +155,23 @@ def read_root(store: Store, repository_url: str) -> tuple[list[str], VerifyResul
         result.problems.append(Problem("", "", "missing_root", f"{store.key(ROOT)} does not exist"))
         return [], result
     try:
-        document = json.loads(stored.body)
-    except ValueError as exc:
-        result.problems.append(Problem("", "", "bad_root", f"{store.key(ROOT)} is not valid JSON: {exc}"))
+        root = parse_root(stored.body)
+    except UnreadableRoot as exc:
+        result.problems.append(Problem("", "", "bad_root", f"{store.key(ROOT)} {exc.reason}"))
         return [], result
-    if not isinstance(document, dict):
+    if not root.is_object:
         result.problems.append(Problem("", "", "bad_root", f"{store.key(ROOT)} is not a JSON object"))
         return [], result
     expected = metadata_url(repository_url)
-    if document.get("metadata-url") != expected:
-        result.problems.append(
-            Problem("", "", "bad_root", f"metadata-url is {document.get('metadata-url')!r}, expected {expected!r}")
-        )
-    available = document.get("available-packages")
-    if not isinstance(available, list):
+    if root.metadata_url != expected:
+        detail = f"metadata-url is {root.metadata_url!r}, expected {expected!r}"
+        result.problems.append(Problem("", "", "bad_root", detail))
+    if not isinstance(root.listed, list):
         result.problems.append(Problem("", "", "bad_root", "available-packages is missing or not a list"))
         return [], result
-    names = []
-    for name in available:
-        if isinstance(name, str) and is_valid_package_name(name):
-            names.append(name)
-        else:
-            result.problems.append(Problem(str(name), "", "bad_root", "not a valid package name"))
-    return sorted(set(names)), result
+    names, invalid = root.package_names()
+    result.problems.extend(Problem(str(name), "", "bad_root", "not a valid package name") for name in invalid)
+    return names, result
 
 
 def plan_verify_batches(names: Iterable[str], max_batches: int) -> list[Batch]:

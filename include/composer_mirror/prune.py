@@ -63,9 +63,10 @@ from composer_mirror.prune_marks import Marks, forget_marks, record_marks, writt
 from composer_mirror.publisher import load_record, read_published
 from composer_mirror.record import index_fields
 from composer_mirror.root import read_available
+from composer_mirror.run_report import Findings, keep_report, log_report
 from composer_mirror.settings import Settings
-from composer_mirror.state import PackageState, dumps, load_shard
-from composer_mirror.store import STATE_CACHE, ObjectInfo, Store
+from composer_mirror.state import PackageState, load_shard
+from composer_mirror.store import ObjectInfo, Store
 from composer_mirror.store.layout import (
     ARCHIVE_DIR,
     MARKER_DIR,
@@ -80,7 +81,6 @@ from composer_mirror.store.layout import (
     is_marker_path,
     p2_name,
     record_name,
-    run_report_path,
     shard_of_path,
 )
 
@@ -383,20 +383,22 @@ def run_prune(store: Store, settings: Settings, *, dry_run: bool, run_id: str) -
     """The DAG's task: prune with the configured grace period, log, and keep a report in the state."""
     result = prune(store, grace_hours=settings.prune_grace_hours, dry_run=dry_run, workers=settings.concurrency)
     log_summary(result)
-    store.put(run_report_path(f"prune-{run_id}"), dumps(result.to_dict()), cache_control=STATE_CACHE)
+    keep_report(store, run_id, result.to_dict(), kind="prune")
     return result
 
 
 def log_summary(result: PruneResult) -> None:
-    """The end-of-run line an operator reads: what was deleted, what was kept at the last check, what failed."""
+    """The end-of-run line an operator reads: what was deleted, what was kept at the last check, what failed.
+
+    No table: what prune found was logged, object by object, before it deleted anything.
+    """
     if result.dry_run:
-        logger.info("[DRY RUN] nothing deleted; run with dry_run=false to delete %d objects", len(result.orphans))
+        template = "[DRY RUN] nothing deleted; run with dry_run=false to delete %d objects"
+        log_report(logger, Findings.each(logging.INFO, template, [len(result.orphans)]))
         return
-    logger.info(
-        "deleted %d objects, %d kept (referenced or written again), %d failed",
-        result.deleted,
-        result.kept_at_sweep,
-        len(result.failed),
+    outcome = (result.deleted, result.kept_at_sweep, len(result.failed))
+    log_report(
+        logger,
+        Findings(logging.INFO, "deleted %d objects, %d kept (referenced or written again), %d failed", [outcome]),
+        Findings.each(logging.ERROR, "could not delete %s", result.failed),
     )
-    for path in result.failed:
-        logger.error("could not delete %s", path)

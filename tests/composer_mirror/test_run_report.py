@@ -1,4 +1,4 @@
-"""Run reports: the documents verify and prune keep, and how each DAG's run ends its task log.
+"""Run reports: the documents the DAGs keep, the table that ends a run's task log, and the lines after it.
 
 The documents are pinned byte for byte: operators and monitoring read them from the bucket.
 """
@@ -16,6 +16,7 @@ from composer_mirror import prune, verify
 from composer_mirror.composer_format import dump_p2
 from composer_mirror.context import Context
 from composer_mirror.root import build_root
+from composer_mirror.run_report import Findings, keep_report, log_report, report_path, report_table
 from composer_mirror.settings import Settings
 from composer_mirror.store import STATE_CACHE
 from composer_mirror.store.layout import ROOT, archive_path, p2_path
@@ -30,6 +31,65 @@ SETTINGS = Settings(bucket="mirror", public_url=REPO, upstream_url="https://repo
 
 def records(caplog: pytest.LogCaptureFixture) -> list[tuple[str, str, str]]:
     return [(r.name, r.levelname, r.getMessage()) for r in caplog.records]
+
+
+# --- the envelope -------------------------------------------------------------------------------
+@pytest.mark.parametrize(
+    ("kind", "path"),
+    [("", "mirror-state/runs/manual__1.json"), ("verify", "mirror-state/runs/verify-manual__1.json")],
+)
+def test_a_report_is_kept_as_the_states_json_under_its_run_id(kind: str, path: str) -> None:
+    store = MemoryStore()
+    keep_report(store, "manual__1", {"b": [1, 2], "a": {"z": None}}, kind=kind)
+    assert report_path("manual__1", kind) == path
+    kept = store.head(path)
+    assert kept is not None and kept.cache_control == STATE_CACHE
+    assert store.get(path).body == b'{"a":{"z":null},"b":[1,2]}'
+
+
+def test_a_run_ends_its_log_with_the_table_then_each_finding_through_its_own_logger(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    logger = logging.getLogger("composer_mirror.some_dag")
+    with caplog.at_level(logging.INFO, logger="composer_mirror"):
+        log_report(
+            logger,
+            Findings.each(logging.ERROR, "failure: %s", [{"package": "a/b"}, "late"]),
+            Findings(logging.WARNING, "repaired: %s %s", [("missing_p2", "c/d")]),
+            Findings.each(logging.WARNING, "none: %s", []),
+            title="some report",
+            rows=[("packages", 2)],
+        )
+        log_report(logger, Findings.each(logging.INFO, "deleted %d objects", [3]))
+    assert records(caplog) == [
+        ("composer_mirror.some_dag", "INFO", "some report\n  packages  2"),
+        ("composer_mirror.some_dag", "ERROR", "failure: {'package': 'a/b'}"),
+        ("composer_mirror.some_dag", "ERROR", "failure: late"),
+        ("composer_mirror.some_dag", "WARNING", "repaired: missing_p2 c/d"),
+        ("composer_mirror.some_dag", "INFO", "deleted 3 objects"),
+    ]
+
+
+# --- the table ----------------------------------------------------------------------------------
+def test_values_line_up_after_the_longest_label() -> None:
+    table = report_table("run report", [("packages", 42), ("archive bytes", "1 / 2"), ("on", True)])
+    assert table == "run report\n  packages       42\n  archive bytes  1 / 2\n  on             True"
+
+
+def test_an_indented_label_stays_indented_under_its_parent() -> None:
+    table = report_table("verify report", [("problems", 3), ("  bad shasum", 1)])
+    assert table.splitlines()[1:] == ["  problems      3", "    bad shasum  1"]
+
+
+def test_an_empty_value_keeps_the_padding_of_its_row() -> None:
+    assert report_table("t", [("S3 requests", ""), ("x", 0)]) == "t\n  S3 requests  \n  x            0"
+
+
+def test_a_table_without_rows_is_its_title() -> None:
+    assert report_table("empty report", []) == "empty report"
+
+
+# --- verify and prune ---------------------------------------------------------------------------
 
 
 def test_verify_keeps_its_report_next_to_the_syncs_and_logs_a_table_then_each_finding(

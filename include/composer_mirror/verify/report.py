@@ -1,4 +1,4 @@
-"""Verify's report: the batches added up, logged for the operator and kept next to the sync's."""
+"""Verify's report: the batches added up, logged for the operator and kept beside the sync's."""
 
 from __future__ import annotations
 
@@ -7,17 +7,14 @@ from collections.abc import Iterable, Mapping
 from typing import Any
 
 from composer_mirror.context import Context
-from composer_mirror.report_table import report_table
-from composer_mirror.state import dumps
-from composer_mirror.store import STATE_CACHE
-from composer_mirror.store.layout import run_report_path
-from composer_mirror.verify.problems import VerifyResult, merge_all
+from composer_mirror.run_report import Findings, keep_report, log_report
+from composer_mirror.verify.problems import Problem, VerifyResult, merge_all
 
 logger = logging.getLogger(__name__)
 
 
 def log_summary(result: VerifyResult, *, repair: bool) -> None:
-    """A summary table in the task log, then one line per problem and per repair."""
+    """A summary table in the task log, then one line per repair and per problem."""
     rows = [
         ("packages", result.packages),
         ("p2 files", result.p2_files),
@@ -30,11 +27,17 @@ def log_summary(result: VerifyResult, *, repair: bool) -> None:
         ("problems", len(result.problems)),
         *((f"  {kind}", count) for kind, count in result.counts_by_kind().items()),
     ]
-    logger.info("%s", report_table("verify report", rows))
-    for problem in result.repaired:
-        logger.warning("repaired: %s %s %s: %s", problem.kind, problem.package, problem.version, problem.detail)
-    for problem in result.problems:
-        logger.error("problem: %s %s %s: %s", problem.kind, problem.package, problem.version, problem.detail)
+    log_report(
+        logger,
+        Findings(logging.WARNING, "repaired: %s %s %s: %s", _fields(result.repaired)),
+        Findings(logging.ERROR, "problem: %s %s %s: %s", _fields(result.problems)),
+        title="verify report",
+        rows=rows,
+    )
+
+
+def _fields(problems: Iterable[Problem]) -> list[tuple[str, str, str, str]]:
+    return [(p.kind, p.package, p.version, p.detail) for p in problems]
 
 
 def finish(
@@ -44,5 +47,5 @@ def finish(
     total = merge_all(VerifyResult.from_dict(r) for r in [root, *results])
     log_summary(total, repair=repair)
     report = {**total.to_dict(), "counts_by_kind": total.counts_by_kind(), "repair": repair, "run_id": run_id}
-    ctx.store.put(run_report_path(f"verify-{run_id}"), dumps(report), cache_control=STATE_CACHE)
+    keep_report(ctx.store, run_id, report, kind="verify")
     return total

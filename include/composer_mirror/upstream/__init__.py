@@ -1,7 +1,7 @@
 """The upstream: a Composer v2 repository the mirror reads, and the one HTTP client it reads it with.
 
 - :mod:`.client`: the client (metadata and archive fetches, redirects, per-host limits, credentials),
-  the only code that opens a connection.
+  through which every request to the upstream or an archive host goes.
 - :mod:`.policy`: the fetch policy, which URLs may be requested and which addresses reached.
 - :mod:`.transport`: the session, proxies, and connections pinned to the addresses the policy checked;
   :mod:`.deadline`, the transfer deadline every read of a response honours.

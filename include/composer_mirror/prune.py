@@ -48,7 +48,6 @@ object) either makes the commit fail or, after the commit, keeps the writer away
 
 from __future__ import annotations
 
-import json
 import logging
 from collections import Counter
 from collections.abc import Iterable, Iterator, Mapping
@@ -60,17 +59,20 @@ from composer_mirror import deletion
 from composer_mirror.archives import ArchiveRecord
 from composer_mirror.errors import MirrorError, SettingsError
 from composer_mirror.parallel import map_bounded
-from composer_mirror.publisher import load_record, read_available, read_published
+from composer_mirror.prune_marks import Marks, forget_marks, record_marks, written_since
+from composer_mirror.publisher import load_record, read_published
 from composer_mirror.record import index_fields
+from composer_mirror.root import read_available
+from composer_mirror.run_report import Findings, keep_report, log_report
 from composer_mirror.settings import Settings
-from composer_mirror.state import PackageState, dumps, load_shard
-from composer_mirror.store import STATE_CACHE, ObjectInfo, Store, compare_and_swap
+from composer_mirror.state import PackageState, load_shard
+from composer_mirror.store import ObjectInfo, Store
 from composer_mirror.store.layout import (
     ARCHIVE_DIR,
     MARKER_DIR,
     P2_DIR,
-    PRUNE_MARKS,
     RECORD_DIR,
+    ROOT,
     SHARD_DIR,
     archive_marker_path,
     archive_path,
@@ -79,7 +81,6 @@ from composer_mirror.store.layout import (
     is_marker_path,
     p2_name,
     record_name,
-    run_report_path,
     shard_of_path,
 )
 
@@ -93,9 +94,6 @@ LABELS = {"marker": "journal markers", "archive": "archives", "p2": "p2 files"}
 SHOWN_PER_KIND = 20
 # Airflow's run type of a run the scheduler created from the DAG's schedule (DagRunType.SCHEDULED).
 SCHEDULED_RUN = "scheduled"
-
-# Path -> when a prune first found the object unreferenced, in whole epoch seconds.
-Marks = dict[str, int]
 
 
 @dataclass(frozen=True)
@@ -187,7 +185,7 @@ def prune(
     unreferenced = [
         (kind, info) for kind in KINDS for info in listed[kind] if not refs.refer_to(kind, info.path, journal)
     ]
-    marks = _record_marks(store, {info.path: info.last_modified for _kind, info in unreferenced}, now)
+    marks = record_marks(store, {info.path: info.last_modified for _kind, info in unreferenced}, now)
     result.orphans = _due(unreferenced, marks, journal, now - timedelta(hours=grace_hours))
     result.too_young = len(unreferenced) - len(result.orphans)
     if dry_run:
@@ -230,7 +228,7 @@ def _read_root(store: Store) -> set[str]:
     except MirrorError as exc:
         raise MirrorError(f"refusing to prune: {exc}") from exc
     if etag is None or not available:
-        raise MirrorError(f"refusing to prune: {store.key('packages.json')} is missing, unreadable or lists nothing")
+        raise MirrorError(f"refusing to prune: {store.key(ROOT)} is missing, unreadable or lists nothing")
     return set(available)
 
 
@@ -276,62 +274,6 @@ def _marker_archive(store: Store, path: str) -> str | None:
 
 
 # --- marks ------------------------------------------------------------------------------------
-def _record_marks(store: Store, unreferenced: Mapping[str, datetime | None], now: datetime) -> Marks:
-    """Merge this prune's findings (path -> Last-Modified) into the stored marks; returns them.
-
-    Applied again to whatever an overlapping prune wrote meanwhile: each path found unreferenced
-    keeps its earliest mark still valid, or is marked ``now``; every other mark (its object
-    referenced again, or gone) is dropped.
-    """
-    stamp = int(now.timestamp())
-
-    def merge(body: bytes | None) -> bytes:
-        stored = _parse_marks(store, body)
-        return dumps({path: _merged_mark(stored.get(path), modified, stamp) for path, modified in unreferenced.items()})
-
-    return _parse_marks(store, compare_and_swap(store, PRUNE_MARKS, merge, cache_control=STATE_CACHE).body)
-
-
-def _forget_marks(store: Store, deleted: Iterable[str]) -> None:
-    """Drop the marks of deleted objects, leaving any mark another prune added meanwhile."""
-    gone = set(deleted)
-    if not gone:
-        return
-
-    def drop(body: bytes | None) -> bytes | None:
-        if body is None:
-            return None
-        return dumps({path: mark for path, mark in _parse_marks(store, body).items() if path not in gone})
-
-    compare_and_swap(store, PRUNE_MARKS, drop, cache_control=STATE_CACHE)
-
-
-def _parse_marks(store: Store, body: bytes | None) -> Marks:
-    """The stored marks; an unreadable document restarts every clock, which only delays deletions."""
-    if body is None:
-        return {}
-    try:
-        document = json.loads(body)
-    except ValueError:
-        document = None
-    if not isinstance(document, dict):
-        logger.warning("%s is unreadable; unreferenced objects are marked afresh", store.key(PRUNE_MARKS))
-        return {}
-    return {path: int(mark) for path, mark in document.items() if isinstance(mark, int | float)}
-
-
-def _merged_mark(stored: int | None, modified: datetime | None, now: int) -> int:
-    """The earliest valid mark: one the object was written after marked an object that is gone."""
-    if stored is None or _written_since(modified, stored):
-        return now
-    return min(stored, now)
-
-
-def _written_since(modified: datetime | None, mark: int) -> bool:
-    """Last-Modified not before the mark; S3 keeps whole seconds, so the mark's own second counts."""
-    return modified is not None and modified.timestamp() >= mark
-
-
 def _due(
     unreferenced: list[tuple[str, ObjectInfo]], marks: Marks, journal: Mapping[str, str | None], cutoff: datetime
 ) -> list[Orphan]:
@@ -367,7 +309,7 @@ def _sweep(store: Store, result: PruneResult, marks: Marks, journal: Mapping[str
             if path in claimed
             or path in held
             or fresh.refer_to(kind, path, journal)
-            or _written_since(head.last_modified, marks[path])
+            or written_since(head.last_modified, marks[path])
         ]
         doomed = [path for path in present if path not in kept]
         if kind in GUARDED_KINDS:
@@ -391,7 +333,7 @@ def _sweep(store: Store, result: PruneResult, marks: Marks, journal: Mapping[str
     result.deleted = len(deleted)
     # A claimed object's clock restarts: if its writer never recorded it, a later prune finds it
     # unreferenced again, with a mark newer than the claim.
-    _forget_marks(store, [*deleted, *claimed])
+    forget_marks(store, [*deleted, *claimed])
 
 
 def _list_kind(store: Store, kind: str) -> Iterable[ObjectInfo]:
@@ -441,20 +383,22 @@ def run_prune(store: Store, settings: Settings, *, dry_run: bool, run_id: str) -
     """The DAG's task: prune with the configured grace period, log, and keep a report in the state."""
     result = prune(store, grace_hours=settings.prune_grace_hours, dry_run=dry_run, workers=settings.concurrency)
     log_summary(result)
-    store.put(run_report_path(f"prune-{run_id}"), dumps(result.to_dict()), cache_control=STATE_CACHE)
+    keep_report(store, run_id, result.to_dict(), kind="prune")
     return result
 
 
 def log_summary(result: PruneResult) -> None:
-    """The end-of-run line an operator reads: what was deleted, what was kept at the last check, what failed."""
+    """The end-of-run line an operator reads: what was deleted, what was kept at the last check, what failed.
+
+    No table: what prune found was logged, object by object, before it deleted anything.
+    """
     if result.dry_run:
-        logger.info("[DRY RUN] nothing deleted; run with dry_run=false to delete %d objects", len(result.orphans))
+        template = "[DRY RUN] nothing deleted; run with dry_run=false to delete %d objects"
+        log_report(logger, Findings.each(logging.INFO, template, [len(result.orphans)]))
         return
-    logger.info(
-        "deleted %d objects, %d kept (referenced or written again), %d failed",
-        result.deleted,
-        result.kept_at_sweep,
-        len(result.failed),
+    outcome = (result.deleted, result.kept_at_sweep, len(result.failed))
+    log_report(
+        logger,
+        Findings(logging.INFO, "deleted %d objects, %d kept (referenced or written again), %d failed", [outcome]),
+        Findings.each(logging.ERROR, "could not delete %s", result.failed),
     )
-    for path in result.failed:
-        logger.error("could not delete %s", path)

@@ -19,17 +19,16 @@ written before it, and the next run redoes the rest from the record or the upstr
 
 from __future__ import annotations
 
-import json
 import logging
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
-from urllib.parse import urlsplit
 
 from composer_mirror import deletion
 from composer_mirror.composer_format import advisories_in, is_valid_package_name, parse_p2
 from composer_mirror.errors import MirrorError
 from composer_mirror.record import PackageRecord, Withdrawal, bootstrap, derive_files, index_fields, withdraw
+from composer_mirror.root import announces_advisories, build_root, parse_available
 from composer_mirror.state import load_shards, save_package_states
 from composer_mirror.store import METADATA_CACHE, ROOT_CACHE, STATE_CACHE, Store, compare_and_swap
 from composer_mirror.store.layout import FILE_SUFFIXES, ROOT, p2_path, record_path, shard_of
@@ -179,57 +178,6 @@ def migrated_record(store: Store, name: str, archives: Mapping[str, Mapping[str,
 
 
 # --- the root ----------------------------------------------------------------------------------
-def metadata_url(repository_url: str) -> str:
-    """``/bucket/prefix/p2/%package%.json``: path-absolute, so it resolves on any host serving the repo."""
-    path = urlsplit(repository_url).path.rstrip("/")
-    return f"{path}/p2/%package%.json"
-
-
-def build_root(repository_url: str, available: Iterable[str], advisories: bool = False) -> bytes:
-    """The root file: v2 metadata-url and the complete package list, nothing pointing upstream.
-
-    With ``advisories`` it tells Composer that full advisories are inside the p2 files (no
-    api-url), so ``composer audit`` works against the mirror alone.
-    """
-    document: dict[str, Any] = {
-        "packages": [],
-        "metadata-url": metadata_url(repository_url),
-        "available-packages": sorted(set(available)),
-    }
-    if advisories:
-        document["security-advisories"] = {"metadata": True}
-    return json.dumps(document, indent=1, sort_keys=True).encode() + b"\n"
-
-
-def _announces_advisories(body: bytes | None) -> bool:
-    """Whether a root says full advisories are in the p2 files; False for none or an unreadable one."""
-    try:
-        document = json.loads(body) if body is not None else None
-    except ValueError:
-        return False
-    return isinstance(document, dict) and document.get("security-advisories") == {"metadata": True}
-
-
-def parse_available(body: bytes) -> list[str]:
-    """The root's package list; raises MirrorError when the root is not a usable root."""
-    try:
-        document = json.loads(body)
-    except ValueError as exc:
-        raise MirrorError(f"{ROOT} is not valid JSON: {exc}") from exc
-    listed = document.get("available-packages") if isinstance(document, dict) else None
-    if not isinstance(listed, list) or not all(isinstance(name, str) for name in listed):
-        raise MirrorError(f"{ROOT} has no list of available-packages")
-    return list(listed)
-
-
-def read_available(store: Store) -> tuple[list[str], str | None]:
-    """The published package list and the root's ETag; raises MirrorError for an unusable root."""
-    stored = store.get(ROOT)
-    if stored is None:
-        return [], None
-    return parse_available(stored.body), stored.etag
-
-
 @dataclass(frozen=True)
 class RootUpdate:
     written: bool
@@ -281,7 +229,7 @@ def publish_root(
                 problems.append(str(exc))
         healed = {name for name in set(mirrored) - current - published if live(name)}
         gone = {name for name in emptied & current if not live(name)}
-        announce = advisories if advisories is not None else _announces_advisories(body)
+        announce = advisories if advisories is not None else announces_advisories(body)
         return build_root(repository_url, (current | published | healed) - removed - gone, announce)
 
     swapped = compare_and_swap(store, ROOT, change, cache_control=ROOT_CACHE)

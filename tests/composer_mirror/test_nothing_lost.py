@@ -350,7 +350,7 @@ def test_verify_repair_of_a_package_without_a_record_never_overwrites_a_concurre
     published = mirror.store.get(path).body
     mirror.store.put(path, published.replace(b'"packages"', b'"packages" ', 1))  # damaged: a p2_mismatch
     mirror.registry.add_version("psr/container", "2.9.0")
-    rebuilt = verify._rebuilt_p2
+    rebuilt = verify.repair._rebuilt_p2
     raced: list[dict[str, Any]] = []
 
     def sync_meanwhile(ctx: Context, name: str, suffix: str, state: Any) -> list[bytes]:
@@ -359,13 +359,13 @@ def test_verify_repair_of_a_package_without_a_record_never_overwrites_a_concurre
             raced.append(mirror.run("sync"))  # publishes 2.9.0 between verify's read and its write
         return candidates
 
-    monkeypatch.setattr(verify, "_rebuilt_p2", sync_meanwhile)
+    monkeypatch.setattr(verify.repair, "_rebuilt_p2", sync_meanwhile)
     checker = second_writer(mirror)
     result = verify_package(checker, "psr/container", repair=True)
     assert raced and raced[0]["failures"] == []
     assert "2.9.0" in published_versions(mirror, "psr/container")
     assert any("changed the file meanwhile" in p.detail for p in result.problems)
-    monkeypatch.setattr(verify, "_rebuilt_p2", rebuilt)
+    monkeypatch.setattr(verify.repair, "_rebuilt_p2", rebuilt)
     assert mirror.run("later")["failures"] == []
     assert "2.9.0" in published_versions(mirror, "psr/container")
 

@@ -1,4 +1,4 @@
-"""Tests for the publisher: mirrored version entries, p2 files and the root packages.json (moto S3)."""
+"""Tests for the publisher: mirrored version entries, p2 files and writing the root packages.json (moto S3)."""
 
 from __future__ import annotations
 
@@ -9,39 +9,24 @@ from typing import Any
 import pytest
 
 from composer_mirror.archives import ArchiveRecord
-from composer_mirror.composer_format import dump_p2, parse_p2, resolve_url
-from composer_mirror.errors import ConflictError, MirrorError
+from composer_mirror.composer_format import dump_p2, parse_p2
+from composer_mirror.errors import ConflictError
 from composer_mirror.publisher import (
     PublishedFiles,
     RootUpdate,
-    build_root,
     load_record,
-    metadata_url,
     publish_root,
-    read_available,
     read_published,
     write_package,
 )
 from composer_mirror.record import MirroredVersion, PackageRecord, merge_offered, published_entry, stored_entry
+from composer_mirror.root import build_root
 from composer_mirror.store import CAS_ATTEMPTS, ROOT_CACHE, S3Store, md5_etag
 from composer_mirror.store.layout import ROOT, p2_path
 
 REPO = "https://mirror.example/repo"
 SHA256 = "ab" * 32
 RECORD = ArchiveRecord("1.0.0", "mirrored-ref", "c" * 40, SHA256, 10, "https://api.github.com/x")
-UPSTREAM_ROOT_KEYS = (
-    "notify-batch",
-    "search",
-    "list",
-    "providers-api",
-    "providers-url",
-    "provider-includes",
-    "includes",
-    "metadata-changes-url",
-    "filter",
-    "warning",
-    "mirrors",
-)
 
 
 def upstream_entry(version: str = "1.0.0", **extra: Any) -> dict[str, Any]:
@@ -92,50 +77,6 @@ def test_a_published_entry_never_shares_the_records_objects() -> None:
     published["require"]["evil/pkg"] = "*"
     published["source"]["url"] = "changed"
     assert version.entry == before
-
-
-# --- build_root ---------------------------------------------------------------------------------
-@pytest.mark.parametrize(
-    ("repository_url", "expected"),
-    [
-        ("http://127.0.0.1:5000/mirror/repo", "/mirror/repo/p2/%package%.json"),
-        ("http://127.0.0.1:5000/mirror/repo/", "/mirror/repo/p2/%package%.json"),
-        ("https://composer-mirror.example.com", "/p2/%package%.json"),
-        ("https://composer-mirror.example.com/", "/p2/%package%.json"),
-        ("https://d1234.cloudfront.net/composer", "/composer/p2/%package%.json"),
-    ],
-)
-def test_the_root_metadata_url_is_path_absolute_and_resolves_under_the_repository(
-    repository_url: str, expected: str
-) -> None:
-    assert metadata_url(repository_url) == expected
-    root = json.loads(build_root(repository_url, ["psr/log"]))
-    assert root["metadata-url"] == expected
-    assert resolve_url(repository_url, root["metadata-url"]) == repository_url.rstrip("/") + "/p2/%package%.json"
-
-
-def test_the_root_lists_available_packages_sorted_and_unique() -> None:
-    root = json.loads(build_root(REPO, ["twig/twig", "psr/log", "twig/twig", "acme/tool"]))
-    assert root["available-packages"] == ["acme/tool", "psr/log", "twig/twig"]
-    assert root["packages"] == []
-
-
-@pytest.mark.parametrize(("advisories", "expected"), [(False, None), (True, {"metadata": True})])
-def test_the_root_announces_advisories_in_the_metadata_only_when_asked(advisories: bool, expected: Any) -> None:
-    root = json.loads(build_root(REPO, ["psr/log"], advisories=advisories))
-    assert root.get("security-advisories") == expected
-
-
-@pytest.mark.parametrize("advisories", [False, True])
-def test_the_root_has_no_key_that_points_back_upstream(advisories: bool) -> None:
-    root = json.loads(build_root(REPO, ["psr/log"], advisories=advisories))
-    assert set(root) <= {"packages", "metadata-url", "available-packages", "security-advisories"}
-    assert not set(UPSTREAM_ROOT_KEYS) & set(root)
-    assert "api-url" not in root.get("security-advisories", {})
-
-
-def test_the_root_is_deterministic_bytes() -> None:
-    assert build_root(REPO, ["b/b", "a/a"], True) == build_root(REPO, ["a/a", "b/b"], True)
 
 
 # --- publish_root -------------------------------------------------------------------------------
@@ -242,16 +183,6 @@ def test_publish_root_gives_up_after_its_attempts(store: S3Store, monkeypatch: p
     monkeypatch.setattr(S3Store, "put", always_conflict)
     with pytest.raises(ConflictError, match=f"after {CAS_ATTEMPTS} attempts"):
         publish_root(store, REPO, ["psr/log"])
-
-
-def test_read_available_of_an_empty_bucket_is_nothing(store: S3Store) -> None:
-    assert read_available(store) == ([], None)
-
-
-def test_read_available_refuses_an_unusable_root(store: S3Store) -> None:
-    store.put(ROOT, b'{"available-packages": "psr/log"}')
-    with pytest.raises(MirrorError, match="no list of available-packages"):
-        read_available(store)
 
 
 # --- write_package: the record, then the p2 files derived from it -------------------------------

@@ -18,7 +18,8 @@ from typing import Any
 
 import pytest
 
-from composer_mirror.publisher import publish_root, read_available
+from composer_mirror.publisher import publish_root
+from composer_mirror.root import read_available
 from composer_mirror.state import Catalog, load_catalog, load_shard, save_package_states, update_catalog
 from composer_mirror.store import S3Store
 from composer_mirror.store.layout import shard_of

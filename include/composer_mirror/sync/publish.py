@@ -9,17 +9,11 @@ from collections import Counter
 from collections.abc import Iterable, Mapping
 from typing import Any
 
+from composer_mirror import run_report
 from composer_mirror.context import Context
 from composer_mirror.listing_page import STATUS_TIME_FORMAT, publish_listing, publish_status
 from composer_mirror.publisher import publish_root
-from composer_mirror.report_table import report_table
-from composer_mirror.state import (
-    Catalog,
-    dumps,
-    update_catalog,
-)
-from composer_mirror.store import STATE_CACHE
-from composer_mirror.store.layout import run_report_path
+from composer_mirror.state import Catalog, update_catalog
 from composer_mirror.sync.records import BatchResult, FeedPlan, Plan
 from composer_mirror.targets import (
     is_pin,
@@ -97,7 +91,7 @@ def publish_index(ctx: Context, results: Iterable[BatchResult], plan: Plan, run_
     publish_status(ctx.store, report)
     if changed or any(report.get(key) for key in ("failures", "anomalies", "stale", "withdrawals")):
         # The history keeps runs that did something; status.json is every run's report.
-        ctx.store.put(run_report_path(run_id), dumps(report), cache_control=STATE_CACHE)
+        run_report.keep_report(ctx.store, run_id, report)
     return report
 
 
@@ -169,10 +163,11 @@ def log_report(report: Mapping[str, Any]) -> None:
         ("anomalies", len(report.get("anomalies", []))),
         ("withdrawals", len(report.get("withdrawals", []))),
     ]
-    logger.info("%s", report_table("run report", rows))
-    for failure in report.get("failures", []):
-        logger.error("failure: %s", failure)
-    for anomaly in report.get("anomalies", []):
-        logger.warning("supply-chain anomaly: %s", anomaly)
-    for withdrawal in report.get("withdrawals", []):
-        logger.warning("withdrawn: %s", withdrawal)
+    run_report.log_report(
+        logger,
+        run_report.Findings.each(logging.ERROR, "failure: %s", report.get("failures", [])),
+        run_report.Findings.each(logging.WARNING, "supply-chain anomaly: %s", report.get("anomalies", [])),
+        run_report.Findings.each(logging.WARNING, "withdrawn: %s", report.get("withdrawals", [])),
+        title="run report",
+        rows=rows,
+    )

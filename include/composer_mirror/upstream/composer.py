@@ -16,7 +16,7 @@ from urllib.parse import urlencode
 
 from composer_mirror.composer_format import DEV_SUFFIX, resolve_url
 from composer_mirror.errors import UpstreamError
-from composer_mirror.upstream.http import UpstreamClient
+from composer_mirror.upstream.client import UpstreamClient
 
 
 @dataclass(frozen=True)

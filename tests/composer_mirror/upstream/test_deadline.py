@@ -20,7 +20,7 @@ import pytest
 
 from composer_mirror.errors import UpstreamError
 from composer_mirror.upstream import FetchPolicy, RetryPolicy, UpstreamClient
-from composer_mirror.upstream.http import CHUNK
+from composer_mirror.upstream.client import CHUNK
 
 STEP = 59.0  # seconds between two pieces: just inside the client's default 60 s read timeout
 PIECE = 4096

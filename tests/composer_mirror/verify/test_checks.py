@@ -1,4 +1,4 @@
-"""Tests for verification and repair, on small mirrors built by the library itself in moto's mocked S3."""
+"""Verification: what a walk of the published repository finds, on small mirrors in moto's mocked S3."""
 
 from __future__ import annotations
 
@@ -6,82 +6,28 @@ import dataclasses
 import hashlib
 import json
 from collections import Counter
-from collections.abc import Iterator
 from typing import Any
 
-import boto3
 import pytest
 
 from composer_mirror import verify
-from composer_mirror.archives import ArchiveRecord, digest_metadata
+from composer_mirror.archives import digest_metadata
 from composer_mirror.errors import StoreError
 from composer_mirror.publisher import load_record
 from composer_mirror.state import dumps, load_shard
 from composer_mirror.store import ARCHIVE_CACHE, ZIP
-from composer_mirror.store.layout import ROOT, p2_path, record_path, shard_of, shard_path, upstream_cache_path
-from composer_mirror.verify import Problem, VerifyResult
-from tests.composer_mirror.mirror_builder import BUCKET, PUBLIC_URL, Mirror, built_mirror
-
-
-@pytest.fixture
-def mirror(session: boto3.session.Session) -> Iterator[Mirror]:
-    with built_mirror(session) as built:
-        built.add_package("psr/log", ["1.0.0", "1.1.0", "2.0.0"])
-        built.add_package("acme/tool", ["0.1.0"])
-        yield built
-
-
-def run(mirror: Mirror, *, repair: bool = False, deep: bool = False) -> VerifyResult:
-    """Verify the whole mirror as the DAG does: the root, then every batch."""
-    names, root = verify.read_root(mirror.store, PUBLIC_URL)
-    batches = verify.plan_verify_batches(names, 4)
-    results = [verify.verify_batch(mirror.ctx, batch, repair=repair, deep=deep) for batch in batches]
-    return verify.merge_all([root, *results])
-
-
-def archive_gets(mirror: Mirror) -> Counter[str]:
-    """GetObject requests for archive keys from now on, by key: a hook on the mirror's boto3 client."""
-    gets: Counter[str] = Counter()
-    archives = mirror.store.prefix + "dists/"
-
-    def count(params: dict[str, Any], **_: Any) -> None:
-        if params["Key"].startswith(archives):
-            gets[params["Key"]] += 1
-
-    mirror.s3.meta.events.register("before-parameter-build.s3.GetObject", count)
-    return gets
-
-
-def all_archives(mirror: Mirror) -> list[ArchiveRecord]:
-    return [r for records in mirror.records.values() for r in records.values()]
-
-
-def set_raw_metadata(mirror: Mirror, path: str, metadata: dict[str, str]) -> None:
-    """Replace an archive's metadata behind the library's back (``{}``: as stored before archives carried digests)."""
-    key = mirror.key(path)
-    mirror.s3.copy_object(
-        Bucket=BUCKET,
-        Key=key,
-        CopySource={"Bucket": BUCKET, "Key": key},
-        MetadataDirective="REPLACE",
-        Metadata=metadata,
-        ContentType=ZIP,
-        CacheControl=ARCHIVE_CACHE,
-    )
-
-
-def kinds(result: VerifyResult) -> set[tuple[str, str, str]]:
-    return {(p.package, p.version, p.kind) for p in result.problems}
-
-
-def record(mirror: Mirror, name: str, normalized: str) -> ArchiveRecord:
-    return mirror.records[name][normalized]
-
-
-def edit_state(mirror: Mirror, name: str, change) -> None:  # type: ignore[no-untyped-def]
-    shard = load_shard(mirror.store, shard_of(name))
-    change(shard.packages[name])
-    mirror.put_raw(shard_path(shard_of(name)), dumps(shard.packages))
+from composer_mirror.store.layout import ROOT, p2_path, record_path, shard_of, shard_path
+from composer_mirror.verify import batch, checks
+from tests.composer_mirror.mirror_builder import BUCKET, PUBLIC_URL, Mirror
+from tests.composer_mirror.verify.helpers import (
+    all_archives,
+    archive_gets,
+    edit_state,
+    kinds,
+    record,
+    run,
+    set_raw_metadata,
+)
 
 
 # --- verification -----------------------------------------------------------------------------
@@ -224,7 +170,7 @@ def test_metadata_disagreeing_with_the_record_is_reported_without_reading_the_ar
 def test_archives_are_streamed_and_hashed_in_chunks(mirror: Mirror, monkeypatch: pytest.MonkeyPatch) -> None:
     data = bytes(range(256)) * 40
     mirror.put_raw("dists/big.bin", data)
-    monkeypatch.setattr(verify, "CHUNK", 1000)
+    monkeypatch.setattr(checks, "CHUNK", 1000)
     assert verify.hash_object(mirror.store, "dists/big.bin") == (
         hashlib.sha1(data).hexdigest(),
         hashlib.sha256(data).hexdigest(),
@@ -285,110 +231,6 @@ def test_a_root_a_client_cannot_use_is_the_first_problem(mirror: Mirror, body: b
 def test_a_sync_publishing_during_the_walk_is_read_again_before_it_counts(mirror: Mirror) -> None:
     stale = load_shard(mirror.store, shard_of("psr/log")).packages["psr/log"]
     stale = {**stale, "versions": {n: r for n, r in stale["versions"].items() if n != "2.0.0.0"}}
-    check = verify._check_package_settled(mirror.ctx, "psr/log", stale, repair=False)
+    check = batch._check_package_settled(mirror.ctx, "psr/log", stale, repair=False)
     assert check.problems == []
     assert len(check.refs) == 3
-
-
-def test_batch_results_add_up_and_survive_xcom() -> None:
-    one = VerifyResult(packages=2, archives=3, problems=[Problem("a/b", "1.0", "missing_archive", "gone")])
-    two = VerifyResult(
-        packages=1, archive_bytes=10, archives_hashed=1, repaired=[Problem("c/d", "", "missing_p2", "gone")]
-    )
-    total = verify.merge_all([one, two])
-    assert (total.packages, total.archives, total.archive_bytes, total.archives_hashed) == (3, 3, 10, 1)
-    assert total.counts_by_kind() == {"missing_archive": 1}
-    assert not total.ok
-    assert VerifyResult.from_dict(json.loads(json.dumps(total.to_dict()))) == total
-
-
-# --- repair -----------------------------------------------------------------------------------
-def test_repair_restores_corrupt_and_missing_archives_from_the_recorded_source(mirror: Mirror) -> None:
-    corrupt, missing = record(mirror, "psr/log", "1.0.0.0"), record(mirror, "acme/tool", "0.1.0.0")
-    mirror.put_raw(corrupt.path, b"y" * corrupt.size)
-    mirror.delete_raw(missing.path)
-    repaired = run(mirror, repair=True)
-    assert repaired.problems == []
-    assert {(p.package, p.version, p.kind) for p in repaired.repaired} == {
-        ("psr/log", "1.0.0", "sha256_mismatch"),
-        ("acme/tool", "0.1.0", "missing_archive"),
-    }
-    assert run(mirror).problems == []
-
-
-def test_repair_refuses_upstream_bytes_that_differ_from_the_recorded_ones(mirror: Mirror) -> None:
-    broken = record(mirror, "psr/log", "1.1.0.0")
-    mirror.put_raw(broken.path, b"z" * broken.size)
-    mirror.upstream.files["/dist/psr/log/1.1.0.zip"] = b"PK other bytes now"
-    result = run(mirror, repair=True)
-    assert kinds(result) == {("psr/log", "1.1.0", "sha256_mismatch")}
-    assert "cannot restore the original" in result.problems[0].detail
-    assert result.repaired == []
-
-
-def test_repair_keeps_a_broken_archive_whose_source_the_fetch_policy_now_refuses(mirror: Mirror) -> None:
-    broken = record(mirror, "psr/log", "1.1.0.0")
-    mirror.put_raw(broken.path, b"z" * broken.size)
-    mirror.ctx.client.policy.upstream_url = "https://elsewhere.example"
-    result = run(mirror, repair=True)
-    assert kinds(result) == {("psr/log", "1.1.0", "sha256_mismatch")}
-    assert "refused" in result.problems[0].detail
-    assert mirror.exists(broken.path)
-
-
-def test_repair_rebuilds_a_missing_p2_file_byte_for_byte_and_walks_on_to_its_archives(mirror: Mirror) -> None:
-    published = mirror.store.get(p2_path("psr/log")).body
-    mirror.delete_raw(p2_path("psr/log"))
-    mirror.delete_raw(record(mirror, "psr/log", "2.0.0.0").path)
-    result = run(mirror, repair=True)
-    assert result.problems == []
-    assert {(p.package, p.kind) for p in result.repaired} == {("psr/log", "missing_p2"), ("psr/log", "missing_archive")}
-    assert mirror.store.get(p2_path("psr/log")).body == published
-    assert run(mirror).problems == []
-
-
-def test_repair_rebuilds_a_stable_file_published_with_an_empty_advisories_list(mirror: Mirror) -> None:
-    mirror.add_package("acme/audited", ["1.0.0"], advisories=[])
-    published = mirror.store.get(p2_path("acme/audited")).body
-    assert b'"security-advisories":[]' in published
-    mirror.delete_raw(p2_path("acme/audited"))
-    assert run(mirror, repair=True).problems == []
-    assert mirror.store.get(p2_path("acme/audited")).body == published
-
-
-def test_repair_rebuilds_a_p2_file_from_the_record_alone(mirror: Mirror) -> None:
-    """No upstream metadata needed: the record holds every published version."""
-    before = mirror.store.get(p2_path("psr/log")).body
-    mirror.delete_raw(p2_path("psr/log"))
-    mirror.delete_raw(upstream_cache_path("psr/log", dev=False))
-    result = run(mirror, repair=True)
-    assert result.problems == []
-    assert kinds(VerifyResult(problems=result.repaired)) == {("psr/log", "", "missing_p2")}
-    assert mirror.store.get(p2_path("psr/log")).body == before
-
-
-def test_repair_does_not_invent_a_legacy_p2_file_the_cached_metadata_cannot_rebuild_exactly(mirror: Mirror) -> None:
-    mirror.delete_raw(record_path("psr/log"))
-    mirror.delete_raw(p2_path("psr/log"))
-    mirror.delete_raw(upstream_cache_path("psr/log", dev=False))
-    result = run(mirror, repair=True)
-    assert kinds(result) == {("psr/log", "", "missing_p2")}
-    assert "differs from the published file" in result.problems[0].detail
-    assert mirror.store.get(p2_path("psr/log")) is None
-
-
-def test_repair_restores_a_file_that_carried_full_advisories_from_the_record(mirror: Mirror) -> None:
-    """Full advisories come from the upstream's API at sync time; the record keeps them."""
-    advisories = [{"advisoryId": "PKSA-1", "title": "XSS"}]
-    mirror.add_package("acme/vulnerable", ["1.0.0"], advisories=advisories)
-    mirror.delete_raw(p2_path("acme/vulnerable"))
-    assert kinds(run(mirror, repair=True)) == set()
-    assert json.loads(mirror.store.get(p2_path("acme/vulnerable")).body)["security-advisories"] == advisories
-
-
-def test_repair_leaves_a_legacy_file_that_carried_full_advisories_reported(mirror: Mirror) -> None:
-    """Without a record, full advisories (from the upstream's API) have no copy to rebuild from."""
-    mirror.add_package("acme/vulnerable", ["1.0.0"], advisories=[{"advisoryId": "PKSA-1", "title": "XSS"}])
-    mirror.delete_raw(record_path("acme/vulnerable"))
-    mirror.delete_raw(p2_path("acme/vulnerable"))
-    assert kinds(run(mirror, repair=True)) == {("acme/vulnerable", "", "missing_p2")}

@@ -12,14 +12,13 @@ import logging
 import secrets
 import socket
 import traceback
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from composer_mirror.errors import RefusedURL, UpstreamError, redact_text
-from composer_mirror.upstream import FetchPolicy, RetryPolicy, UpstreamClient
-from tests.composer_mirror.upstream.test_http import LocalServer, Reply
+from composer_mirror.upstream import FetchPolicy, RetryPolicy, UpstreamClient, redact
+from tests.composer_mirror.upstream.local_server import LocalServer, Reply
 
 SECRET = f"SECRET{secrets.token_hex(8)}"
 FAST = RetryPolicy(attempts=2, backoff=0.001, max_backoff=0.001)
@@ -33,15 +32,6 @@ class AllowLoopback(FetchPolicy):
 
     def check(self, url: str) -> None:
         return None
-
-
-@pytest.fixture
-def upstream() -> Iterator[LocalServer]:
-    server = LocalServer()
-    server.thread.start()
-    yield server
-    server.httpd.shutdown()
-    server.httpd.server_close()
 
 
 @pytest.fixture
@@ -160,3 +150,20 @@ def test_an_upstream_error_carries_only_redacted_text(logs: pytest.LogCaptureFix
 )
 def test_redact_text(text: str, redacted: str) -> None:
     assert redact_text(text) == redacted
+
+
+@pytest.mark.parametrize(
+    ("url", "redacted"),
+    [
+        ("https://user:secret@repo.example/p2/a.json", "https://repo.example/p2/a.json"),
+        ("https://token@repo.example/p2/a.json", "https://repo.example/p2/a.json"),
+        ("https://api.example.com/zipball/x?access_token=secret", "https://api.example.com/zipball/x"),
+        ("https://repo.example:8443/a#frag", "https://repo.example:8443/a"),
+        ("https://user:pw@repo.example:8443/a?x=1&y=2", "https://repo.example:8443/a"),
+        ("http://[::1]:8080/p2/a.json?t=1", "http://[::1]:8080/p2/a.json"),
+        ("https://repo.example:99999/a?t=secret", "https://repo.example/a"),
+        ("https://repo.example/a", "https://repo.example/a"),
+    ],
+)
+def test_redact(url: str, redacted: str) -> None:
+    assert redact(url) == redacted

@@ -27,7 +27,7 @@ from cryptography.x509.oid import NameOID
 
 from composer_mirror.errors import RefusedURL, UpstreamError
 from composer_mirror.upstream import FetchPolicy, PinnedAdapter, RetryPolicy, UpstreamClient, connecting_only_to
-from tests.composer_mirror.upstream.test_http import LocalServer
+from tests.composer_mirror.upstream.local_server import LocalServer
 
 # Global by Python's reckoning (the retired 6to4 relay anycast), unlike the TEST-NET ranges,
 # which ipaddress counts as private; never really connected to (see ``connects``).

@@ -64,9 +64,9 @@ def plan_batches(plan: dict[str, Any]) -> list[dict[str, Any]]:
 def planned_batches(ctx: Context, value: dict[str, Any]) -> list[Batch]:
     """The plan's batches; one empty batch when there is nothing to do.
 
-    A mapped task over nothing is skipped, and `airflow dags test` then idles a second per pass of
-    its loop until it gives up on it. With one empty batch, a run with nothing to do takes the same
-    path as any other (each batch task runs once and does nothing) under every executor.
+    A mapped task over nothing is skipped, and `airflow dags test` idles a second per pass of its
+    loop on it; one empty batch costs a short run of each batch task instead. Planned in every run,
+    whoever runs it, so a run with nothing to do takes the same path as any other everywhere.
     """
     planned = Plan.from_json(value)
     slots = batch_slots(ctx.settings.max_batches)

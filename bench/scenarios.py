@@ -207,6 +207,9 @@ class Bench:
                 "composer_mirror_public_url": f"{self.moto.endpoint}/{bucket}/{PREFIX}",
                 "composer_mirror_packages": json.dumps(packages),
                 "composer_mirror_concurrency": str(self.concurrency),
+                # Plain `dags test` runs one task at a time, so a run is measured in one batch; with
+                # --use-executor the mapped instances run side by side and the DAG plans its own.
+                **({} if self.use_executor else {"composer_mirror_max_batches": "1"}),
                 **variables,
             },
             extra_env={"AIRFLOW_CONN_AWS_DEFAULT": aws_connection(self.moto.endpoint), **self.executor_env},

@@ -18,16 +18,16 @@ Settings: the `composer_mirror_*` Variables (see the README).
 
 from __future__ import annotations
 
-from datetime import timedelta
-
 import pendulum
-from airflow.sdk import dag, get_current_context, task
+from airflow.sdk import dag
 
-from composer_mirror.airflow_adapter import DEFAULT_ARGS, alert_on_failure, build_context, send_alert
+from composer_mirror.airflow.alerts import alert_on_failure
+from composer_mirror.airflow.defaults import DEFAULT_ARGS
+from composer_mirror.airflow.tasks import freshness
 
 
 @dag(
-    schedule=timedelta(minutes=30),
+    schedule=pendulum.duration(minutes=30),
     start_date=pendulum.datetime(2026, 1, 1, tz="UTC"),
     catchup=False,
     max_active_runs=1,
@@ -37,24 +37,7 @@ from composer_mirror.airflow_adapter import DEFAULT_ARGS, alert_on_failure, buil
     doc_md=__doc__,
 )
 def composer_mirror_freshness() -> None:
-    @task(execution_timeout=timedelta(minutes=5))  # one GET; a hung one must not outlast the next run
-    def check_freshness() -> str:
-        """Judge status.json's age; when stale (or unreadable), alert and fail without retries."""
-        from datetime import UTC, datetime
-
-        from airflow.sdk.exceptions import AirflowFailException
-
-        from composer_mirror import context, freshness
-
-        verdict = context.run_with_context(
-            build_context, lambda ctx: freshness.check(ctx.store, datetime.now(UTC), ctx.settings.max_age_hours)
-        )
-        if not verdict.fresh:
-            send_alert(get_current_context(), verdict.message)
-            raise AirflowFailException(verdict.message)  # a retry minutes later would say the same
-        return verdict.message
-
-    check_freshness()
+    freshness.check_freshness()
 
 
 composer_mirror_freshness()

@@ -29,19 +29,12 @@ Daily, and on demand. The report is kept at `mirror-state/runs/prune-<run id>.js
 
 from __future__ import annotations
 
-from typing import Any
-
 import pendulum
-from airflow.sdk import Param, dag, task
+from airflow.sdk import Param, dag
 
-from composer_mirror.airflow_adapter import (
-    DEFAULT_ARGS,
-    LONG_TASK,
-    alert_on_failure,
-    build_context,
-    current_run_id,
-    run_type,
-)
+from composer_mirror.airflow.alerts import alert_on_failure
+from composer_mirror.airflow.defaults import DEFAULT_ARGS
+from composer_mirror.airflow.tasks import prune
 
 
 @dag(
@@ -63,26 +56,7 @@ from composer_mirror.airflow_adapter import (
     },
 )
 def composer_mirror_prune() -> None:
-    @task(execution_timeout=LONG_TASK)
-    def prune_unreferenced(params: dict[str, Any] | None = None) -> dict[str, Any]:
-        """Mark unreferenced objects; delete those marked over a grace period ago unless this is a dry run."""
-        from composer_mirror import context, prune
-
-        dry_run_param = bool((params or {}).get("dry_run", True))
-        run_id, kind = current_run_id(), run_type()
-
-        def step(ctx: context.Context) -> prune.PruneResult:
-            dry_run = prune.is_dry_run(kind, dry_run_param, ctx.settings.prune_scheduled_delete)
-            return prune.run_prune(ctx.store, ctx.settings, dry_run=dry_run, run_id=run_id)
-
-        result = context.run_with_context(build_context, step)
-        if result.failed:
-            from airflow.exceptions import AirflowException
-
-            raise AirflowException(f"{len(result.failed)} objects could not be deleted")
-        return result.summary()
-
-    prune_unreferenced()
+    prune.prune_unreferenced()
 
 
 composer_mirror_prune()

@@ -30,13 +30,12 @@ set that `composer_mirror_sync` keeps fresh.
 
 from __future__ import annotations
 
-from typing import Any
-
 import pendulum
-from airflow.sdk import Param, dag, task
+from airflow.sdk import Param, dag
 
-from composer_mirror import mirror_tasks as chain
-from composer_mirror.airflow_adapter import DEFAULT_ARGS, alert_on_failure, handed_off
+from composer_mirror.airflow.alerts import alert_on_failure
+from composer_mirror.airflow.defaults import DEFAULT_ARGS
+from composer_mirror.airflow.tasks import sbom, sync
 
 
 @dag(
@@ -84,33 +83,13 @@ from composer_mirror.airflow_adapter import DEFAULT_ARGS, alert_on_failure, hand
     },
 )
 def composer_mirror_sbom() -> None:
-    @task
-    def resolve_targets(upstream: dict[str, Any], params: dict[str, Any] | None = None) -> dict[str, Any]:
-        """Parse the SBOM/PURLs, check every version upstream, add dependencies, log the plan."""
-        from composer_mirror.sync import planning
-        from composer_mirror.sync.records import Plan
-
-        params = dict(params or {})
-
-        def plan(ctx: Any) -> dict[str, Any]:
-            targets = planning.resolve_request(ctx, params)
-            # A dry run stops after this task: nothing downstream reads the plan, so nothing is written.
-            return Plan({} if params.get("dry_run") else targets)
-
-        return handed_off("plan", upstream, plan)
-
-    @task.short_circuit
-    def unless_dry_run(params: dict[str, Any] | None = None) -> bool:
-        """Stop here on a dry run: the plan is in resolve_targets' log, nothing is written."""
-        return not (params or {}).get("dry_run")
-
-    upstream = chain.read_upstream()
-    targets = resolve_targets(upstream)
-    batches = chain.plan_batches(targets)
-    targets >> unless_dry_run() >> batches
-    manifests = chain.sync_metadata.partial(upstream=upstream).expand(batch=batches)
-    results = chain.fetch_archives.partial(upstream=upstream).expand(manifest=manifests)
-    chain.report(chain.publish_index(results, targets, upstream))
+    upstream = sync.read_upstream()
+    targets = sbom.resolve_targets(upstream)
+    batches = sync.plan_batches(targets)
+    targets >> sbom.unless_dry_run() >> batches
+    manifests = sync.sync_metadata.partial(upstream=upstream).expand(batch=batches)
+    results = sync.fetch_archives.partial(upstream=upstream).expand(manifest=manifests)
+    sync.report(sync.publish_index(results, targets, upstream))
 
 
 composer_mirror_sbom()

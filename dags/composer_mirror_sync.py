@@ -18,13 +18,12 @@ Settings: the `composer_mirror_*` Variables (see the README); S3 through the con
 
 from __future__ import annotations
 
-from typing import Any
-
 import pendulum
-from airflow.sdk import dag, task
+from airflow.sdk import dag
 
-from composer_mirror import mirror_tasks as chain
-from composer_mirror.airflow_adapter import DEFAULT_ARGS, alert_on_failure, handed_off
+from composer_mirror.airflow.alerts import alert_on_failure
+from composer_mirror.airflow.defaults import DEFAULT_ARGS
+from composer_mirror.airflow.tasks import sync
 
 
 @dag(
@@ -38,18 +37,11 @@ from composer_mirror.airflow_adapter import DEFAULT_ARGS, alert_on_failure, hand
     doc_md=__doc__,
 )
 def composer_mirror_sync() -> None:
-    @task
-    def enumerate_targets(upstream: dict[str, Any]) -> dict[str, Any]:
-        """The selection plus everything already mirrored, or only what the changes feed names."""
-        from composer_mirror.sync import planning
-
-        return handed_off("plan", upstream, planning.plan_sync)
-
-    upstream = chain.read_upstream()
-    plan = enumerate_targets(upstream)
-    manifests = chain.sync_metadata.partial(upstream=upstream).expand(batch=chain.plan_batches(plan))
-    results = chain.fetch_archives.partial(upstream=upstream).expand(manifest=manifests)
-    chain.report(chain.publish_index(results, plan, upstream))
+    upstream = sync.read_upstream()
+    plan = sync.enumerate_targets(upstream)
+    manifests = sync.sync_metadata.partial(upstream=upstream).expand(batch=sync.plan_batches(plan))
+    results = sync.fetch_archives.partial(upstream=upstream).expand(manifest=manifests)
+    sync.report(sync.publish_index(results, plan, upstream))
 
 
 composer_mirror_sync()

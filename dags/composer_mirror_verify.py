@@ -26,23 +26,12 @@ Settings: the `composer_mirror_*` Variables (see the README).
 
 from __future__ import annotations
 
-from typing import Any
-
 import pendulum
-from airflow.sdk import Param, dag, task
+from airflow.sdk import Param, dag
 
-from composer_mirror.airflow_adapter import (
-    DEFAULT_ARGS,
-    LONG_TASK,
-    alert_on_failure,
-    batch_step,
-    build_context,
-    handed_off,
-    handed_off_batches,
-    run_ids,
-)
-from composer_mirror.context import Context
-from composer_mirror.handoff import receive
+from composer_mirror.airflow.alerts import alert_on_failure
+from composer_mirror.airflow.defaults import DEFAULT_ARGS
+from composer_mirror.airflow.tasks import verify
 
 
 @dag(
@@ -72,66 +61,9 @@ from composer_mirror.handoff import receive
     },
 )
 def composer_mirror_verify() -> None:
-    @task
-    def list_packages() -> dict[str, Any]:
-        """Read packages.json: its packages, and what is wrong with the root itself."""
-        from composer_mirror import verify
-
-        return handed_off("listing", None, verify.list_packages)
-
-    @task
-    def plan_batches(listing: dict[str, Any]) -> list[dict[str, Any]]:
-        """Group the packages into batches (at most composer_mirror_max_batches), whole state shards each."""
-        from composer_mirror import verify
-
-        return handed_off_batches(
-            listing, None, lambda ctx, listed: verify.plan_verify_batches(listed["packages"], ctx.settings.max_batches)
-        )
-
-    @task(map_index_template="{{ batch_label }}", execution_timeout=LONG_TASK)
-    def verify_batch(batch: dict[str, Any], params: dict[str, Any] | None = None) -> dict[str, Any]:
-        """Check (and with `repair`, restore) the batch's p2 files and archives; with `deep`, hash every archive."""
-        from composer_mirror import verify
-        from composer_mirror.batches import Batch
-
-        repair = bool((params or {}).get("repair"))
-        deep = bool((params or {}).get("deep"))
-        return batch_step(
-            "result",
-            batch,
-            None,
-            lambda ctx, b: verify.verify_batch(ctx, Batch.from_json(b), repair=repair, deep=deep).to_dict(),
-        )
-
-    @task(trigger_rule="none_failed")
-    def report(listing: dict[str, Any], results: list[dict[str, Any]], params: dict[str, Any] | None = None) -> None:
-        """Log the summary table and every problem; fail the run while problems remain.
-
-        The last task: it deletes the run's hand-offs (and any left by failed runs of this DAG).
-        """
-        from composer_mirror import context, handoff, verify
-
-        dag_id, run_id = run_ids()
-        repair = bool((params or {}).get("repair"))
-        # One slice request: iterating the lazy sequence probes offsets until one is missing (logged as an error).
-        refs = list(results[:]) if results else []
-
-        def step(ctx: Context) -> verify.VerifyResult:
-            root = receive(ctx.store, listing)["root"]
-            batches = [receive(ctx.store, ref) for ref in refs]
-            total = verify.finish(ctx, root, batches, run_id=run_id, repair=repair)
-            handoff.clear(ctx.store, dag_id)
-            return total
-
-        total = context.run_with_context(build_context, step)
-        if total.problems:
-            from airflow.sdk.exceptions import AirflowFailException  # a verdict: a retry finds the same
-
-            raise AirflowFailException(f"{len(total.problems)} problems remain: {total.counts_by_kind()}")
-
-    listing = list_packages()
-    results = verify_batch.expand(batch=plan_batches(listing))
-    report(listing, results)
+    listing = verify.list_packages()
+    results = verify.verify_batch.expand(batch=verify.plan_batches(listing))
+    verify.report(listing, results)
 
 
 composer_mirror_verify()

@@ -18,9 +18,9 @@ from typing import Any
 
 UPSTREAM_POOL = "composer_upstream"
 DEFAULT_POOL = "default_pool"
-# Tasks of the mirror's DAGs that send requests to the upstream (composer_mirror.mirror_tasks and
-# dags/): sync_metadata and fetch_archives are mapped over batches; resolve_targets is the SBOM DAG's
-# check of every requested version. Add a task here when a new one talks to the upstream.
+# Tasks of the mirror's DAGs (composer_mirror.airflow.tasks) that send requests to the upstream:
+# sync_metadata and fetch_archives are mapped over batches; resolve_targets is the SBOM DAG's check
+# of every requested version. Add a task here when a new one talks to the upstream.
 UPSTREAM_TASKS = frozenset({"read_upstream", "enumerate_targets", "resolve_targets", "sync_metadata", "fetch_archives"})
 MIRROR_DAG_PREFIX = "composer_mirror"
 

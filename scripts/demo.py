@@ -69,6 +69,8 @@ def main() -> int:
                 "composer_mirror_prefix": PREFIX,
                 "composer_mirror_public_url": public_url,
                 "composer_mirror_packages": json.dumps(selection),
+                # `airflow dags test` runs one task at a time: one batch does the work in the fewest task runs.
+                "composer_mirror_max_batches": "1",
             },
             extra_env={"AIRFLOW_CONN_AWS_DEFAULT": aws_connection(moto.endpoint)},
         )

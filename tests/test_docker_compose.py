@@ -462,7 +462,8 @@ def test_the_cluster_policy_puts_upstream_tasks_of_mirror_dags_in_the_composer_u
 
 
 def test_the_cluster_policy_names_tasks_that_exist_in_the_mirror_dags() -> None:
-    sources = [ROOT / "include" / "composer_mirror" / "mirror_tasks.py", *sorted((ROOT / "dags").glob("*.py"))]
+    tasks = ROOT / "include" / "composer_mirror" / "airflow" / "tasks"
+    sources = [*sorted(tasks.glob("*.py")), *sorted((ROOT / "dags").glob("*.py"))]
     task_names = set()
     for source in sources:
         for node in ast.walk(ast.parse(source.read_text())):

@@ -1,7 +1,7 @@
 """SBOM uploads from the Airflow UI: validate a file for the page, store it where ``composer_mirror_sbom`` reads it.
 
 The plugin in ``plugins/composer_mirror_sbom_upload.py`` is a thin web layer over this module, which
-imports nothing from Airflow (like the rest of the library apart from ``airflow_adapter``):
+imports nothing from Airflow (like the rest of the library apart from ``composer_mirror.airflow``):
 
 * :func:`validate` parses an uploaded file with :func:`composer_mirror.sbom.parse_sbom` and returns a
   JSON-ready summary (format, component counts, skip reasons, problems that block mirroring, warnings

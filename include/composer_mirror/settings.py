@@ -66,7 +66,7 @@ class Settings:
     # At most this many mapped task instances per mapped task (Airflow's max_map_length is 1024).
     # The default is the composer_upstream pool's slots (deploy/pools.json): no more batches run at
     # once, and each further one only adds a task start-up (about 2 s of a worker under Celery, a pod
-    # under Kubernetes) and a state read; measured in README, "Under the executor".
+    # under Kubernetes) and a state read; measured in bench/README.md, "Under the executor".
     max_batches: int = 4
     # Concurrent requests per upstream host; packagist asks for at most 10.
     concurrency: int = 10

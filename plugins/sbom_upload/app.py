@@ -179,7 +179,7 @@ def too_large(limit: int, why: str) -> HTTPException:
 
 def mirror_store() -> Any:
     """The mirror's S3Store, from the same Variables and connection the DAGs use."""
-    from composer_mirror.airflow_adapter import load_settings, s3_client
+    from composer_mirror.airflow.connections import load_settings, s3_client
     from composer_mirror.store import S3Store
 
     settings = load_settings()

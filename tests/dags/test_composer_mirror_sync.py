@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 
+from composer_mirror.batches import MIN_BATCH_SIZE
 from tests.fixture_registry import Registry, RegistryServer
 from tests.harness import DEMO_SELECTION, MotoServer, composer_install, sample_replace
 from tests.mirror_checks import check_repository, root_document, snapshot
@@ -98,3 +99,21 @@ def test_sync_mirrors_the_selection_and_composer_installs_from_the_mirror_alone(
     )
     advisories = json.loads(audit.stdout)["advisories"]
     assert [a["advisoryId"] for a in advisories["twig/twig"]] == ["PKSA-ca83-15c3-30e3"], audit.stderr
+
+
+def test_a_run_in_three_batches_mirrors_every_package_once(
+    mirror_airflow, moto_server: MotoServer, bucket: str
+) -> None:
+    """Three mapped instances of each batch task, each on its own share of the state shards, make one whole index."""
+    registry = Registry.synthetic(packages=2 * MIN_BATCH_SIZE + 50, versions=1, vendors=20, dev_every=0)
+    with RegistryServer(registry) as server:
+        airflow = mirror_airflow(server.url, ["*"], composer_mirror_max_batches="3")
+        run = airflow.dags_test("composer_mirror_sync")
+        assert run.returncode == 0, run.stdout[-4000:] + run.stderr[-4000:]
+        report = run_report(moto_server, bucket)
+        assert (report["batches"], report["failures"]) == (3, [])
+        published = check_repository(airflow.variables["composer_mirror_public_url"])
+        assert published.problems == []
+        assert set(published.packages) == set(registry.package_names())
+        downloads = [r.path for r in server.requests if r.path.startswith("/codeload/")]
+        assert len(downloads) == len(set(downloads)) == len(registry.package_names()), "an archive fetched twice"

@@ -69,6 +69,21 @@ def test_every_dag_parses_without_reading_variables_connections_or_s3(parsed: di
     assert set(parsed) >= DAG_IDS
 
 
+CHAIN = {"read_upstream", "plan_batches", "sync_metadata", "fetch_archives", "publish_index", "report"}
+# Task ids are what run history, the pool policy (deploy/airflow_local_settings.py) and alerts name.
+TASK_IDS = {
+    "composer_mirror_sync": CHAIN | {"enumerate_targets"},
+    "composer_mirror_sbom": CHAIN | {"resolve_targets", "unless_dry_run"},
+    "composer_mirror_verify": {"list_packages", "plan_batches", "verify_batch", "report"},
+    "composer_mirror_prune": {"prune_unreferenced"},
+    "composer_mirror_freshness": {"check_freshness"},
+}
+
+
+def test_every_dag_keeps_its_task_ids(parsed: dict[str, list]) -> None:
+    assert {dag_id: set(parsed[dag_id][-1]) for dag_id in DAG_IDS} == TASK_IDS
+
+
 def test_every_dag_has_docs_runs_one_at_a_time_and_alerts_when_a_run_fails(parsed: dict[str, list]) -> None:
     """Every DAG in dags/, today's and any added later."""
     for dag_id, (has_doc, max_active_runs, catchup, callback, _tasks) in parsed.items():

@@ -151,6 +151,7 @@ def mirror_variables(upstream_url: str, moto: MotoServer, bucket: str, packages:
         "composer_mirror_public_url": f"{moto.endpoint}/{bucket}/{PREFIX}",
         "composer_mirror_packages": json.dumps(packages),
         "composer_mirror_retry_backoff_ms": "20",  # faults are retried at once: the suite stays fast
+        "composer_mirror_max_batches": "1",  # `airflow dags test` runs one task at a time: one batch
         **extra,
     }
 

@@ -8,5 +8,5 @@ read_upstream -> plan (targets, batches) -> metadata[batch] -> packages[batch] -
 - :mod:`.packages`: archives, then each package's record and p2 files (the write rule), then state.
 - :mod:`.publish`: the mirrored set, the root, the cursor, the run report.
 
-Nothing here imports Airflow; :mod:`composer_mirror.airflow_adapter` runs these stages as tasks.
+Nothing here imports Airflow; :mod:`composer_mirror.airflow.tasks.sync` runs these stages as tasks.
 """

@@ -69,13 +69,13 @@ def test_the_list_endpoint_reaches_the_fetch_policy() -> None:
     assert "https://list.example.org/packages/list.json" in endpoints.urls()
 
 
-def test_the_adapter_gives_the_list_endpoint_to_the_fetch_policy(monkeypatch: pytest.MonkeyPatch) -> None:
-    from composer_mirror import airflow_adapter
+def test_a_task_context_gives_the_list_endpoint_to_the_fetch_policy(monkeypatch: pytest.MonkeyPatch) -> None:
+    from composer_mirror.airflow import handoffs
     from composer_mirror.settings import Settings
 
-    monkeypatch.setattr(airflow_adapter, "s3_client", lambda *_args: object())
+    monkeypatch.setattr(handoffs, "s3_client", lambda *_args: object())
     settings = Settings(bucket="mirror-bucket", public_url="https://mirror.example", upstream_url=UPSTREAM)
-    ctx = airflow_adapter.build_context(WITH_LIST.to_json(), settings=settings)
+    ctx = handoffs.build_context(WITH_LIST.to_json(), settings=settings)
     assert ctx.upstream == WITH_LIST
     assert "https://list.example.org/packages/list.json" in ctx.client.policy.endpoints
     ctx.client.close()

@@ -1,12 +1,12 @@
-"""The tasks of the mirroring chain, shared by every DAG that mirrors something (sync and SBOM).
+"""The tasks of ``composer_mirror_sync``, and the mirroring chain the SBOM DAG shares with it.
 
-Each DAG file wires them itself, so its file shows its graph::
+::
 
-    read_upstream -> (its own planning task) -> plan_batches -> sync_metadata[batch]
-    -> fetch_archives[batch] -> publish_index -> report
+    read_upstream -> enumerate_targets (the SBOM DAG: resolve_targets) -> plan_batches
+    -> sync_metadata[batch] -> fetch_archives[batch] -> publish_index -> report
 
-Every body is the adapter's glue around one plain stage of :mod:`composer_mirror.sync`: build the
-context, receive the hand-off, run the stage, hand its result on. One chain, one mirrored set.
+Each body runs one stage of :mod:`composer_mirror.sync`. One chain, one mirrored set: whichever DAG
+planned the targets, the same stages revalidate, fetch and publish them.
 """
 
 from __future__ import annotations
@@ -15,24 +15,23 @@ import logging
 from typing import Any
 
 from airflow.sdk import Asset, task
+from airflow.sdk.exceptions import AirflowFailException
 
-from composer_mirror import batches, context, handoff
-from composer_mirror.airflow_adapter import (
-    LONG_TASK,
-    batch_slots,
+from composer_mirror import batches
+from composer_mirror.airflow.defaults import LONG_TASK
+from composer_mirror.airflow.handoffs import (
     batch_step,
-    build_context,
-    current_run_id,
+    clearing_handoffs,
     handed_off,
     handed_off_batches,
-    load_settings,
-    run_ids,
-    runs_in_process,
+    in_context,
+    received_all,
 )
+from composer_mirror.airflow.runtime import batch_slots, current_run_id
 from composer_mirror.batches import Batch
 from composer_mirror.context import Context
 from composer_mirror.handoff import receive
-from composer_mirror.sync import metadata, packages, publish
+from composer_mirror.sync import metadata, packages, planning, publish
 from composer_mirror.sync.records import BatchResult, Manifest, Plan
 from composer_mirror.upstream.composer import read_endpoints
 
@@ -47,28 +46,33 @@ REPOSITORY = Asset(name="composer_mirror_repository")
 @task
 def read_upstream() -> dict[str, Any]:
     """Read the settings and discover the upstream's endpoints from its packages.json."""
-    settings = load_settings()
-    return context.run_with_context(
-        lambda: build_context(settings=settings),
-        lambda ctx: read_endpoints(ctx.client, settings.upstream_url).to_json(),
-    )
+    return in_context(lambda ctx: read_endpoints(ctx.client, ctx.settings.upstream_url).to_json())
+
+
+@task
+def enumerate_targets(upstream: dict[str, Any]) -> dict[str, Any]:
+    """The selection plus everything already mirrored, or only what the changes feed names."""
+    return handed_off("plan", upstream, planning.plan_sync)
 
 
 @task
 def plan_batches(plan: dict[str, Any]) -> list[dict[str, Any]]:
     """Group the targets into batches (at most composer_mirror_max_batches)."""
+    return handed_off_batches(plan, None, planned_batches)  # no upstream request: no endpoints to allow
 
-    def step(ctx: Context, value: dict[str, Any]) -> list[Batch]:
-        planned = Plan.from_json(value)
-        slots = batch_slots(ctx.settings.max_batches)
-        shares = batches.plan_batches(planned.targets, slots, min_times=planned.min_times)
-        if not shares and runs_in_process():
-            # `dags test` idles a second per tick on a mapped task with nothing to map; an empty batch is cheaper.
-            shares = [Batch(0, "(nothing to do)", {})]
-        logger.info("%d targets in %d batches", len(planned.targets), len(shares))
-        return shares
 
-    return handed_off_batches(plan, None, step)  # no upstream request: no endpoints to allow
+def planned_batches(ctx: Context, value: dict[str, Any]) -> list[Batch]:
+    """The plan's batches; one empty batch when there is nothing to do.
+
+    A mapped task over nothing is skipped, and `airflow dags test` idles a second per pass of its
+    loop on it; one empty batch costs a short run of each batch task instead. Planned in every run,
+    whoever runs it, so a run with nothing to do takes the same path as any other everywhere.
+    """
+    planned = Plan.from_json(value)
+    slots = batch_slots(ctx.settings.max_batches)
+    shares = batches.plan_batches(planned.targets, slots, min_times=planned.min_times)
+    logger.info("%d targets in %d batches", len(planned.targets), len(shares))
+    return shares or [Batch(0, "(nothing to do)", {})]
 
 
 @task(map_index_template="{{ batch_label }}", execution_timeout=LONG_TASK)
@@ -90,9 +94,7 @@ def fetch_archives(manifest: dict[str, Any], upstream: dict[str, Any]) -> dict[s
 @task(trigger_rule="none_failed", outlets=[REPOSITORY], execution_timeout=LONG_TASK)
 def publish_index(results: list[dict[str, Any]], plan: dict[str, Any], upstream: dict[str, Any]) -> dict[str, Any]:
     """Publish packages.json last, then the run report (and advance the changes-feed cursor)."""
-    run_id = current_run_id()
-    # One slice request: iterating the lazy sequence probes offsets until one is missing (logged as an error).
-    refs = list(results[:]) if results else []
+    run_id, refs = current_run_id(), received_all(results)
 
     def step(ctx: Context) -> dict[str, Any]:
         batches = [BatchResult.from_json(receive(ctx.store, ref)) for ref in refs]
@@ -107,17 +109,8 @@ def report(summary: dict[str, Any]) -> None:
 
     The last task: it deletes the run's hand-offs (and any left by failed runs of this DAG).
     """
-    dag_id = run_ids()[0]
-
-    def step(ctx: Context) -> dict[str, Any]:
-        received = receive(ctx.store, summary)
-        handoff.clear(ctx.store, dag_id)
-        return received
-
-    received = context.run_with_context(build_context, step)
+    received = clearing_handoffs(lambda ctx: receive(ctx.store, summary))
     publish.log_report(received)
     if received["failures"]:
         # A verdict, not a crash: fail without retries (a retry would find the hand-offs cleared).
-        from airflow.sdk.exceptions import AirflowFailException
-
         raise AirflowFailException(f"{len(received['failures'])} failures; the index was published without them")

@@ -11,13 +11,13 @@ from __future__ import annotations
 import logging
 from collections import Counter
 from collections.abc import Callable, Iterable, Mapping
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
 from composer_mirror import versions
 from composer_mirror.composer_format import is_platform_package, is_valid_package_name
 from composer_mirror.errors import InvalidVersion, TargetError
+from composer_mirror.parallel import map_bounded
 from composer_mirror.sbom import Requested
 from composer_mirror.targets import ALL_STABLE, Targets, add_selector, normalized_of, select_versions
 from composer_mirror.upstream.composer import Endpoints, package_url
@@ -81,8 +81,9 @@ class _Versions:
     branches_loaded: set[str] = field(default_factory=set)
 
     def load(self, targets: Targets) -> None:
-        with ThreadPoolExecutor(max_workers=max(1, self.concurrency)) as pool:
-            self.entries.update(pool.map(lambda name: (name, self._one(name, targets[name])), sorted(targets)))
+        self.entries.update(
+            map_bounded(lambda name: (name, self._one(name, targets[name])), sorted(targets), self.concurrency)
+        )
 
     def _one(self, name: str, selectors: list[str]) -> list | None:
         found = self.entries[name] if name in self.entries else self.fetch(name, False)

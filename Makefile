@@ -63,8 +63,11 @@ stack-down:
 bench: venv tools services
 	$(PY) bench/run.py $(BENCH_ARGS)
 
+# ruff (rules and format) on everything, mypy on include/ and dags/ ([tool.mypy] in pyproject.toml).
 lint: venv
-	$(VENV)/bin/ruff check . && $(VENV)/bin/ruff format --check .
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+	$(VENV)/bin/mypy
 
 # Both constraints files are pip freezes of throw-away virtualenvs, so nothing installed by hand in
 # .venv leaks into them. constraints.txt first: the development set, keeping the pins it had (a new

@@ -46,8 +46,10 @@ services:
 test: venv tools services
 	$(PY) -m pytest
 
+# The fast loop: the tests marked neither integration, browser, stack nor perf (pyproject.toml's markers).
+# Like `make test`, it fails when pytest collects no tests (exit 5).
 test-unit: venv
-	$(PY) -m pytest -m "not integration and not browser"
+	$(PY) -m pytest -m "not integration and not browser and not stack and not perf"
 
 demo: venv tools
 	$(PY) scripts/demo.py $(if $(UPSTREAM),--upstream "$(UPSTREAM)") $(if $(PACKAGES),--packages "$(PACKAGES)")

@@ -89,4 +89,4 @@ freeze:
 	rm -rf .freeze-venv
 
 clean:
-	rm -rf $(VENV) .demo .pytest_cache $(STACK_DIR)
+	rm -rf $(VENV) .demo .pytest_cache .mypy_cache $(STACK_DIR)

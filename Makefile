@@ -46,8 +46,10 @@ services:
 test: venv tools services
 	$(PY) -m pytest
 
+# The fast loop: the tests marked neither integration, browser, stack nor perf (pyproject.toml's markers).
+# Like `make test`, it fails when pytest collects no tests (exit 5).
 test-unit: venv
-	$(PY) -m pytest -m "not integration and not browser"
+	$(PY) -m pytest -m "not integration and not browser and not stack and not perf"
 
 demo: venv tools
 	$(PY) scripts/demo.py $(if $(UPSTREAM),--upstream "$(UPSTREAM)") $(if $(PACKAGES),--packages "$(PACKAGES)")
@@ -63,8 +65,11 @@ stack-down:
 bench: venv tools services
 	$(PY) bench/run.py $(BENCH_ARGS)
 
+# ruff (rules and format) on everything, mypy on include/ and dags/ ([tool.mypy] in pyproject.toml).
 lint: venv
-	$(VENV)/bin/ruff check . && $(VENV)/bin/ruff format --check .
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+	$(VENV)/bin/mypy
 
 # Both constraints files are pip freezes of throw-away virtualenvs, so nothing installed by hand in
 # .venv leaks into them. constraints.txt first: the development set, keeping the pins it had (a new
@@ -84,4 +89,4 @@ freeze:
 	rm -rf .freeze-venv
 
 clean:
-	rm -rf $(VENV) .demo .pytest_cache $(STACK_DIR)
+	rm -rf $(VENV) .demo .pytest_cache .mypy_cache $(STACK_DIR)

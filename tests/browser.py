@@ -16,6 +16,7 @@ import subprocess
 import tempfile
 import time
 from collections.abc import Callable
+from contextlib import ExitStack
 from pathlib import Path
 from typing import Any
 
@@ -55,6 +56,7 @@ class Browser:
         self.profile = Path(tempfile.mkdtemp(prefix="cdp-profile-"))
         self.process: subprocess.Popen[bytes] | None = None
         self.socket: ClientConnection | None = None
+        self._closing = ExitStack()
         self.next_id = 0
 
     def __enter__(self) -> Browser:
@@ -67,12 +69,14 @@ class Browser:
             stderr=subprocess.DEVNULL,
             start_new_session=True,
         )
-        self.socket = connect(self._page_websocket(), max_size=None, open_timeout=self.timeout)
+        # As a context manager (websockets 17.1 deprecates a bare connect()), closed by __exit__.
+        self.socket = self._closing.enter_context(
+            connect(self._page_websocket(), max_size=None, open_timeout=self.timeout)
+        )
         return self
 
     def __exit__(self, *exc: object) -> None:
-        if self.socket:
-            self.socket.close()
+        self._closing.close()
         if self.process and self.process.poll() is None:
             os.killpg(self.process.pid, signal.SIGTERM)
             try:

@@ -12,7 +12,7 @@ import pytest
 
 from tests.harness import ROOT
 
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.integration, pytest.mark.perf]
 
 
 def test_bench_runs_and_writes_json_and_markdown(tmp_path: Path) -> None:

@@ -12,6 +12,8 @@ from bench.executor import BenchStackSettings, _union_length, floor_requests, ht
 from bench.raw_floor import workload_from
 from tests.fixture_registry import Registry, RegistryServer
 
+pytestmark = pytest.mark.perf
+
 VALIDATORS = {"/p2/v/a.json": ['"etag-a"', "Sun, 06 Dec 2026 10:00:00 GMT"]}
 
 

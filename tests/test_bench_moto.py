@@ -12,6 +12,8 @@ from moto.s3.models import S3Backend
 from bench.moto_counting import prefix_listing
 from tests.harness import DUMMY_AWS
 
+pytestmark = pytest.mark.perf
+
 BUCKET = "listing"
 KEYS = [
     "repo/dists/acme/a/1.zip",

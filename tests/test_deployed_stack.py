@@ -39,7 +39,7 @@ from tests.fixture_registry import FaultRule, Registry, RegistryServer
 from tests.harness import composer_install, s3_client
 from tests.stack import ADMIN, Ports, Stack, StackSettings, worker_name
 
-pytestmark = [pytest.mark.integration, pytest.mark.browser]
+pytestmark = [pytest.mark.integration, pytest.mark.browser, pytest.mark.stack]
 
 PACKAGES = 400
 SYNC, SBOM = "composer_mirror_sync", "composer_mirror_sbom"

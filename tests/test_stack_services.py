@@ -22,7 +22,10 @@ import pytest
 
 from tests.stack import Service, _start_time, stop_services
 
-pytestmark = pytest.mark.skipif(not sys.platform.startswith("linux"), reason="the stack reads /proc")
+pytestmark = [
+    pytest.mark.stack,
+    pytest.mark.skipif(not sys.platform.startswith("linux"), reason="the stack reads /proc"),
+]
 
 PR_SET_CHILD_SUBREAPER = 36  # prctl(2)
 # The leader exits on SIGTERM; its child ignores SIGTERM and sleeps on after the leader is gone.

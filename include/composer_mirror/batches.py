@@ -45,6 +45,7 @@ def plan_batches(
     """
     if not targets:
         return []
+    min_times = min_times or {}
     by_shard: dict[str, list[str]] = {}
     for name in targets:
         by_shard.setdefault(shard_of(name), []).append(name)
@@ -60,7 +61,7 @@ def plan_batches(
             index,
             f"{names[0]} .. {names[-1]} ({len(names)})",
             {name: targets[name] for name in names},
-            {name: dict(min_times[name]) for name in names if name in (min_times or {})},
+            {name: dict(min_times[name]) for name in names if name in min_times},
         )
         for index, names in enumerate(batches)
     ]

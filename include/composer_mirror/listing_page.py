@@ -15,10 +15,10 @@ from __future__ import annotations
 import json
 import logging
 from collections.abc import Iterable, Mapping
-from concurrent.futures import ThreadPoolExecutor
 from importlib import resources
 from typing import Any
 
+from composer_mirror.parallel import bounded_pool
 from composer_mirror.state import dumps, load_shard
 from composer_mirror.store import Store
 from composer_mirror.store.layout import INDEX_HTML, INDEX_JSON, STATE_DIR, STATUS_JSON
@@ -61,8 +61,8 @@ def build_index(store: Store, available: Iterable[str], *, workers: int = 16) ->
         return {name: dumps(package_summary(state)) for name, state in packages.items() if name in wanted}
 
     found: dict[str, bytes] = {}
-    with ThreadPoolExecutor(max_workers=workers) as pool:
-        for part in pool.map(summaries, shards):
+    with bounded_pool(workers) as pool:
+        for part in pool.imap(summaries, shards):
             found.update(part)
     empty = dumps(package_summary({}))
     entries = b",".join(dumps(name) + b":" + found.get(name, empty) for name in sorted(wanted))

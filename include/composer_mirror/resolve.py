@@ -11,28 +11,30 @@ from __future__ import annotations
 import logging
 from collections import Counter
 from collections.abc import Callable, Iterable, Mapping
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
 from composer_mirror import versions
 from composer_mirror.composer_format import is_platform_package, is_valid_package_name
 from composer_mirror.errors import InvalidVersion, TargetError
+from composer_mirror.parallel import map_bounded
 from composer_mirror.sbom import Requested
 from composer_mirror.targets import ALL_STABLE, Targets, add_selector, normalized_of, select_versions
 from composer_mirror.upstream.composer import Endpoints, package_url
 
 logger = logging.getLogger(__name__)
 
+# A package's expanded upstream version entries (untrusted JSON objects).
+Entries = list[dict[str, Any]]
 # name, dev -> expanded upstream entries, or None when the upstream has no such package.
-FetchVersions = Callable[[str, bool], "list[dict[str, Any]] | None"]
+FetchVersions = Callable[[str, bool], Entries | None]
 
 
 @dataclass
 class Resolution:
     targets: Targets = field(default_factory=dict)
     missing: list[str] = field(default_factory=list)
-    skipped: Counter = field(default_factory=Counter)
+    skipped: Counter[str] = field(default_factory=Counter)
     # name -> [(normalized version, pretty version, archive size when the upstream states it)]
     chosen: dict[str, list[tuple[str, str, int | None]]] = field(default_factory=dict)
 
@@ -77,14 +79,15 @@ class _Versions:
 
     fetch: FetchVersions
     concurrency: int
-    entries: dict[str, list | None] = field(default_factory=dict)
+    entries: dict[str, Entries | None] = field(default_factory=dict)
     branches_loaded: set[str] = field(default_factory=set)
 
     def load(self, targets: Targets) -> None:
-        with ThreadPoolExecutor(max_workers=max(1, self.concurrency)) as pool:
-            self.entries.update(pool.map(lambda name: (name, self._one(name, targets[name])), sorted(targets)))
+        self.entries.update(
+            map_bounded(lambda name: (name, self._one(name, targets[name])), sorted(targets), self.concurrency)
+        )
 
-    def _one(self, name: str, selectors: list[str]) -> list | None:
+    def _one(self, name: str, selectors: list[str]) -> Entries | None:
         found = self.entries[name] if name in self.entries else self.fetch(name, False)
         if found is not None and name not in self.branches_loaded and any(_is_dev_selector(s) for s in selectors):
             found = found + (self.fetch(name, True) or [])
@@ -99,7 +102,7 @@ def _is_dev_selector(selector: str) -> bool:
     return selector.startswith("dev-") or selector.endswith("-dev") or "@dev" in selector
 
 
-def _check_requested(item: Requested, entries: list | None, resolution: Resolution) -> None:
+def _check_requested(item: Requested, entries: Entries | None, resolution: Resolution) -> None:
     if entries is None:
         resolution.missing.append(f"{item.name}: no such package upstream ({item.source})")
         return
@@ -164,11 +167,12 @@ def _names(value: Any) -> set[str]:
     return {str(name).lower() for name in value} if isinstance(value, dict) else set()
 
 
-def _count_versions(resolution: Resolution, entries: Mapping[str, list | None]) -> None:
+def _count_versions(resolution: Resolution, entries: Mapping[str, Entries | None]) -> None:
     for name, selectors in resolution.targets.items():
         chosen = resolution.chosen.setdefault(name, [])
         for entry in select_versions(entries.get(name) or [], selectors):
-            dist = entry.get("dist") if isinstance(entry.get("dist"), dict) else {}
+            raw_dist = entry.get("dist")  # untrusted: any JSON value
+            dist = raw_dist if isinstance(raw_dist, dict) else {}
             size = dist.get("size")
             chosen.append((normalized_of(entry) or "", str(entry["version"]), size if isinstance(size, int) else None))
 
@@ -213,12 +217,14 @@ def upstream_fetcher(client: Any, endpoints: Endpoints) -> FetchVersions:
     return fetch
 
 
-def load_request(sbom: str | bytes | None, purls: Iterable[str] | None) -> tuple[list[Requested], Counter, list[str]]:
+def load_request(
+    sbom: str | bytes | None, purls: Iterable[str] | None
+) -> tuple[list[Requested], Counter[str], list[str]]:
     """Parse the SBOM and/or PURLs of a run: (requested packages, skipped reasons, formats)."""
     from composer_mirror.sbom import parse_purls, parse_sbom
 
     requested: list[Requested] = []
-    skipped: Counter = Counter()
+    skipped: Counter[str] = Counter()
     formats: list[str] = []
     documents = []
     if sbom is not None and sbom.strip():

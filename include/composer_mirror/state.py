@@ -15,11 +15,11 @@ from __future__ import annotations
 import json
 import logging
 from collections.abc import Callable, Iterable, Iterator
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
 from composer_mirror.errors import StoreError
+from composer_mirror.parallel import map_bounded
 from composer_mirror.store import STATE_CACHE, Store, compare_and_swap
 from composer_mirror.store.layout import CATALOG, shard_of, shard_path
 
@@ -134,8 +134,7 @@ def _parse_shard(store: Store, shard: str, body: bytes) -> dict[str, PackageStat
 def load_shards(store: Store, names: Iterable[str], workers: int = 16) -> dict[str, Shard]:
     """The shards holding these packages, read in parallel (one GET each, whatever their size)."""
     shards = sorted({shard_of(name) for name in names})
-    with ThreadPoolExecutor(max_workers=max(1, min(workers, len(shards)))) as pool:
-        return dict(zip(shards, pool.map(lambda shard: load_shard(store, shard), shards), strict=True))
+    return dict(zip(shards, map_bounded(lambda shard: load_shard(store, shard), shards, workers), strict=True))
 
 
 def shard_windows(names: Iterable[str], packages: int) -> Iterator[list[str]]:
@@ -162,8 +161,7 @@ def save_package_states(store: Store, updates: dict[str, PackageState], workers:
     by_shard: dict[str, dict[str, PackageState]] = {}
     for name, state in updates.items():
         by_shard.setdefault(shard_of(name), {})[name] = state
-    with ThreadPoolExecutor(max_workers=max(1, min(workers, len(by_shard)))) as pool:
-        return sum(pool.map(lambda item: _save_shard(store, *item), sorted(by_shard.items())))
+    return sum(map_bounded(lambda item: _save_shard(store, *item), sorted(by_shard.items()), workers))
 
 
 def _save_shard(store: Store, shard: str, packages: dict[str, PackageState]) -> int:

@@ -199,9 +199,11 @@ def newest_first(items: Iterable[T], version_of: Callable[[T], str]) -> list[T]:
             tags.append((versions.normalize(version), item))
         except InvalidVersion:
             branches.append((version, item))
-    tags.sort(
-        key=cmp_to_key(lambda a, b: versions.cmp_versions(a[0], b[0]) or _tie(a[1], b[1], version_of)), reverse=True
-    )
+
+    def newer(a: tuple[str, T], b: tuple[str, T]) -> int:
+        return versions.cmp_versions(a[0], b[0]) or _tie(a[1], b[1], version_of)
+
+    tags.sort(key=cmp_to_key(newer), reverse=True)
     branches.sort(key=lambda pair: pair[0])
     return [item for _, item in tags] + [item for _, item in branches]
 

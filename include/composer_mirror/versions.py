@@ -764,5 +764,6 @@ def sort_versions(versions: Iterable[str], *, reverse: bool = False) -> list[str
     The order equals PHP's whenever no two different normalised versions compare equal (``1.0`` vs
     ``01.0``); PHP's own order is unspecified in that case."""
     keyed = [(_normalize_default_branch(normalize(version)), version) for version in versions]
-    keyed.sort(key=functools.cmp_to_key(lambda left, right: cmp_versions(left[0], right[0])), reverse=reverse)
+    by_version = functools.cmp_to_key(cmp_versions)
+    keyed.sort(key=lambda pair: by_version(pair[0]), reverse=reverse)
     return [version for _normalized, version in keyed]

@@ -118,7 +118,8 @@ class Put:
 
     @classmethod
     def of(cls, options: PutOptions) -> Put:
-        return cls(**{**options, "metadata": dict(options.get("metadata") or {})})
+        filled: dict[str, Any] = {**options, "metadata": dict(options.get("metadata") or {})}
+        return cls(**filled)
 
 
 class Store(ABC):
@@ -196,7 +197,7 @@ class Store(ABC):
         Counted as CREATE in request_counts: a refused create writes nothing.
         """
         try:
-            self.put(path, body, **{**options, "if_none_match": True, "kind": "CREATE"})
+            self.put(path, body, **(options | {"if_none_match": True, "kind": "CREATE"}))
         except ConflictError:
             return False
         return True

@@ -37,7 +37,7 @@ class MemoryStore(Store):
         self.bucket = "memory"
         self.clock = clock or (lambda: datetime.now(UTC))
         self.objects: dict[str, _Object] = {}
-        self.requests: Counter = Counter()
+        self.requests: Counter[str] = Counter()
         self._lock = threading.Lock()
 
     def _count(self, kind: str) -> None:

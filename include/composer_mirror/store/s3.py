@@ -9,6 +9,7 @@ import threading
 import time
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator
+from functools import partial
 from typing import Any, BinaryIO, TypeVar, Unpack
 
 from composer_mirror.errors import ConflictError, StoreError
@@ -51,7 +52,7 @@ class S3Store(Store):
         self.prefix = prefix
         self.attempts = attempts
         self.backoff = backoff
-        self.requests: Counter = Counter()
+        self.requests: Counter[str] = Counter()
         self._lock = threading.Lock()
 
     # --- primitives ---------------------------------------------------------------------
@@ -238,7 +239,7 @@ class S3Store(Store):
             kwargs = {"Bucket": self.bucket, "Prefix": self.prefix + path_prefix}
             if token:
                 kwargs["ContinuationToken"] = token
-            page = self._call("LIST", lambda kw=kwargs: self.client.list_objects_v2(**kw))
+            page = self._call("LIST", partial(self.client.list_objects_v2, **kwargs))
             for item in page.get("Contents", []):
                 yield ObjectInfo(
                     item["Key"][len(self.prefix) :],
@@ -262,9 +263,7 @@ class S3Store(Store):
             objects = [{"Key": self.key(path)} for path in paths[start : start + DELETE_BATCH]]
             response = self._call(
                 "DELETE",
-                lambda objects=objects: self.client.delete_objects(
-                    Bucket=self.bucket, Delete={"Objects": objects, "Quiet": True}
-                ),
+                partial(self.client.delete_objects, Bucket=self.bucket, Delete={"Objects": objects, "Quiet": True}),
             )
             failed.extend(error["Key"][len(self.prefix) :] for error in response.get("Errors", []))
         return failed

@@ -9,7 +9,6 @@ from __future__ import annotations
 import email.utils
 import logging
 from collections.abc import Callable, Iterator, Mapping
-from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 from composer_mirror.batches import Batch
@@ -18,6 +17,7 @@ from composer_mirror.composer_format import (
 )
 from composer_mirror.context import Context, endpoints_of
 from composer_mirror.errors import MirrorError, UpstreamError
+from composer_mirror.parallel import BoundedPool, bounded_pool
 from composer_mirror.progress import track
 from composer_mirror.state import (
     is_live,
@@ -62,13 +62,14 @@ def sync_metadata(ctx: Context, batch: Batch) -> Manifest:
         except MirrorError as exc:
             return name, state, None, str(exc)
 
-    def revalidated(pool: ThreadPoolExecutor) -> Iterator[Outcome]:
+    def revalidated(pool: BoundedPool) -> Iterator[Outcome]:
         # One window of state shards in memory at a time, whatever the batch size.
         for names in shard_windows(packages, STATE_WINDOW):
             shards = load_shards(ctx.store, names)
-            yield from pool.map(one, names, [shards[shard_of(name)].packages.get(name, {}) for name in names])
+            states = [shards[shard_of(name)].packages.get(name, {}) for name in names]
+            yield from pool.imap(lambda item: one(*item), zip(names, states, strict=True))
 
-    with ThreadPoolExecutor(max_workers=ctx.settings.concurrency * 2) as pool:
+    with bounded_pool(ctx.settings.concurrency * 2) as pool:
         for name, state, work, error in track(revalidated(pool), "metadata", len(packages), _metadata_bytes(ctx)):
             if error:
                 manifest.failures.append({"package": name, "stage": "metadata", "error": error})

@@ -11,7 +11,6 @@ import logging
 import time
 from collections import Counter
 from collections.abc import Callable, Mapping
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -24,6 +23,7 @@ from composer_mirror.composer_format import (
 )
 from composer_mirror.context import Context, endpoints_of
 from composer_mirror.errors import MirrorError
+from composer_mirror.parallel import BoundedPool, bounded_pool
 from composer_mirror.progress import track
 from composer_mirror.publisher import migrated_record, write_package
 from composer_mirror.record import PackageRecord, index_fields, merge_offered
@@ -99,7 +99,7 @@ def fetch_archives(ctx: Context, manifest: Manifest) -> BatchResult:
     manifest.work = []
     total = len(work)
     outcome = BatchOutcome(published=list(manifest.unchanged), failures=list(manifest.failures))
-    with ThreadPoolExecutor(max_workers=ctx.settings.concurrency * 2) as pool:
+    with bounded_pool(ctx.settings.concurrency * 2) as pool:
         for names in shard_windows(list(work), CHUNK_PACKAGES):
             shards = load_shards(ctx.store, names)
             _mirror_chunk(ctx, pool, [work.pop(name) for name in names], shards, outcome)
@@ -133,7 +133,7 @@ def fetch_archives(ctx: Context, manifest: Manifest) -> BatchResult:
 
 
 def _mirror_chunk(
-    ctx: Context, pool: ThreadPoolExecutor, work: list[dict[str, Any]], shards: Mapping[str, Any], outcome: BatchOutcome
+    ctx: Context, pool: BoundedPool, work: list[dict[str, Any]], shards: Mapping[str, Any], outcome: BatchOutcome
 ) -> None:
     """Plan, fetch archives for, and publish one chunk of changed packages.
 
@@ -155,7 +155,7 @@ def _mirror_chunk(
         return plan, None
 
     plans = []
-    for plan, error in pool.map(plan_one, work):
+    for plan, error in pool.imap(plan_one, work):
         if error is None:
             plans.append(plan)
         else:
@@ -165,7 +165,7 @@ def _mirror_chunk(
     _complete_advisories(ctx, plans, outcome.failures)
     downloads = [(plan, entry) for plan in plans for entry in plan.fetch]
     outcome.archives += len(downloads)
-    fetched = pool.map(lambda job: (*job, _fetch_one(ctx, *job)), downloads)
+    fetched = pool.imap(lambda job: (*job, _fetch_one(ctx, *job)), downloads)
     for plan, entry, result in track(fetched, "archives", len(downloads), _archive_bytes(ctx)):
         if isinstance(result, ArchiveRecord):
             plan.records[normalized_of(entry) or ""] = result
@@ -175,7 +175,7 @@ def _mirror_chunk(
             )
             logger.error("%s %s: %s", plan.name, entry["version"], result)
 
-    for plan, written in track(pool.map(lambda p: (p, _publish_plan(ctx, p)), plans), "p2 files", len(plans)):
+    for plan, written in track(pool.imap(lambda p: (p, _publish_plan(ctx, p)), plans), "p2 files", len(plans)):
         outcome.failures.extend(plan.failures)
         outcome.anomalies.extend(plan.anomalies)
         if written is None:

@@ -23,10 +23,12 @@ CHUNK = 40
 FULL_KEYS = ("title", "reportedAt", "sources")
 
 
-def fetch_full_advisories(client: UpstreamClient, api_url: str, names: Iterable[str]) -> dict[str, list[dict]]:
+def fetch_full_advisories(
+    client: UpstreamClient, api_url: str, names: Iterable[str]
+) -> dict[str, list[dict[str, Any]]]:
     """name -> full advisories, for every name asked (an empty list when it has none)."""
     names = sorted(set(names))
-    found: dict[str, list[dict]] = {name: [] for name in names}
+    found: dict[str, list[dict[str, Any]]] = {name: [] for name in names}
     for start in range(0, len(names), CHUNK):
         chunk = names[start : start + CHUNK]
         query = urlencode([("packages[]", name) for name in chunk])

@@ -88,7 +88,8 @@ def _apply(changes: ChangeSet, action: Any) -> None:
         changes.ignored += 1
         return
     kind, package = action.get("type"), str(action.get("package", ""))
-    when = action.get("time") if isinstance(action.get("time"), int) else int(time.time())
+    stamp = action.get("time")
+    when = stamp if isinstance(stamp, int) else int(time.time())
     if kind == "resync":
         changes.resync = True
         return

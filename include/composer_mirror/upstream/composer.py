@@ -37,7 +37,8 @@ class Endpoints:
 
     @classmethod
     def from_json(cls, data: Mapping[str, Any]) -> Endpoints:
-        return cls(**{key: data.get(key) for key in cls.__dataclass_fields__})
+        fields: dict[str, Any] = {key: data.get(key) for key in cls.__dataclass_fields__}
+        return cls(**fields)
 
 
 def read_endpoints(client: UpstreamClient, upstream_url: str) -> Endpoints:

@@ -25,7 +25,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
 
 from requests.adapters import DEFAULT_POOLBLOCK, HTTPAdapter
 from urllib3 import HTTPConnectionPool, PoolManager
@@ -142,7 +142,9 @@ class DeadlineResponse(http.client.HTTPResponse):
         self, sock: socket.socket, debuglevel: int = 0, method: str | None = None, url: str | None = None
     ) -> None:
         deadline = _DEADLINE.get()
-        super().__init__(sock if deadline is None else _DeadlineSocket(sock, deadline), debuglevel, method, url)
+        # http.client's response only calls makefile("rb") on what it is handed (see _DeadlineSocket).
+        read_from = sock if deadline is None else cast(socket.socket, _DeadlineSocket(sock, deadline))
+        super().__init__(read_from, debuglevel, method, url)
 
 
 @functools.cache

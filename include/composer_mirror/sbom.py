@@ -384,7 +384,7 @@ def _spdx_version(value: Any) -> str:
 def _preferred_purl(purls: list[str]) -> str | None:
     """A package's purl: its composer one if it has several, so a package is requested at most once."""
     composer = [purl for purl in purls if purl.strip().lower().startswith("pkg:composer/")]
-    return (composer or purls or [None])[0]
+    return next(iter(composer or purls), None)
 
 
 def _parse_spdx_json(document: dict[str, Any]) -> TargetList:

@@ -19,7 +19,7 @@ from collections import Counter
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from typing import IO, TypeVar
+from typing import IO, TypeVar, cast
 from urllib.parse import urljoin
 
 import requests
@@ -63,7 +63,7 @@ class Downloaded:
 class ClientStats:
     """Counters a run reports; updated from many threads, so guarded by a lock."""
 
-    counts: Counter = field(default_factory=Counter)
+    counts: Counter[str] = field(default_factory=Counter)
     lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
     def add(self, key: str, amount: int = 1) -> None:
@@ -224,7 +224,8 @@ class UpstreamClient:
             with self._slot(current), connecting_only_to(addresses), transfer_deadline(redact(url), seconds):
                 response = self.session.get(
                     current,
-                    proxies=proxies_for(current, self.session.proxies),
+                    # None disables a proxy for one request: requests accepts it, its annotation does not say so.
+                    proxies=cast(dict[str, str], proxies_for(current, self.session.proxies)),
                     headers=headers,
                     auth=self._auth_for(current),
                     timeout=self.timeout,

@@ -79,7 +79,7 @@ class PinnedAdapter(DeadlineAdapter):
     def get_connection_with_tls_context(
         self,
         request: requests.PreparedRequest,
-        verify: bool | str | None,
+        verify: bool | str,
         proxies: dict[str, str] | None = None,
         cert: str | tuple[str, str] | None = None,
     ) -> urllib3.HTTPConnectionPool:

@@ -3,7 +3,7 @@
 `airflow dags test` (bench/run.py's scenarios) runs every task in one process; a deployment runs each
 task instance as its own process on an executor, with a scheduler, a metadata database and (Celery)
 a broker between them. This module measures what that costs, per executor and registry size, on the
-stack tests/stack.py starts (PostgreSQL, Redis, moto S3, nginx, the Airflow services, N Celery
+stack devtools/stack/ starts (PostgreSQL, Redis, moto S3, nginx, the Airflow services, N Celery
 workers):
 
 - empty: an empty selection into an empty bucket (scenario a's fixed cost), triggered through the
@@ -34,7 +34,7 @@ from urllib.parse import quote, urlsplit
 from bench.raw_floor import Workload, workload_from
 from bench.scenarios import DAG_ID, PeakRSS, wait_quiet
 from bench.services import RegistryProcess, upstream_kinds
-from tests.stack import Ports, Stack, StackSettings, worker_name
+from devtools.stack import Ports, Stack, StackSettings, worker_name
 
 SELECTION_VARIABLE = "composer_mirror_packages"
 EVERYTHING = ["vendor*/*"]  # every synthetic package (bench/registry_server.py names them vendorNNN/pkgNNNN)

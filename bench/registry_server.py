@@ -1,7 +1,7 @@
 """The fixture registry as a subprocess of the benchmark, with a small control channel under ``/_bench/``.
 
 Run as ``python bench/registry_server.py --synthetic N`` (prints ``READY <url>``). It serves
-``tests.fixture_registry`` unchanged and adds, on the same port:
+``devtools.fixture_registry`` unchanged and adds, on the same port:
 
 - ``GET  /_bench/log?reset=1``           the request log since the last reset (control requests excluded)
 - ``GET  /_bench/names``                 every package name
@@ -28,8 +28,8 @@ from urllib.parse import parse_qs
 
 sys.path[:0] = [str(Path(__file__).resolve().parent.parent)]
 
-from tests.fixture_registry import Registry, RegistryServer, RequestRecord  # noqa: E402
-from tests.fixture_registry.server import _json, _Response  # noqa: E402
+from devtools.fixture_registry import Registry, RegistryServer, RequestRecord  # noqa: E402
+from devtools.fixture_registry.server import _json, _Response  # noqa: E402
 
 CONTROL = "/_bench/"
 _P2 = re.compile(r"^/p2/(?P<name>[^/]+/[^/]+?)(?P<dev>~dev)?\.json$")

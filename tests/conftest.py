@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.harness import AirflowEnv, MotoServer, aws_connection
+from devtools.harness import AirflowEnv, MotoServer, aws_connection
 
 FIXTURES = Path(__file__).parent / "fixtures"
 _buckets = itertools.count()

@@ -10,7 +10,7 @@ import pytest
 
 from bench.executor import BenchStackSettings, _union_length, floor_requests, http_client_floor, ti_overhead
 from bench.raw_floor import workload_from
-from tests.fixture_registry import Registry, RegistryServer
+from devtools.fixture_registry import Registry, RegistryServer
 
 VALIDATORS = {"/p2/v/a.json": ['"etag-a"', "Sun, 06 Dec 2026 10:00:00 GMT"]}
 

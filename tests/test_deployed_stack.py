@@ -34,10 +34,10 @@ import pytest
 import requests
 
 from composer_mirror.store.layout import MARKER_DIR, archive_id
+from devtools.fixture_registry import FaultRule, Registry, RegistryServer
+from devtools.harness import composer_install, s3_client
+from devtools.stack import ADMIN, Ports, Stack, StackSettings, worker_name
 from tests.browser import Browser, chromium_path
-from tests.fixture_registry import FaultRule, Registry, RegistryServer
-from tests.harness import composer_install, s3_client
-from tests.stack import ADMIN, Ports, Stack, StackSettings, worker_name
 
 pytestmark = [pytest.mark.integration, pytest.mark.browser]
 

@@ -28,7 +28,7 @@ from typing import Any
 import pytest
 import requests
 
-from tests.fixture_registry import FaultRule, Registry, RegistryServer, crc32_combine
+from devtools.fixture_registry import FaultRule, Registry, RegistryServer, crc32_combine
 
 ROOT = Path(__file__).resolve().parent.parent
 LOCK = ROOT / "tests" / "fixtures" / "symfony-demo" / "composer.lock"
@@ -607,7 +607,7 @@ def test_synthetic_registries_are_deterministic_sized_and_installable() -> None:
 
 
 def test_the_command_line_server_prints_ready_and_serves(tmp_path: Path) -> None:
-    command = [sys.executable, "-m", "tests.fixture_registry", "--synthetic", "30", "--port", "0"]
+    command = [sys.executable, "-m", "devtools.fixture_registry", "--synthetic", "30", "--port", "0"]
     with subprocess.Popen(command, cwd=ROOT, stdout=subprocess.PIPE, text=True) as process:
         try:
             assert process.stdout is not None

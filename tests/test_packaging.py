@@ -24,7 +24,7 @@ import pytest
 from packaging.requirements import Requirement
 from packaging.utils import canonicalize_name
 
-from tests.harness import ROOT
+from devtools.harness import ROOT
 from tests.test_docker_compose import dockerfile_project_sources
 
 PROJECT = "composer-s3-mirror"

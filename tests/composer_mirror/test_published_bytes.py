@@ -25,7 +25,7 @@ from composer_mirror.store import S3Store
 from composer_mirror.sync import pipeline
 from composer_mirror.upstream import FetchPolicy, RetryPolicy, UpstreamClient
 from composer_mirror.upstream.composer import read_endpoints
-from tests.fixture_registry import Registry, RegistryServer
+from devtools.fixture_registry import Registry, RegistryServer
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures"
 PINNED = FIXTURES / "published-bytes-before-refactor.json"

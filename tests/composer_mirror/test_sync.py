@@ -43,7 +43,7 @@ from composer_mirror.sync.records import BatchResult, FeedPlan, Plan
 from composer_mirror.upstream import FetchPolicy, RetryPolicy, UpstreamClient
 from composer_mirror.upstream.composer import read_endpoints
 from composer_mirror.versions import is_stable
-from tests.fixture_registry import Registry, RegistryServer
+from devtools.fixture_registry import Registry, RegistryServer
 
 LOCK = Path(__file__).resolve().parents[1] / "fixtures" / "symfony-demo" / "composer.lock"
 BUCKET = "pipeline-bucket"

@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
+from devtools.fixture_registry import Registry
 from tests.faults.helpers import LOCK, private_home
-from tests.fixture_registry import Registry
 
 
 @pytest.fixture

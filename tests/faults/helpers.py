@@ -19,9 +19,9 @@ from composer_mirror.context import connect, run_with_context
 from composer_mirror.settings import Settings
 from composer_mirror.store import S3Store
 from composer_mirror.sync import pipeline
-from tests.fixture_registry import RegistryServer
-from tests.fixture_registry.server import _json, _Response
-from tests.harness import AirflowEnv, MotoServer, aws_connection
+from devtools.fixture_registry import RegistryServer
+from devtools.fixture_registry.server import _json, _Response
+from devtools.harness import AirflowEnv, MotoServer, aws_connection
 
 ROOT = Path(__file__).resolve().parents[2]
 LOCK = ROOT / "tests/fixtures/symfony-demo/composer.lock"

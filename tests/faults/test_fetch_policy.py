@@ -18,6 +18,8 @@ import pytest
 import requests
 
 from composer_mirror.upstream import FetchPolicy, UpstreamClient
+from devtools.fixture_registry import Registry, RegistryServer
+from devtools.harness import MotoServer
 from tests.faults.helpers import (
     PREFIX,
     HookedRegistryServer,
@@ -34,8 +36,6 @@ from tests.faults.helpers import (
     tail,
     zip_with_entries,
 )
-from tests.fixture_registry import Registry, RegistryServer
-from tests.harness import MotoServer
 from tests.mirror_checks import check_repository, root_document
 
 integration = pytest.mark.integration  # fixture registry, moto or Airflow; the rest are unit tests

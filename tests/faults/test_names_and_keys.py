@@ -34,9 +34,9 @@ from composer_mirror.store.layout import (
 from composer_mirror.targets import expand_patterns, parse_selection
 from composer_mirror.upstream import Fetched
 from composer_mirror.upstream.changes import read_changes
+from devtools.fixture_registry import Registry, RegistryServer
+from devtools.harness import MotoServer
 from tests.faults.helpers import PREFIX, keys, mirror_variables, run_pipeline
-from tests.fixture_registry import Registry, RegistryServer
-from tests.harness import MotoServer
 from tests.mirror_checks import check_repository
 
 MALICIOUS = [

@@ -17,6 +17,8 @@ from botocore.config import Config
 from composer_mirror.errors import ConflictError, StoreError
 from composer_mirror.state import Catalog, load_catalog, update_catalog
 from composer_mirror.store import ZIP, S3Store
+from devtools.fixture_registry import Registry, RegistryServer
+from devtools.harness import MotoServer
 from tests.faults.helpers import (
     PREFIX,
     airflow_env,
@@ -27,8 +29,6 @@ from tests.faults.helpers import (
     tail,
 )
 from tests.faults.s3_proxy import S3FaultProxy, S3Rule
-from tests.fixture_registry import Registry, RegistryServer
-from tests.harness import MotoServer
 from tests.mirror_checks import check_repository
 
 pytestmark = pytest.mark.integration

@@ -12,7 +12,7 @@ import pytest
 from composer_mirror.errors import UpstreamError
 from composer_mirror.upstream import FetchPolicy, RetryPolicy, UpstreamClient
 from composer_mirror.upstream.advisories import CHUNK, fetch_full_advisories, is_full
-from tests.fixture_registry import Registry, RegistryServer
+from devtools.fixture_registry import Registry, RegistryServer
 
 LOCK = Path(__file__).resolve().parents[2] / "fixtures" / "symfony-demo" / "composer.lock"
 FULL = {"advisoryId": "PKSA-1", "title": "XSS", "reportedAt": "2024-01-01 00:00:00", "sources": [], "cve": None}

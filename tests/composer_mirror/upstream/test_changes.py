@@ -13,7 +13,7 @@ import pytest
 from composer_mirror.errors import UpstreamError
 from composer_mirror.upstream import Fetched, FetchPolicy, RetryPolicy, UpstreamClient
 from composer_mirror.upstream.changes import ChangeSet, current_timestamp, read_changes
-from tests.fixture_registry import Registry, RegistryServer
+from devtools.fixture_registry import Registry, RegistryServer
 
 LOCK = Path(__file__).resolve().parents[2] / "fixtures" / "symfony-demo" / "composer.lock"
 

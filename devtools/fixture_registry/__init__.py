@@ -36,16 +36,16 @@ replaces it, so Composer never reports installs to the public registry), ``versi
 as packagist does, and ``source.url`` points at an unserved ``<server>/git/<name>.git`` so a client
 falling back to source fails fast on loopback instead of cloning from the internet.
 
-Run ``python -m tests.fixture_registry --help`` for the command line server.
+Run ``python -m devtools.fixture_registry --help`` for the command line server.
 """
 
 from __future__ import annotations
 
-from tests.fixture_registry.archives import crc32_combine
-from tests.fixture_registry.data import FileBody, Registry
-from tests.fixture_registry.faults import FaultRule
-from tests.fixture_registry.minifier import expand, minify
-from tests.fixture_registry.server import RegistryServer, RequestRecord
+from devtools.fixture_registry.archives import crc32_combine
+from devtools.fixture_registry.data import FileBody, Registry
+from devtools.fixture_registry.faults import FaultRule
+from devtools.fixture_registry.minifier import expand, minify
+from devtools.fixture_registry.server import RegistryServer, RequestRecord
 
 __all__ = [
     "FaultRule",

@@ -16,8 +16,8 @@ import requests
 from requests.adapters import BaseAdapter
 from requests.structures import CaseInsensitiveDict
 
-from tests.fixture_registry.data import Registry
-from tests.fixture_registry.server import RegistryServer
+from devtools.fixture_registry.data import Registry
+from devtools.fixture_registry.server import RegistryServer
 
 # A closed loopback port: nothing ever connects there, the adapter answers first.
 ORIGIN = "http://127.0.0.1:9"

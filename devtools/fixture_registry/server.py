@@ -30,9 +30,9 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
-from tests.fixture_registry.archives import Archive
-from tests.fixture_registry.data import FileBody, Registry
-from tests.fixture_registry.faults import FaultRule, FaultState
+from devtools.fixture_registry.archives import Archive
+from devtools.fixture_registry.data import FileBody, Registry
+from devtools.fixture_registry.faults import FaultRule, FaultState
 
 _P2_RE = re.compile(r"^/p2/(?P<name>[^/]+/[^/]+?)(?P<dev>~dev)?\.json$")
 _ZIPBALL_RE = re.compile(r"^/zipball/(?P<name>[^/]+/[^/]+)/(?P<ref>[^/]+)$")

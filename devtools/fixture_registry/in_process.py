@@ -43,7 +43,7 @@ class _Adapter(BaseAdapter):
     def send(self, request: requests.PreparedRequest, **_kwargs: Any) -> requests.Response:
         parts = urlsplit(request.url or "")
         body = request.body if isinstance(request.body, bytes) else (request.body or "").encode()
-        answer = self.server._respond("main", request.method or "GET", parts.path, parts.query, body, request.headers)
+        answer = self.server.respond("main", request.method or "GET", parts.path, parts.query, body, request.headers)
         response = requests.Response()
         response.status_code = answer.status
         response.headers = CaseInsensitiveDict(answer.headers)

@@ -11,7 +11,7 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 
 import pytest
@@ -25,6 +25,7 @@ from composer_mirror.upstream import (
     parse_retry_after,
     redact,
 )
+from devtools.loopback import LoopbackServer
 
 FAST = RetryPolicy(attempts=4, backoff=0.01, max_backoff=0.02)
 
@@ -48,7 +49,10 @@ class Seen:
 
 
 class LocalServer:
-    """A ThreadingHTTPServer on 127.0.0.1 that plays a list of replies (the last one repeats)."""
+    """A loopback server (devtools.loopback) that plays a list of replies (the last one repeats).
+
+    Bound when made; ``thread.start()`` serves, ``httpd.shutdown()`` stops serving.
+    """
 
     def __init__(self) -> None:
         self.replies: list[Reply] = [Reply()]
@@ -58,14 +62,13 @@ class LocalServer:
         self.max_in_flight = 0
         self._lock = threading.Lock()
         self._served = 0
-        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), _Handler)
-        self.httpd.daemon_threads = True
-        self.httpd.owner = self  # type: ignore[attr-defined]
-        self.thread = threading.Thread(target=self.httpd.serve_forever, kwargs={"poll_interval": 0.01}, daemon=True)
+        self.loopback = LoopbackServer(_Handler, owner=self, poll_interval=0.01, name="local-server")
+        self.httpd = self.loopback.httpd
+        self.thread = self.loopback.thread
 
     @property
     def url(self) -> str:
-        return f"http://127.0.0.1:{self.httpd.server_address[1]}"
+        return self.loopback.url
 
     @property
     def requests(self) -> int:

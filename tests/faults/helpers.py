@@ -19,8 +19,6 @@ from devtools.fixture_registry import Response, file_response
 from devtools.harness import AirflowEnv, MotoServer, aws_connection
 from devtools.loopback import LoopbackServer, Reply, Request
 
-ROOT = Path(__file__).resolve().parents[2]
-LOCK = ROOT / "tests/fixtures/symfony-demo/composer.lock"
 SELECTION = ["psr/*", "monolog/monolog"]
 PREFIX = "repo"
 

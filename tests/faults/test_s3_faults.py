@@ -90,10 +90,10 @@ def test_a_throttled_compare_and_swap_is_retried_not_taken_for_a_conflict(proxy:
         store.put("mirror-state/catalog.json", b"{}", if_none_match=True)
 
 
+@pytest.mark.parametrize("registry_options", [{"extra_versions": 1}])
 def test_a_throttling_s3_is_retried_and_refused_uploads_leave_out_only_what_they_concern(
-    moto_server: MotoServer, proxy: S3FaultProxy, bucket: str, home: Path
+    registry: Registry, moto_server: MotoServer, proxy: S3FaultProxy, bucket: str, home: Path
 ) -> None:
-    registry = Registry.from_lock(Path(__file__).resolve().parents[1] / "fixtures/symfony-demo/composer.lock", 1)
     refused = registry.versions("psr/log", dev=False)[0]
     digest = hashlib.sha256(registry.archive_bytes("psr/log", refused["dist"]["reference"])).hexdigest()
     proxy.set_rules(

@@ -15,39 +15,26 @@ import logging
 import math
 import time
 from collections import Counter
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
-import boto3
 import pytest
-from moto import mock_aws
 
 from composer_mirror.batches import plan_batches
-from composer_mirror.composer_format import parse_p2
-from composer_mirror.context import Context
 from composer_mirror.errors import TargetError
 from composer_mirror.publisher import load_record
 from composer_mirror.sbom_upload import read_sbom_object
-from composer_mirror.settings import Settings
-from composer_mirror.state import Catalog, load_catalog, load_shards
-from composer_mirror.store import S3Store
-from composer_mirror.store.layout import ROOT, p2_path, shard_of
-from composer_mirror.sync import metadata, packages, pipeline
+from composer_mirror.state import Catalog, load_catalog
+from composer_mirror.store.layout import p2_path, shard_of
+from composer_mirror.sync import metadata, packages
 from composer_mirror.sync.metadata import _older_than
-from composer_mirror.sync.planning import incremental_targets, plan_sync, resolve_request
+from composer_mirror.sync.planning import incremental_targets, resolve_request
 from composer_mirror.sync.publish import expire_deletions, log_report, record_deletions, summarise
-from composer_mirror.sync.records import BatchResult, FeedPlan, Plan
-from composer_mirror.upstream import FetchPolicy, RetryPolicy, UpstreamClient
+from composer_mirror.sync.records import BatchResult, FeedPlan
 from composer_mirror.upstream.composer import read_endpoints
 from composer_mirror.versions import is_stable
-from devtools.fixture_registry import Registry, RegistryServer
-
-LOCK = Path(__file__).resolve().parents[1] / "fixtures" / "symfony-demo" / "composer.lock"
-BUCKET = "pipeline-bucket"
-PUBLIC_URL = f"http://127.0.0.1:9/{BUCKET}/repo"
+from tests.composer_mirror.mirror_builder import BUCKET, PUBLIC_URL, SELECTION, Mirror
 
 
 # --- plan_batches -------------------------------------------------------------------------------
@@ -280,81 +267,6 @@ def test_log_report_prints_a_table_then_each_failure_and_anomaly(caplog: Any) ->
 
 
 # --- end to end ---------------------------------------------------------------------------------
-SELECTION = ("psr/log", "psr/log:3.0.x-dev", "twig/twig", "psr/container", "symfony/polyfill-intl-id*:^1.0")
-
-
-@dataclass
-class Mirror:
-    registry: Registry
-    server: RegistryServer
-    s3: Any
-    ctx: Context
-
-    @property
-    def store(self) -> S3Store:
-        return self.ctx.store
-
-    def run(self, run_id: str = "run", adjust_plan: Callable[[Plan], None] | None = None) -> dict[str, Any]:
-        """One sync run, task by task, as the DAG wires them."""
-        ctx = self.ctx
-        ctx.upstream = read_endpoints(ctx.client, ctx.settings.upstream_url)
-        plan = plan_sync(ctx)
-        if adjust_plan:
-            adjust_plan(plan)
-        report = pipeline.mirror_plan(ctx, plan, run_id)
-        report["plan"] = plan
-        return report
-
-    def root(self) -> dict[str, Any]:
-        return json.loads(self.store.get(ROOT).body)
-
-    def published(self, name: str, dev: bool = False) -> dict[str, dict[str, Any]]:
-        stored = self.store.get(p2_path(name, dev))
-        assert stored is not None, f"{name} has no published p2 file"
-        return {entry["version"]: entry for entry in parse_p2(stored.body, name)}
-
-    def p2_document(self, name: str) -> dict[str, Any]:
-        return json.loads(self.store.get(p2_path(name)).body)
-
-    def upstream_versions(self, name: str, dev: bool = False) -> dict[str, dict[str, Any]]:
-        return {e["version"]: e for e in self.registry.versions(name, self.server.url, dev=dev)}
-
-    def state(self, name: str) -> dict[str, Any]:
-        return load_shards(self.store, [name])[shard_of(name)].packages.get(name, {})
-
-
-@contextmanager
-def built(
-    session: boto3.session.Session, *, changes_feed: bool = True, packages: tuple[str, ...] = SELECTION
-) -> Iterator[Mirror]:
-    registry = Registry.from_lock(LOCK, extra_versions=1)
-    with RegistryServer(registry, changes_feed=changes_feed) as server, mock_aws():
-        s3 = session.client("s3", region_name="us-east-1")
-        s3.create_bucket(Bucket=BUCKET)
-        settings = Settings(
-            bucket=BUCKET, public_url=PUBLIC_URL, upstream_url=server.url, prefix="repo", packages=tuple(packages)
-        )
-        store = S3Store(s3, BUCKET, settings.key_prefix, backoff=0.001)
-        client = UpstreamClient(FetchPolicy(server.url), concurrency=4, retry=RetryPolicy(attempts=2, backoff=0.01))
-        try:
-            yield Mirror(registry, server, s3, Context(settings, store, client))
-        finally:
-            client.close()
-        assert server.errors == []
-
-
-@pytest.fixture
-def mirror(session: boto3.session.Session) -> Iterator[Mirror]:
-    with built(session) as running:
-        yield running
-
-
-@pytest.fixture
-def mirror_without_feed(session: boto3.session.Session) -> Iterator[Mirror]:
-    with built(session, changes_feed=False) as running:
-        yield running
-
-
 SELECTED = {
     "psr/log",
     "twig/twig",
@@ -378,7 +290,7 @@ def test_a_first_run_publishes_every_selected_package_with_dists_on_the_mirror_a
     assert report["plan"].mode == "full"
     root = mirror.root()
     assert set(root["available-packages"]) == SELECTED
-    assert root["metadata-url"] == f"/{BUCKET}/repo/p2/%package%.json"
+    assert root["metadata-url"] == urlsplit(PUBLIC_URL).path + "/p2/%package%.json"  # relative to the host
     assert root["security-advisories"] == {"metadata": True}
     for name in SELECTED:
         upstream = mirror.upstream_versions(name)
@@ -411,8 +323,8 @@ def test_a_quiet_incremental_run_writes_nothing_but_its_report_status_json(mirro
     assert report["root_written"] is False
 
 
-def test_a_second_full_run_revalidates_conditionally_and_writes_nothing(mirror_without_feed: Mirror) -> None:
-    mirror = mirror_without_feed
+@pytest.mark.parametrize("mirror_options", [{"changes_feed": False}], ids=["no changes feed"])
+def test_a_second_full_run_revalidates_conditionally_and_writes_nothing(mirror: Mirror) -> None:
     mirror.run("first")
     p2_requests = mirror.server.count(r"^/p2/")
     mirror.store.requests.clear()
@@ -486,8 +398,8 @@ def test_a_version_removed_upstream_stays_published(mirror: Mirror) -> None:
     assert oldest not in mirror.upstream_versions("psr/container")
 
 
-def test_a_package_deleted_upstream_keeps_its_published_versions(mirror_without_feed: Mirror) -> None:
-    mirror = mirror_without_feed
+@pytest.mark.parametrize("mirror_options", [{"changes_feed": False}], ids=["no changes feed"])
+def test_a_package_deleted_upstream_keeps_its_published_versions(mirror: Mirror) -> None:
     mirror.run("first")
     before = mirror.published("psr/container")
     recorded = mirror.state("psr/container")["versions"]
@@ -503,8 +415,8 @@ def test_a_package_deleted_upstream_keeps_its_published_versions(mirror_without_
     assert {v.entry["version"] for v in record.versions.values()} == set(before)
 
 
-def test_a_package_deleted_upstream_is_not_rewritten(mirror_without_feed: Mirror) -> None:
-    mirror = mirror_without_feed
+@pytest.mark.parametrize("mirror_options", [{"changes_feed": False}], ids=["no changes feed"])
+def test_a_package_deleted_upstream_is_not_rewritten(mirror: Mirror) -> None:
     mirror.run("first")
     before = mirror.store.get(p2_path("psr/container")).body
     mirror.registry.delete_package("psr/container")
@@ -512,10 +424,10 @@ def test_a_package_deleted_upstream_is_not_rewritten(mirror_without_feed: Mirror
     assert mirror.store.get(p2_path("psr/container")).body == before
 
 
+@pytest.mark.parametrize("mirror_options", [{"changes_feed": False}], ids=["no changes feed"])
 def test_archives_stored_by_a_run_that_crashed_before_recording_them_are_found_through_their_markers(
-    mirror_without_feed: Mirror,
+    mirror: Mirror,
 ) -> None:
-    mirror = mirror_without_feed
     mirror.run("first")
     published = {name: mirror.published(name) for name in SELECTED}
     # the state of every package is lost, as if the run had crashed before save_package_states

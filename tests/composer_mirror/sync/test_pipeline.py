@@ -551,7 +551,7 @@ def test_read_sbom_object_returns_the_stored_bytes(mirror: Mirror) -> None:
 def test_every_sbom_format_of_the_application_resolves_to_the_same_targets(mirror: Mirror) -> None:
     """CycloneDX JSON and XML, SPDX JSON and tag-value of one lock file plan the same mirror."""
     mirror.ctx.upstream = read_endpoints(mirror.ctx.client, mirror.ctx.settings.upstream_url)
-    sboms = Path(__file__).resolve().parents[1] / "fixtures/sboms"
+    sboms = Path(__file__).resolve().parents[2] / "fixtures/sboms"
     plans = {
         name: resolve_request(mirror.ctx, {"sbom": (sboms / name).read_text(), "with_dependencies": True})
         for name in ("symfony-demo.cdx.json", "symfony-demo.cdx.xml", "symfony-demo.spdx.json", "symfony-demo.spdx")

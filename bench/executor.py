@@ -108,7 +108,7 @@ def ti_overhead(instances: list[dict[str, Any]], wall_s: float) -> dict[str, Any
         by_task[ti["task_id"]] += end - start
         if queued_at is not None:
             queued += max(0.0, start - queued_at)
-    busy = _union_length(intervals)
+    busy = union_length(intervals)
     count = len(intervals)
     return {
         "task_instances": len(instances),
@@ -126,7 +126,7 @@ def ti_overhead(instances: list[dict[str, Any]], wall_s: float) -> dict[str, Any
     }
 
 
-def _union_length(intervals: list[tuple[float, float]]) -> float:
+def union_length(intervals: list[tuple[float, float]]) -> float:
     """Total length covered by at least one interval."""
     total, current_start, current_end = 0.0, None, None
     for start, end in sorted(intervals):

@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from bench.executor import BenchStackSettings, _union_length, floor_requests, http_client_floor, ti_overhead
+from bench.executor import BenchStackSettings, floor_requests, http_client_floor, ti_overhead, union_length
 from bench.raw_floor import workload_from
 from devtools.fixture_registry import Registry, RegistryServer
 
@@ -68,8 +68,8 @@ def test_ti_overhead_splits_wall_time_into_running_queued_and_idle() -> None:
 
 
 def test_union_length_merges_overlapping_and_touching_intervals() -> None:
-    assert _union_length([]) == 0
-    assert _union_length([(5, 7), (0, 2), (1, 3), (3, 4)]) == 4 + 2
+    assert union_length([]) == 0
+    assert union_length([(5, 7), (0, 2), (1, 3), (3, 4)]) == 4 + 2
 
 
 def test_bench_stack_settings_leave_the_selection_to_the_metadata_database(tmp_path: Any) -> None:

@@ -18,7 +18,9 @@ from __future__ import annotations
 import contextlib
 import socket
 import socketserver
+import sys
 import threading
+import traceback
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from http.client import HTTPMessage
@@ -27,6 +29,8 @@ from typing import Any
 from urllib.parse import urlsplit
 
 HOST = "127.0.0.1"
+# Tracebacks naming these are a client gone mid-answer, not a bug of the handler.
+HANG_UPS = ("ConnectionResetError", "BrokenPipeError", "TimeoutError", "ConnectionAbortedError", "socket.timeout")
 
 
 @dataclass(frozen=True)
@@ -72,6 +76,8 @@ class LoopbackHTTPServer(ThreadingHTTPServer):
     """``ThreadingHTTPServer`` with daemon threads, no reverse lookup and a record of its connections.
 
     ``owner`` is whatever the handlers need to reach (``self.server.owner`` in a handler class).
+    A client hanging up mid-answer (a timeout, a size limit, a fault test) is normal here and stays
+    quiet; any other error in a handler goes to :meth:`report_error`.
     """
 
     daemon_threads = True
@@ -103,6 +109,15 @@ class LoopbackHTTPServer(ThreadingHTTPServer):
         with self._connections_lock:
             self._connections.discard(request)
         super().shutdown_request(request)
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        error = traceback.format_exc()
+        if not any(name in error for name in HANG_UPS):
+            self.report_error(error)
+
+    def report_error(self, error: str) -> None:
+        """A handler failed (not a client hanging up): printed to stderr, as socketserver does."""
+        print(f"error in a loopback server's handler:\n{error}", file=sys.stderr)
 
     def connections(self) -> list[socket.socket]:
         """The client connections open now."""

@@ -92,20 +92,9 @@ class RegistryHTTPServer(LoopbackHTTPServer):
         self.role = role
         super().__init__(address, handler_class, owner)
 
-    def handle_error(self, request: Any, client_address: Any) -> None:
-        error = traceback.format_exc()
-        if not any(
-            name in error
-            for name in (
-                "ConnectionResetError",
-                "BrokenPipeError",
-                "TimeoutError",
-                "ConnectionAbortedError",
-                "socket.timeout",
-            )
-        ):
-            self.owner.errors.append(error)
-            super().handle_error(request, client_address)
+    def report_error(self, error: str) -> None:
+        self.owner.errors.append(error)
+        super().report_error(error)
 
 
 class RegistryHandler(BaseHTTPRequestHandler):

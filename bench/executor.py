@@ -3,7 +3,7 @@
 `airflow dags test` (bench/run.py's scenarios) runs every task in one process; a deployment runs each
 task instance as its own process on an executor, with a scheduler, a metadata database and (Celery)
 a broker between them. This module measures what that costs, per executor and registry size, on the
-stack tests/stack.py starts (PostgreSQL, Redis, moto S3, nginx, the Airflow services, N Celery
+stack devtools/stack/ starts (PostgreSQL, Redis, moto S3, nginx, the Airflow services, N Celery
 workers):
 
 - empty: an empty selection into an empty bucket (scenario a's fixed cost), triggered through the
@@ -34,7 +34,7 @@ from urllib.parse import quote, urlsplit
 from bench.raw_floor import Workload, workload_from
 from bench.scenarios import DAG_ID, PeakRSS, wait_quiet
 from bench.services import RegistryProcess, upstream_kinds
-from tests.stack import Ports, Stack, StackSettings, worker_name
+from devtools.stack import Ports, Stack, StackSettings, worker_name
 
 SELECTION_VARIABLE = "composer_mirror_packages"
 EVERYTHING = ["vendor*/*"]  # every synthetic package (bench/registry_server.py names them vendorNNN/pkgNNNN)
@@ -108,7 +108,7 @@ def ti_overhead(instances: list[dict[str, Any]], wall_s: float) -> dict[str, Any
         by_task[ti["task_id"]] += end - start
         if queued_at is not None:
             queued += max(0.0, start - queued_at)
-    busy = _union_length(intervals)
+    busy = union_length(intervals)
     count = len(intervals)
     return {
         "task_instances": len(instances),
@@ -126,7 +126,7 @@ def ti_overhead(instances: list[dict[str, Any]], wall_s: float) -> dict[str, Any
     }
 
 
-def _union_length(intervals: list[tuple[float, float]]) -> float:
+def union_length(intervals: list[tuple[float, float]]) -> float:
     """Total length covered by at least one interval."""
     total, current_start, current_end = 0.0, None, None
     for start, end in sorted(intervals):

@@ -19,7 +19,7 @@ from typing import Any
 import requests
 
 from composer_mirror.composer_format import parse_p2
-from tests.harness import composer_project
+from devtools.harness import composer_project
 
 
 def sample_versions(upstream_url: str, names: list[str], count: int) -> list[tuple[str, str]]:

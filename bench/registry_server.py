@@ -1,7 +1,7 @@
 """The fixture registry as a subprocess of the benchmark, with a small control channel under ``/_bench/``.
 
 Run as ``python bench/registry_server.py --synthetic N`` (prints ``READY <url>``). It serves
-``tests.fixture_registry`` unchanged and adds, on the same port:
+``devtools.fixture_registry`` unchanged and adds, on the same port:
 
 - ``GET  /_bench/log?reset=1``           the request log since the last reset (control requests excluded)
 - ``GET  /_bench/names``                 every package name
@@ -28,8 +28,7 @@ from urllib.parse import parse_qs
 
 sys.path[:0] = [str(Path(__file__).resolve().parent.parent)]
 
-from tests.fixture_registry import Registry, RegistryServer, RequestRecord  # noqa: E402
-from tests.fixture_registry.server import _json, _Response  # noqa: E402
+from devtools.fixture_registry import Registry, RegistryServer, RequestRecord, Response, json_response  # noqa: E402
 
 CONTROL = "/_bench/"
 _P2 = re.compile(r"^/p2/(?P<name>[^/]+/[^/]+?)(?P<dev>~dev)?\.json$")
@@ -38,34 +37,30 @@ _P2 = re.compile(r"^/p2/(?P<name>[^/]+/[^/]+?)(?P<dev>~dev)?\.json$")
 class BenchRegistryServer(RegistryServer):
     """RegistryServer plus the ``/_bench/`` control endpoints; control requests are not logged."""
 
-    def _record(self, record: RequestRecord) -> None:
+    def record(self, record: RequestRecord) -> None:
         if not record.path.startswith(CONTROL):
-            super()._record(record)
+            super().record(record)
 
-    def _respond(self, role: str, method: str, path: str, query: str, body: bytes, headers: Any) -> _Response:
+    def respond(self, role: str, method: str, path: str, query: str, body: bytes, headers: Any) -> Response:
         if role != "main" or not path.startswith(CONTROL):
-            return super()._respond(role, method, path, query, body, headers)
+            return super().respond(role, method, path, query, body, headers)
         params = parse_qs(query)
         action = path[len(CONTROL) :]
         if action == "log":
-            return _json(200, self._log_records(reset=params.get("reset", ["0"])[0] == "1"))
+            return json_response(200, self._log_records(reset=params.get("reset", ["0"])[0] == "1"))
         if action == "names":
-            return _json(200, self.registry.package_names())
+            return json_response(200, self.registry.package_names())
         if action == "validators":
-            return _json(200, self._validators(json.loads(body or b"[]")))
+            return json_response(200, self._validators(json.loads(body or b"[]")))
         if action == "mutate":
-            return _json(200, self._mutate(json.loads(body)))
+            return json_response(200, self._mutate(json.loads(body)))
         if action == "feed":
             self.changes_feed = params.get("on", ["1"])[0] == "1"
-            self._root_cache = None
-            return _json(200, {"changes_feed": self.changes_feed})
-        return _json(404, {"error": f"unknown control action {action}"})
+            return json_response(200, {"changes_feed": self.changes_feed})
+        return json_response(404, {"error": f"unknown control action {action}"})
 
     def _log_records(self, reset: bool) -> list[list[Any]]:
-        with self._log_lock:
-            records = list(self._log)
-            if reset:
-                self._log.clear()
+        records = self.take_requests() if reset else self.requests
         return [
             [
                 r.method,

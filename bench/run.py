@@ -43,7 +43,7 @@ from bench.one_at_a_time import run_one_at_a_time  # noqa: E402
 from bench.raw_floor import run_floor, workload_from  # noqa: E402
 from bench.scenarios import Bench, CpuAccount, catalog_cursor  # noqa: E402
 from bench.services import CountingMoto, RegistryProcess  # noqa: E402
-from tests.harness import VENV_BIN, AirflowEnv, free_port  # noqa: E402
+from devtools.harness import VENV_BIN, AirflowEnv, free_port  # noqa: E402
 
 ALL_SCENARIOS = "abcdef"
 REPEATABLE = "ace"  # idempotent runs (nothing changes between them), cheap enough to repeat
@@ -84,7 +84,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "--executors",
         default="",
         help="executor rows instead of the scenarios: comma-separated local,celery (bench/executor.py); "
-        "each runs the DAG through the REST API on tests/stack.py's topology at every --sizes",
+        "each runs the DAG through the REST API on devtools/stack/'s topology at every --sizes",
     )
     parser.add_argument("--workers", type=int, default=2, help="Celery workers of the executor rows")
     parser.add_argument(

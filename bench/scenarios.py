@@ -24,7 +24,7 @@ import psutil
 
 from bench.services import CountingMoto, RegistryProcess, upstream_kinds
 from composer_mirror.store.layout import CATALOG, STATUS_JSON
-from tests.harness import VENV_BIN, AirflowEnv, aws_connection
+from devtools.harness import VENV_BIN, AirflowEnv, aws_connection
 
 DAG_ID = "composer_mirror_sync"
 AIRFLOW_FLOOR_DAG_ID = "bench_airflow_floor"

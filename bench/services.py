@@ -16,14 +16,14 @@ from typing import Any
 
 import requests
 
-from tests.harness import ROOT, MotoServer
+from devtools.harness import ROOT, MotoServer
 
 BENCH = Path(__file__).resolve().parent
 
 
 @dataclass
 class CountingMoto(MotoServer):
-    """tests.harness.MotoServer, started from bench/moto_counting.py so that S3 requests are counted."""
+    """devtools.harness.MotoServer, started from bench/moto_counting.py so that S3 requests are counted."""
 
     def command(self) -> list[str]:
         return [sys.executable, str(BENCH / "moto_counting.py"), "-p", str(self.port)]

@@ -17,8 +17,9 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path[:0] = [str(ROOT / "include"), str(ROOT)]
 
-from tests.harness import (  # noqa: E402
+from devtools.harness import (  # noqa: E402
     DEMO_SELECTION,
+    SAMPLE_LOCK,
     AirflowEnv,
     MotoServer,
     aws_connection,
@@ -52,9 +53,9 @@ def main() -> int:
         upstream_url = args.upstream
         registry = None
         if not upstream_url:
-            from tests.fixture_registry import Registry, RegistryServer
+            from devtools.fixture_registry import Registry, RegistryServer
 
-            registry = RegistryServer(Registry.from_lock(ROOT / "tests/fixtures/symfony-demo/composer.lock"))
+            registry = RegistryServer(Registry.from_lock(SAMPLE_LOCK))
             registry.start()
             stack.callback(registry.stop)
             upstream_url = registry.url

@@ -7,7 +7,7 @@
 bucket, Airflow's api-server, scheduler, dag-processor and triggerer, and Celery workers, all on
 loopback, then returns and leaves them running; without --upstream it also serves the bundled sample
 registry and mirrors the demo selection. `down` stops exactly the processes `up` recorded. See
-tests/stack.py for what is shared with docker-compose.yaml.
+devtools/stack/ for what is shared with docker-compose.yaml.
 """
 
 from __future__ import annotations
@@ -20,8 +20,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path[:0] = [str(ROOT / "include"), str(ROOT)]
 
-from tests.harness import DEMO_SELECTION  # noqa: E402
-from tests.stack import Ports, Stack, StackError, StackSettings, down, recorded  # noqa: E402
+from devtools.harness import DEMO_SELECTION  # noqa: E402
+from devtools.stack import Ports, Stack, StackError, StackSettings, down, recorded  # noqa: E402
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -1,17 +1,48 @@
-"""Shared fixtures: a moto S3 server for the session, a fresh public bucket per test, Airflow."""
+"""Shared fixtures: the fixture registry, a moto S3 server for the session, a fresh public bucket per test, Airflow."""
 
 from __future__ import annotations
 
 import itertools
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
-from tests.harness import AirflowEnv, MotoServer, aws_connection
+from devtools.fixture_registry import Registry, RegistryServer
+from devtools.harness import SAMPLE_LOCK, AirflowEnv, MotoServer, aws_connection
 
 FIXTURES = Path(__file__).parent / "fixtures"
 _buckets = itertools.count()
+
+
+@pytest.fixture
+def registry_options() -> dict[str, Any]:
+    """How ``registry`` builds its data: ``Registry.from_lock`` keywords for the sample application's lock
+    file (``lock=`` names another), or ``synthetic=N`` and ``Registry.synthetic`` keywords.
+
+    A conftest or a module overrides it for its tests; ``@pytest.mark.parametrize("registry_options",
+    [{...}])`` sets it for one test.
+    """
+    return {"extra_versions": 1}
+
+
+@pytest.fixture
+def registry(registry_options: dict[str, Any]) -> Registry:
+    """A fresh fixture registry for one test (tests mutate it): by default the sample application's
+    packages, each with one older tag."""
+    options = dict(registry_options)
+    if "synthetic" in options:
+        return Registry.synthetic(options.pop("synthetic"), **options)
+    return Registry.from_lock(options.pop("lock", SAMPLE_LOCK), **options)
+
+
+@pytest.fixture
+def registry_server(registry: Registry) -> Iterator[RegistryServer]:
+    """``registry`` served on loopback for one test; a bug in the server's handler fails the test."""
+    with RegistryServer(registry) as server:
+        yield server
+    assert server.errors == []
 
 
 @pytest.fixture(scope="session")

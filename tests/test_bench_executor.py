@@ -3,14 +3,13 @@ overhead, and the http.client floor against a local registry (no Airflow, no tim
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
 
-from bench.executor import BenchStackSettings, _union_length, floor_requests, http_client_floor, ti_overhead
+from bench.executor import BenchStackSettings, floor_requests, http_client_floor, ti_overhead, union_length
 from bench.raw_floor import workload_from
-from tests.fixture_registry import Registry, RegistryServer
+from devtools.fixture_registry import Registry, RegistryServer
 
 pytestmark = pytest.mark.perf
 
@@ -71,8 +70,8 @@ def test_ti_overhead_splits_wall_time_into_running_queued_and_idle() -> None:
 
 
 def test_union_length_merges_overlapping_and_touching_intervals() -> None:
-    assert _union_length([]) == 0
-    assert _union_length([(5, 7), (0, 2), (1, 3), (3, 4)]) == 4 + 2
+    assert union_length([]) == 0
+    assert union_length([(5, 7), (0, 2), (1, 3), (3, 4)]) == 4 + 2
 
 
 def test_bench_stack_settings_leave_the_selection_to_the_metadata_database(tmp_path: Any) -> None:
@@ -81,19 +80,16 @@ def test_bench_stack_settings_leave_the_selection_to_the_metadata_database(tmp_p
     assert settings.airflow_settings()["AIRFLOW_VAR_COMPOSER_MIRROR_UPSTREAM_URL"] == "http://127.0.0.1:1"
 
 
-@pytest.fixture
-def registry() -> Iterator[RegistryServer]:
-    with RegistryServer(Registry.synthetic(12, versions=1)) as server:
-        yield server
-
-
-def test_http_client_floor_gets_304_for_every_validated_p2_file(registry: RegistryServer) -> None:
-    names = registry.registry.package_names()
+@pytest.mark.parametrize("registry_options", [{"synthetic": 12, "versions": 1}])
+def test_http_client_floor_gets_304_for_every_validated_p2_file(
+    registry: Registry, registry_server: RegistryServer
+) -> None:
+    names = registry.package_names()
     requests = [("/packages.json", {})]
     for name in names:
-        body = registry.registry.p2_file(name, False, registry.url)
+        body = registry.p2_file(name, False, registry_server.url)
         headers = {"If-None-Match": body.etag, "If-Modified-Since": body.last_modified_http}
         requests.append((f"/p2/{name}.json", headers))
-    result = http_client_floor(requests, registry.url, threads=3)
+    result = http_client_floor(requests, registry_server.url, threads=3)
     assert result["errors"] == []
     assert result["statuses"] == {"200": 1, "304": len(names)}

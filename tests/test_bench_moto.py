@@ -10,7 +10,7 @@ from moto import mock_aws
 from moto.s3.models import S3Backend
 
 from bench.moto_counting import prefix_listing
-from tests.harness import DUMMY_AWS
+from devtools.harness import DUMMY_AWS
 
 pytestmark = pytest.mark.perf
 

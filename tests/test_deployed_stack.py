@@ -34,10 +34,10 @@ import pytest
 import requests
 
 from composer_mirror.store.layout import MARKER_DIR, archive_id
+from devtools.fixture_registry import FaultRule, Registry, RegistryServer
+from devtools.harness import composer_install, s3_client
+from devtools.stack import ADMIN, Ports, Stack, StackSettings, worker_name
 from tests.browser import Browser, chromium_path
-from tests.fixture_registry import FaultRule, Registry, RegistryServer
-from tests.harness import composer_install, s3_client
-from tests.stack import ADMIN, Ports, Stack, StackSettings, worker_name
 
 pytestmark = [pytest.mark.integration, pytest.mark.browser, pytest.mark.stack]
 
@@ -53,7 +53,8 @@ CODELOAD = re.compile(r"^/codeload/(?P<name>[^/]+/[^/]+)/(?P<ref>[^/]+)\.zip$")
 
 
 @pytest.fixture(scope="module")
-def registry() -> Iterator[RegistryServer]:
+def upstream() -> Iterator[RegistryServer]:
+    """The stack's upstream for the module (the stack outlives a test): synthetic packages, slow archives."""
     data = Registry.synthetic(PACKAGES, versions=2, vendors=20, dev_every=0, metadata_bytes=800)
     server = RegistryServer(data)
     server.faults = [FaultRule(r"^/codeload/", "delay", delay=ARCHIVE_DELAY)]
@@ -62,11 +63,11 @@ def registry() -> Iterator[RegistryServer]:
 
 
 @pytest.fixture(scope="module")
-def deployed(registry: RegistryServer, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
+def deployed(upstream: RegistryServer, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
     settings = StackSettings(
         tmp_path_factory.mktemp("stack"),
         ["vendor*/*"],
-        registry.url,
+        upstream.url,
         ports=Ports.free(),
         overrides={
             # A dead worker's task instances are failed (and retried) after 20 s, not 300 s.
@@ -160,15 +161,15 @@ def markers(stack: Stack) -> set[str]:
     return keys
 
 
-def marker_key(stack: Stack, registry: RegistryServer, name: str, reference: str) -> str:
-    (entry,) = [e for e in registry.versions(name) if e["dist"]["reference"] == reference]
+def marker_key(stack: Stack, upstream: RegistryServer, name: str, reference: str) -> str:
+    (entry,) = [e for e in upstream.versions(name) if e["dist"]["reference"] == reference]
     return f"{stack.settings.prefix}/{MARKER_DIR}{name}/{archive_id(entry['version_normalized'], reference)}.json"
 
 
 @pytest.mark.skipif(shutil.which("composer") is None, reason="composer is not installed (make tools)")
 @pytest.mark.skipif(chromium_path() is None, reason="chromium is not installed (make tools)")
 def test_the_deployed_stack_survives_a_dead_worker_and_serves_composer(
-    deployed: Stack, registry: RegistryServer, tmp_path: Path
+    deployed: Stack, upstream: RegistryServer, tmp_path: Path
 ) -> None:
     stack, settings = deployed, deployed.settings
     watcher = RootWatcher(f"{settings.mirror_url}/packages.json")
@@ -214,9 +215,9 @@ def test_the_deployed_stack_survives_a_dead_worker_and_serves_composer(
     # Nothing lost: every version of every package is published; nothing stored is downloaded again.
     root = requests.get(f"{settings.mirror_url}/packages.json", timeout=10).json()
     assert len(root["available-packages"]) == PACKAGES
-    after_kill = [r for r in registry.requests if r.time >= killed_at and CODELOAD.match(r.path)]
+    after_kill = [r for r in upstream.requests if r.time >= killed_at and CODELOAD.match(r.path)]
     again = [
-        r.path for r in after_kill if marker_key(stack, registry, *CODELOAD.match(r.path).groups()) in stored_at_kill
+        r.path for r in after_kill if marker_key(stack, upstream, *CODELOAD.match(r.path).groups()) in stored_at_kill
     ]
     assert not again, f"{len(again)} archives stored before the kill were downloaded again: {again[:5]}"
     assert len(markers(stack)) == PACKAGES * 2
@@ -228,7 +229,7 @@ def test_the_deployed_stack_survives_a_dead_worker_and_serves_composer(
     # 4. An SBOM from the upload page, mirrored by composer_mirror_sbom on the remaining worker.
     names = sorted(root["available-packages"])[:3]
     sbom = tmp_path / "team-app.cdx.json"
-    sbom.write_text(json.dumps(cyclonedx(registry, names)))
+    sbom.write_text(json.dumps(cyclonedx(upstream, names)))
     sbom_run = upload_from_the_page(stack, sbom)
     state = wait_until("the SBOM run to finish", lambda: finished(stack, SBOM, sbom_run), 180, 2)
     assert state == "success", json.dumps(task_instances(stack, SBOM, sbom_run), indent=1)[:4000]
@@ -241,7 +242,7 @@ def test_the_deployed_stack_survives_a_dead_worker_and_serves_composer(
         assert requests.get(url, timeout=10).status_code in {403, 404}, url
 
     # 5. The upstream gone, composer installs through nginx.
-    registry.stop()
+    upstream.stop()
     newest = names[-1]
     result = composer_install(tmp_path / "project", settings.mirror_url, {newest: "*"})
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
@@ -265,11 +266,11 @@ def check_anonymous_reads(stack: Stack, root: dict[str, Any]) -> None:
             assert requests.get(f"{base}/{key}", timeout=10).status_code in {403, 404}, f"{base}/{key}"
 
 
-def cyclonedx(registry: RegistryServer, names: list[str]) -> dict[str, Any]:
+def cyclonedx(upstream: RegistryServer, names: list[str]) -> dict[str, Any]:
     """A CycloneDX 1.5 document listing the newest tagged version of each package."""
     components = []
     for name in names:
-        version = registry.versions(name)[-1]["version"]
+        version = upstream.versions(name)[-1]["version"]
         vendor, package = name.split("/")
         components.append(
             {

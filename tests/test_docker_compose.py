@@ -17,7 +17,7 @@ import yaml
 
 from composer_mirror.settings import VARIABLES, Settings
 from composer_mirror.store.bucket_policy import public_read_policy, render
-from tests.stack import NGINX_TEMPLATE, read_env_file, render_nginx
+from devtools.stack import NGINX_TEMPLATE, read_env_file, render_nginx
 
 ROOT = Path(__file__).resolve().parents[1]
 COMPOSE = ROOT / "docker-compose.yaml"

@@ -24,7 +24,7 @@ import pytest
 from packaging.requirements import Requirement
 from packaging.utils import canonicalize_name
 
-from tests.harness import ROOT
+from devtools.harness import ROOT
 from tests.test_docker_compose import dockerfile_project_sources
 
 PROJECT = "composer-s3-mirror"
@@ -106,6 +106,28 @@ def wheel(workdir: Path) -> Path:
 
 
 @pytest.fixture(scope="module")
+def checkout_wheel(workdir: Path) -> Path:
+    """The wheel built from the whole working tree, as ``pip install .`` in a checkout builds it:
+    devtools/, tests/, bench/ and scripts/ lie beside include/ (caches and the virtualenv left out)."""
+    source = workdir / "checkout"
+    leave_out = shutil.ignore_patterns(
+        ".git", ".venv", ".stack", ".demo", "build", "dist", "*.egg-info", "__pycache__", ".*_cache", ".hypothesis"
+    )
+    shutil.copytree(ROOT, source, ignore=leave_out)
+    assert (source / "devtools" / "__init__.py").is_file()
+    run(
+        [sys.executable, "-m", "build", "--wheel", "--outdir", str(workdir / "checkout-dist"), str(source)], cwd=workdir
+    )
+    (built,) = (workdir / "checkout-dist").glob("*.whl")
+    return built
+
+
+def top_level_entries(wheel: Path) -> set[str]:
+    with zipfile.ZipFile(wheel) as archive:
+        return {name.split("/", 1)[0] for name in archive.namelist()}
+
+
+@pytest.fixture(scope="module")
 def venv(workdir: Path, wheel: Path) -> Path:
     """A clean virtualenv with the runtime set, pinned by constraints-runtime.txt, and the wheel."""
     path = workdir / "venv"
@@ -144,6 +166,15 @@ def test_the_wheel_declares_exactly_the_requirements_of_requirements_txt(wheel: 
     declared = {str(Requirement(value)) for value in metadata.get_all("Requires-Dist", [])}
     lines = (line.split("#", 1)[0].strip() for line in (ROOT / "requirements.txt").read_text().splitlines())
     assert declared == {str(Requirement(line)) for line in lines if line}
+
+
+@pytest.mark.integration
+def test_the_wheel_holds_the_library_alone_and_never_the_development_tools(wheel: Path, checkout_wheel: Path) -> None:
+    """devtools/ (the fixture registry, the harness, the local stack), tests/ and bench/ stay out of
+    the shipped package, built from the image's sources or from a whole checkout."""
+    for built in (wheel, checkout_wheel):
+        entries = top_level_entries(built)
+        assert {entry for entry in entries if not entry.endswith(".dist-info")} == {"composer_mirror"}, entries
 
 
 @pytest.mark.integration

@@ -1,4 +1,4 @@
-"""`make stack` (tests/stack.py) and docker-compose.yaml run one topology from one configuration.
+"""`make stack` (devtools/stack/) and docker-compose.yaml run one topology from one configuration.
 
 Both read deploy/airflow.env, deploy/pools.json, deploy/nginx/default.conf.template,
 deploy/airflow_local_settings.py and the bucket policy generated from the storage layout; they differ
@@ -18,7 +18,8 @@ import pytest
 import yaml
 
 from composer_mirror.store.bucket_policy import public_read_policy
-from tests import stack
+from devtools import stack
+from devtools.harness import DUMMY_AWS, ROOT
 from tests.test_docker_compose import AIRFLOW_SERVICES, COMPOSE, environment, mounts
 
 # Compose service -> the local service `make stack` starts for it (one-shot jobs are steps of `up`).
@@ -43,7 +44,7 @@ ONE_MACHINE = {
     "AIRFLOW__API__BASE_URL",
     "AIRFLOW__SCHEDULER__SCHEDULER_HEALTH_CHECK_SERVER_PORT",
     "AIRFLOW__LOGGING__TRIGGER_LOG_SERVER_PORT",
-    *stack.DUMMY_AWS,
+    *DUMMY_AWS,
 }
 
 
@@ -120,9 +121,9 @@ def test_the_nginx_template_takes_exactly_the_parameters_both_give(
 
 def test_both_import_the_same_pools_and_cluster_policy(services: dict[str, dict[str, Any]]) -> None:
     init = mounts(services["airflow-init"])
-    assert "./" + str(stack.POOLS.relative_to(stack.ROOT)) in init.values()
+    assert "./" + str(stack.POOLS.relative_to(ROOT)) in init.values()
     for name in AIRFLOW_SERVICES:
-        assert "./" + str(stack.LOCAL_SETTINGS.relative_to(stack.ROOT)) in mounts(services[name]).values(), name
+        assert "./" + str(stack.LOCAL_SETTINGS.relative_to(ROOT)) in mounts(services[name]).values(), name
 
 
 def test_both_apply_the_bucket_policy_generated_from_the_layout(services: dict[str, dict[str, Any]]) -> None:

@@ -1,4 +1,4 @@
-"""How tests/stack.py stops the processes it started: whole process groups, and only its own.
+"""How devtools/stack/ stops the processes it started: whole process groups, and only its own.
 
 Real processes, no servers: bash and sleep in process groups of their own, as ``Stack._spawn``
 starts each service. This process is made the reaper of the orphans they leave, so a killed
@@ -20,7 +20,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.stack import Service, _start_time, stop_services
+from devtools.stack import Service, start_time, stop_services
 
 pytestmark = [
     pytest.mark.stack,
@@ -55,7 +55,7 @@ def start_group(script: str, tmp_path: Path) -> tuple[subprocess.Popen[bytes], i
         text = pid_file.read_text().strip() if pid_file.exists() else ""
         if text and _cmdline(int(text)).startswith(b"sleep"):
             child = int(text)
-            started = _start_time(child)
+            started = start_time(child)
             assert started is not None
             return leader, child, started
         time.sleep(0.01)
@@ -88,7 +88,7 @@ def reap(pid: int, timeout: float) -> bool:
 
 def kill_if_ours(pid: int, started: str) -> None:
     """Clean up after a failed test: kill ``pid`` only while it is still the process started."""
-    if _start_time(pid) == started:
+    if start_time(pid) == started:
         with suppress(ProcessLookupError):
             os.kill(pid, signal.SIGKILL)
     reap(pid, timeout=5)
@@ -96,7 +96,7 @@ def kill_if_ours(pid: int, started: str) -> None:
 
 def test_children_that_outlive_a_leader_exiting_on_sigterm_are_killed(tmp_path: Path, subreaper: None) -> None:
     leader, child, child_started = start_group(LEADER_EXITS_CHILD_STAYS, tmp_path)
-    started = _start_time(leader.pid)
+    started = start_time(leader.pid)
     assert started is not None
     try:
         stop_services([Service("group", leader.pid, started)], timeout=1)
@@ -113,7 +113,7 @@ def test_a_group_that_ends_on_sigterm_is_not_waited_for_until_the_timeout(tmp_pa
     """The leader stays a zombie until this process reaps it, and so does its killed child until
     reaped: dead members that ``killpg`` still finds must not keep ``stop_services`` waiting."""
     leader, child, child_started = start_group(BOTH_END, tmp_path)
-    started = _start_time(leader.pid)
+    started = start_time(leader.pid)
     assert started is not None
     try:
         begun = time.monotonic()
@@ -128,13 +128,13 @@ def test_a_group_that_ends_on_sigterm_is_not_waited_for_until_the_timeout(tmp_pa
         leader.wait(timeout=5)
 
 
-def test_a_recorded_pid_with_another_start_time_is_left_alone(tmp_path: Path, subreaper: None) -> None:
+def test_a_recorded_pid_with_anotherstart_time_is_left_alone(tmp_path: Path, subreaper: None) -> None:
     """A recorded PID the system has since given to another process: its group is not signalled."""
     leader, child, child_started = start_group(BOTH_END, tmp_path)
     try:
         stop_services([Service("recycled", leader.pid, "0")], timeout=1)
         assert leader.poll() is None
-        assert _start_time(child) == child_started
+        assert start_time(child) == child_started
     finally:
         with suppress(ProcessLookupError):
             os.killpg(leader.pid, signal.SIGKILL)

@@ -22,7 +22,8 @@ from composer_mirror.errors import ArchiveError
 from composer_mirror.store import ARCHIVE_CACHE, ZIP, S3Store
 from composer_mirror.store.layout import archive_id, archive_marker_prefix, archive_path
 from composer_mirror.upstream import FetchPolicy, RetryPolicy, UpstreamClient
-from tests.composer_mirror.mirror_builder import Upstream, make_zip
+from devtools.fixture_registry import Registry, RegistryServer
+from tests.composer_mirror.mirror_builder import make_zip
 
 BUCKET = "archive-bucket"
 SHA = "0123456789abcdef" * 4
@@ -293,7 +294,7 @@ class Env:
     s3: object
     store: S3Store
     client: UpstreamClient
-    upstream: Upstream
+    upstream: RegistryServer
 
     def serve(self, path: str, data: bytes) -> str:
         self.upstream.files[path] = data
@@ -304,14 +305,14 @@ class Env:
 
 
 @pytest.fixture(scope="module")
-def upstream() -> Iterator[Upstream]:
-    server = Upstream()
-    yield server
-    server.stop()
+def upstream() -> Iterator[RegistryServer]:
+    """An upstream serving nothing but the files a test puts there (an empty fixture registry)."""
+    with RegistryServer(Registry()) as server:
+        yield server
 
 
 @pytest.fixture
-def env(session: boto3.session.Session, upstream: Upstream) -> Iterator[Env]:
+def env(session: boto3.session.Session, upstream: RegistryServer) -> Iterator[Env]:
     upstream.files.clear()
     with mock_aws():
         s3 = session.client("s3", region_name="us-east-1")

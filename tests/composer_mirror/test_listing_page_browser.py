@@ -9,8 +9,8 @@ import pytest
 from composer_mirror.listing_page import publish_listing, publish_status
 from composer_mirror.state import save_package_states
 from composer_mirror.store import S3Store
+from devtools.harness import MotoServer
 from tests.browser import Browser
-from tests.harness import MotoServer
 
 pytestmark = [pytest.mark.integration, pytest.mark.browser]
 

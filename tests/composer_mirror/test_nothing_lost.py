@@ -1,6 +1,6 @@
 """Defects of the "nothing mirrored is ever lost" promise, each reproduced through the real pipeline.
 
-Every test runs the task functions in DAG order (as tests/composer_mirror/test_sync.py does) on
+Every test runs the task functions in DAG order (as tests/composer_mirror/sync/test_pipeline.py does) on
 moto's in-process S3 and the fixture registry, and forces its interleaving deterministically by
 wrapping one pipeline step: a second writer runs *inside* the first one's window, on the same
 bucket, so what the racers write is shared for real.
@@ -11,11 +11,10 @@ from __future__ import annotations
 import dataclasses
 import json
 import threading
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Mapping
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-import boto3
 import pytest
 
 from composer_mirror import prune, verify
@@ -31,29 +30,15 @@ from composer_mirror.sync.metadata import sync_metadata
 from composer_mirror.sync.packages import fetch_archives
 from composer_mirror.sync.publish import publish_index
 from composer_mirror.sync.records import Plan
-from composer_mirror.upstream import FetchPolicy, RetryPolicy, UpstreamClient
 from composer_mirror.upstream.composer import read_endpoints
 from composer_mirror.versions import normalize
-from tests.composer_mirror.test_sync import Mirror, built
+from tests.composer_mirror.mirror_builder import Mirror
 
 
 @pytest.fixture
-def session_mirror(session: boto3.session.Session) -> Callable[..., Any]:
-    return lambda **kwargs: built(session, **kwargs)
-
-
-@pytest.fixture
-def mirror(session: boto3.session.Session) -> Iterator[Mirror]:
-    with built(session, changes_feed=False, packages=("psr/container:^2.0",)) as running:
-        yield running
-
-
-def second_writer(mirror: Mirror) -> Context:
-    """Another worker on the same bucket: its own upstream client, the same settings and store."""
-    client = UpstreamClient(
-        FetchPolicy(mirror.ctx.settings.upstream_url), concurrency=2, retry=RetryPolicy(attempts=2, backoff=0.01)
-    )
-    return Context(mirror.ctx.settings, mirror.ctx.store, client)
+def mirror_options() -> dict[str, Any]:
+    """One package, no changes feed: every run is a full one (a test may choose another selection)."""
+    return {"changes_feed": False, "packages": ("psr/container:^2.0",)}
 
 
 def run_targets(ctx: Context, targets: Mapping[str, list[str]], run_id: str) -> dict[str, Any]:
@@ -74,21 +59,19 @@ def verify_package(ctx: Context, name: str, *, repair: bool) -> verify.VerifyRes
     return verify.verify_batch(ctx, Batch(0, name, {name: []}), repair=repair)
 
 
-def test_versions_survive_upstream_deletion_when_the_upstream_omits_version_normalized(
-    session_mirror: Callable[..., Any],
-) -> None:
-    with session_mirror(changes_feed=False, packages=("psr/container",)) as mirror:
-        mirror.registry.omit = frozenset({"version_normalized", "time", "dist.shasum"})
-        assert mirror.run("first")["failures"] == []
-        versions = published_versions(mirror, "psr/container")
-        assert len(versions) >= 2
-        for version in versions:
-            mirror.registry.remove_version("psr/container", version)
-        mirror.registry.add_version("psr/container", "9.0.0")
-        report = mirror.run("second")
-        assert report["failures"] == []
-        assert published_versions(mirror, "psr/container") == versions | {"9.0.0"}
-        assert recorded_versions(mirror, "psr/container") == {normalize(v) for v in versions | {"9.0.0"}}
+@pytest.mark.parametrize("mirror_options", [{"changes_feed": False, "packages": ("psr/container",)}])
+def test_versions_survive_upstream_deletion_when_the_upstream_omits_version_normalized(mirror: Mirror) -> None:
+    mirror.registry.omit = frozenset({"version_normalized", "time", "dist.shasum"})
+    assert mirror.run("first")["failures"] == []
+    versions = published_versions(mirror, "psr/container")
+    assert len(versions) >= 2
+    for version in versions:
+        mirror.registry.remove_version("psr/container", version)
+    mirror.registry.add_version("psr/container", "9.0.0")
+    report = mirror.run("second")
+    assert report["failures"] == []
+    assert published_versions(mirror, "psr/container") == versions | {"9.0.0"}
+    assert recorded_versions(mirror, "psr/container") == {normalize(v) for v in versions | {"9.0.0"}}
 
 
 def test_a_sync_and_an_sbom_run_writing_the_same_package_both_land(
@@ -98,7 +81,7 @@ def test_a_sync_and_an_sbom_run_writing_the_same_package_both_land(
     assert mirror.run("first")["failures"] == []
     assert "1.0.0" not in published_versions(mirror, "psr/container")
     mirror.registry.add_version("psr/container", "2.1.0")
-    sbom = second_writer(mirror)
+    sbom = mirror.second_writer()
     fetch_one = packages._fetch_one
     raced: list[dict[str, Any]] = []
 
@@ -120,7 +103,7 @@ def test_verify_repair_between_a_syncs_p2_write_and_its_state_save_undoes_nothin
 ) -> None:
     assert mirror.run("first")["failures"] == []
     mirror.registry.add_version("psr/container", "2.1.0")
-    checker = second_writer(mirror)
+    checker = mirror.second_writer()
     save = packages.save_package_states
     repaired: list[verify.VerifyResult] = []
 
@@ -143,37 +126,37 @@ class Crash(Exception):
     """A worker dying at one write: nothing after it happens."""
 
 
+@pytest.mark.parametrize("mirror_options", [{"packages": ("psr/*",)}])
 def test_a_crash_before_the_root_is_written_does_not_lose_new_packages_for_later_runs(
-    session_mirror: Callable[..., Any], monkeypatch: pytest.MonkeyPatch
+    mirror: Mirror, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    with session_mirror(changes_feed=True, packages=("psr/*",)) as mirror:
-        assert mirror.run("first")["failures"] == []
-        mirror.registry.add_version("psr/brand-new", "1.0.0")
-        publish_root = publish.publish_root
+    assert mirror.run("first")["failures"] == []
+    mirror.registry.add_version("psr/brand-new", "1.0.0")
+    publish_root = publish.publish_root
 
-        def crash(*args: Any, **kwargs: Any) -> Any:
-            raise Crash("killed before packages.json was written")
+    def crash(*args: Any, **kwargs: Any) -> Any:
+        raise Crash("killed before packages.json was written")
 
-        monkeypatch.setattr(publish, "publish_root", crash)
-        with pytest.raises(Crash):
-            mirror.run("crashed")
-        monkeypatch.setattr(publish, "publish_root", publish_root)
-        report = mirror.run("after")
-        assert report["failures"] == []
-        assert "psr/brand-new" in mirror.root()["available-packages"]
+    monkeypatch.setattr(publish, "publish_root", crash)
+    with pytest.raises(Crash):
+        mirror.run("crashed")
+    monkeypatch.setattr(publish, "publish_root", publish_root)
+    report = mirror.run("after")
+    assert report["failures"] == []
+    assert "psr/brand-new" in mirror.root()["available-packages"]
 
 
-def test_a_corrupt_root_is_rebuilt_with_every_mirrored_package(session_mirror: Callable[..., Any]) -> None:
-    with session_mirror(changes_feed=True) as mirror:
-        assert mirror.run("first")["failures"] == []
-        available = mirror.root()["available-packages"]
-        assert len(available) > 2
-        mirror.store.put(ROOT, b'{"packages": [], "available-pack')  # a torn or hand-damaged root
-        mirror.registry.add_version("psr/log", "3.0.3")
-        report = mirror.run("second")
-        assert report["plan"].mode == "incremental"
-        assert mirror.root()["available-packages"] == available
-        assert any("packages.json" in json.dumps(item) for item in report["anomalies"])
+@pytest.mark.parametrize("mirror_options", [{}])
+def test_a_corrupt_root_is_rebuilt_with_every_mirrored_package(mirror: Mirror) -> None:
+    assert mirror.run("first")["failures"] == []
+    available = mirror.root()["available-packages"]
+    assert len(available) > 2
+    mirror.store.put(ROOT, b'{"packages": [], "available-pack')  # a torn or hand-damaged root
+    mirror.registry.add_version("psr/log", "3.0.3")
+    report = mirror.run("second")
+    assert report["plan"].mode == "incremental"
+    assert mirror.root()["available-packages"] == available
+    assert any("packages.json" in json.dumps(item) for item in report["anomalies"])
 
 
 def test_the_record_helpers_see_what_a_run_published(mirror: Mirror) -> None:
@@ -236,29 +219,28 @@ def test_a_mirror_from_before_package_records_keeps_every_version_when_it_gets_t
 
 
 # --- the second hostile review (issue "Nothing lost, second pass") ------------------------------
-def test_an_sbom_run_never_expires_a_package_the_syncs_selection_names(session_mirror: Callable[..., Any]) -> None:
+@pytest.mark.parametrize("mirror_options", [{}])
+def test_an_sbom_run_never_expires_a_package_the_syncs_selection_names(mirror: Mirror) -> None:
     """Expiry of upstream deletions follows the sync's selection as the catalog records it, whoever publishes."""
-    with session_mirror(changes_feed=True) as mirror:  # the selection names psr/container exactly
-        assert mirror.run("first")["failures"] == []
-        mirror.registry.delete_package("psr/container")
-        assert mirror.run("second")["removed"] == []
-        assert "psr/container" in load_catalog(mirror.store).deleted
+    # The default selection names psr/container exactly.
+    assert mirror.run("first")["failures"] == []
+    mirror.registry.delete_package("psr/container")
+    assert mirror.run("second")["removed"] == []
+    assert "psr/container" in load_catalog(mirror.store).deleted
 
-        def long_ago(catalog: Any) -> None:
-            catalog.deleted["psr/container"] = 1  # deleted upstream far longer ago than the grace period
+    def long_ago(catalog: Any) -> None:
+        catalog.deleted["psr/container"] = 1  # deleted upstream far longer ago than the grace period
 
-        update_catalog(mirror.store, long_ago)
-        other = next(
-            name for name in mirror.registry.package_names() if name not in load_catalog(mirror.store).packages
-        )
-        newest = mirror.upstream_versions(other)
-        report = run_targets(second_writer(mirror), {other: [sorted(newest)[0]]}, "sbom")
-        assert report["failures"] == [] and report["removed"] == []
-        assert "psr/container" in mirror.root()["available-packages"]
-        assert "psr/container" in load_catalog(mirror.store).packages
-        # and the next sync, incremental, keeps it too
-        assert mirror.run("third")["removed"] == []
-        assert "psr/container" in mirror.root()["available-packages"]
+    update_catalog(mirror.store, long_ago)
+    other = next(name for name in mirror.registry.package_names() if name not in load_catalog(mirror.store).packages)
+    newest = mirror.upstream_versions(other)
+    report = run_targets(mirror.second_writer(), {other: [sorted(newest)[0]]}, "sbom")
+    assert report["failures"] == [] and report["removed"] == []
+    assert "psr/container" in mirror.root()["available-packages"]
+    assert "psr/container" in load_catalog(mirror.store).packages
+    # and the next sync, incremental, keeps it too
+    assert mirror.run("third")["removed"] == []
+    assert "psr/container" in mirror.root()["available-packages"]
 
 
 def withdraw_all(mirror: Mirror, name: str) -> list[dict[str, str]]:
@@ -288,11 +270,9 @@ def served_versions(mirror: Mirror, name: str) -> set[str]:
     return found
 
 
-def test_withdrawing_a_packages_last_version_takes_the_package_out_of_the_index(
-    session_mirror: Callable[..., Any],
-) -> None:
-    with session_mirror(changes_feed=False, packages=("psr/container:^2.0", "psr/log")) as mirror:
-        check_full_withdrawal(mirror)
+@pytest.mark.parametrize("mirror_options", [{"changes_feed": False, "packages": ("psr/container:^2.0", "psr/log")}])
+def test_withdrawing_a_packages_last_version_takes_the_package_out_of_the_index(mirror: Mirror) -> None:
+    check_full_withdrawal(mirror)
 
 
 def check_full_withdrawal(mirror: Mirror) -> None:
@@ -360,7 +340,7 @@ def test_verify_repair_of_a_package_without_a_record_never_overwrites_a_concurre
         return candidates
 
     monkeypatch.setattr(verify.repair, "_rebuilt_p2", sync_meanwhile)
-    checker = second_writer(mirror)
+    checker = mirror.second_writer()
     result = verify_package(checker, "psr/container", repair=True)
     assert raced and raced[0]["failures"] == []
     assert "2.9.0" in published_versions(mirror, "psr/container")
@@ -377,7 +357,7 @@ def test_concurrent_runs_caching_different_upstream_copies_never_lose_a_pinned_v
     body the cache ends up holding, no run saves validators of a body it did not plan from."""
     name = "acme/fresh"
     mirror.registry.add_version(name, "1.0.0")
-    older = second_writer(mirror)
+    older = mirror.second_writer()
     older.store = S3Store(mirror.s3, mirror.store.bucket, mirror.ctx.settings.key_prefix, backoff=0.001)
     older.upstream = read_endpoints(older.client, older.settings.upstream_url)
     fetched, written = threading.Event(), threading.Event()
@@ -404,6 +384,6 @@ def test_concurrent_runs_caching_different_upstream_copies_never_lose_a_pinned_v
     publish_index(older, [fetch_archives(older, manifests[0])], Plan({name: ["1.0.0"]}), "older")
     publish_index(pinning, [fetch_archives(pinning, manifest)], pinned_plan, "pinning")
     # whatever this first round managed, the next run of the same request completes it
-    report = run_targets(second_writer(mirror), {name: ["1.1.0"]}, "again")
+    report = run_targets(mirror.second_writer(), {name: ["1.1.0"]}, "again")
     assert report["failures"] == []
     assert "1.1.0" in published_versions(mirror, name)

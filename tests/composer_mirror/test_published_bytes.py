@@ -17,15 +17,11 @@ from pathlib import Path
 from unittest import mock
 
 import boto3
-from moto import mock_aws
 
-from composer_mirror.context import Context
-from composer_mirror.settings import Settings
-from composer_mirror.store import S3Store
 from composer_mirror.sync import pipeline
-from composer_mirror.upstream import FetchPolicy, RetryPolicy, UpstreamClient
-from composer_mirror.upstream.composer import read_endpoints
-from tests.fixture_registry import Registry, RegistryServer
+from devtools.fixture_registry import Registry
+from devtools.harness import SAMPLE_LOCK
+from tests.composer_mirror.mirror_builder import BUCKET, PREFIX, built
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures"
 PINNED = FIXTURES / "published-bytes-before-refactor.json"
@@ -41,29 +37,16 @@ SELECTION = (
 
 def published_digests(session: boto3.session.Session) -> dict[str, str]:
     with mock.patch("time.time", return_value=1_767_225_600.0):  # advisories' reportedAt: a fixed day
-        registry = Registry.from_lock(FIXTURES / "symfony-demo" / "composer.lock", extra_versions=1)
-    with RegistryServer(registry, changes_feed=False) as server, mock_aws():
-        s3 = session.client("s3", region_name="us-east-1")
-        s3.create_bucket(Bucket="golden")
-        settings = Settings(
-            bucket="golden",
-            public_url="https://mirror.example/repo",
-            upstream_url=server.url,
-            prefix="repo",
-            packages=SELECTION,
-        )
-        client = UpstreamClient(FetchPolicy(server.url), concurrency=2, retry=RetryPolicy(attempts=2, backoff=0.01))
-        ctx = Context(settings, S3Store(s3, "golden", settings.key_prefix, backoff=0.001), client)
-        ctx.upstream = read_endpoints(client, server.url)
-        assert pipeline.sync(ctx, "golden", max_batches=64)["failures"] == []
-        client.close()
+        registry = Registry.from_lock(SAMPLE_LOCK, extra_versions=1)
+    with built(session, registry, packages=SELECTION, changes_feed=False) as mirror:
+        assert pipeline.sync(mirror.ctx, "golden", max_batches=64)["failures"] == []
         digests = {}
-        for page in s3.get_paginator("list_objects_v2").paginate(Bucket="golden", Prefix="repo/"):
+        for page in mirror.s3.get_paginator("list_objects_v2").paginate(Bucket=BUCKET, Prefix=PREFIX):
             for item in page.get("Contents", []):
-                key = item["Key"].removeprefix("repo/")
+                key = item["Key"].removeprefix(PREFIX)
                 if key == "packages.json" or key.startswith(("p2/", "dists/")):
-                    body = s3.get_object(Bucket="golden", Key=item["Key"])["Body"].read()
-                    digests[key] = hashlib.sha256(body.replace(server.url.encode(), b"UPSTREAM")).hexdigest()
+                    body = mirror.s3.get_object(Bucket=BUCKET, Key=item["Key"])["Body"].read()
+                    digests[key] = hashlib.sha256(body.replace(mirror.server.url.encode(), b"UPSTREAM")).hexdigest()
         return digests
 
 

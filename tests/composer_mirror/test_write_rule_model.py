@@ -52,8 +52,8 @@ from composer_mirror.targets import normalized_of
 from composer_mirror.upstream import FetchPolicy, RetryPolicy, UpstreamClient
 from composer_mirror.upstream.composer import read_endpoints
 from composer_mirror.versions import is_stable
-from tests.fixture_registry import Registry
-from tests.fixture_registry.in_process import ORIGIN, InProcessRegistry
+from devtools.fixture_registry import Registry
+from devtools.fixture_registry.in_process import ORIGIN, InProcessRegistry
 
 PUBLIC_URL = "https://mirror.test/repo"
 PACKAGES = ("acme/alpha", "acme/beta", "acme/gamma")

@@ -11,7 +11,7 @@ from collections.abc import Callable
 
 import pytest
 
-from tests.harness import AirflowEnv
+from devtools.harness import AirflowEnv
 
 
 @pytest.fixture

@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.fixture_registry import Registry, RegistryServer
-from tests.harness import MotoServer
+from devtools.fixture_registry import Registry, RegistryServer
+from devtools.harness import MotoServer
 from tests.mirror_checks import check_repository, root_document
 
 pytestmark = pytest.mark.integration

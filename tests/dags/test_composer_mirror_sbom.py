@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.fixture_registry import Registry, RegistryServer
-from tests.harness import MotoServer, composer_install
+from devtools.fixture_registry import Registry, RegistryServer
+from devtools.harness import MotoServer, composer_install
 from tests.mirror_checks import check_repository, snapshot
 
 pytestmark = pytest.mark.integration

@@ -11,8 +11,8 @@ from pathlib import Path
 import pytest
 
 from composer_mirror.batches import MIN_BATCH_SIZE
-from tests.fixture_registry import Registry, RegistryServer
-from tests.harness import DEMO_SELECTION, MotoServer, composer_install, sample_replace
+from devtools.fixture_registry import Registry, RegistryServer
+from devtools.harness import DEMO_SELECTION, MotoServer, composer_install, sample_replace
 from tests.mirror_checks import check_repository, root_document, snapshot
 
 pytestmark = pytest.mark.integration

@@ -9,8 +9,8 @@ from pathlib import Path
 import pytest
 
 from composer_mirror.store.layout import PRUNE_MARKS, archive_path, intent_path
-from tests.fixture_registry import Registry, RegistryServer
-from tests.harness import AirflowEnv, MotoServer
+from devtools.fixture_registry import Registry, RegistryServer
+from devtools.harness import AirflowEnv, MotoServer
 from tests.mirror_checks import check_repository, snapshot
 
 pytestmark = pytest.mark.integration

@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
+from devtools.harness import AirflowEnv, MotoServer
 from tests.dags.recording_notifier import read_notifications
-from tests.harness import AirflowEnv, MotoServer
 
 pytestmark = pytest.mark.integration
 

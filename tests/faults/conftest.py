@@ -1,19 +1,19 @@
-"""Fixtures of the fault-injection suite (the session's moto server and migrated Airflow home come from tests/)."""
+"""Fixtures of the fault-injection suite; the session's moto server and migrated Airflow home come from tests/."""
 
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import pytest
 
-from tests.faults.helpers import LOCK, private_home
-from tests.fixture_registry import Registry
+from tests.faults.helpers import private_home
 
 
 @pytest.fixture
-def registry() -> Registry:
+def registry_options() -> dict[str, Any]:
     """The sample application's packages, one tagged version each: small and fast to mirror."""
-    return Registry.from_lock(LOCK, extra_versions=0)
+    return {"extra_versions": 0}
 
 
 @pytest.fixture

@@ -1,4 +1,4 @@
-"""What the fault-injection suite shares: a registry server with extra routes, a request recorder,
+"""What the fault-injection suite shares: answers to serve beside the registry's, a request recorder,
 an in-process run of the pipeline, Airflow homes that can run side by side, bucket readers."""
 
 from __future__ import annotations
@@ -6,12 +6,8 @@ from __future__ import annotations
 import io
 import json
 import shutil
-import socket
-import threading
 import zipfile
-from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -19,48 +15,19 @@ from composer_mirror.context import connect, run_with_context
 from composer_mirror.settings import Settings
 from composer_mirror.store import S3Store
 from composer_mirror.sync import pipeline
-from tests.fixture_registry import RegistryServer
-from tests.fixture_registry.server import _json, _Response
-from tests.harness import AirflowEnv, MotoServer, aws_connection
+from devtools.fixture_registry import Response, file_response
+from devtools.harness import AirflowEnv, MotoServer, aws_connection
+from devtools.loopback import LoopbackServer, Reply, Request
 
-ROOT = Path(__file__).resolve().parents[2]
-LOCK = ROOT / "tests/fixtures/symfony-demo/composer.lock"
 SELECTION = ["psr/*", "monolog/monolog"]
 PREFIX = "repo"
 
 
 # --- the upstream side ---------------------------------------------------------------------------
-Route = Callable[[str], _Response]
-
-
-class HookedRegistryServer(RegistryServer):
-    """The fixture registry plus extra GET routes (path -> handler of the query string).
-
-    Routes sit behind the registry's own authentication, so they are the upstream's origin: a
-    redirect served here is the upstream sending the client elsewhere.
-    """
-
-    def __init__(self, *args: Any, routes: Mapping[str, Route] | None = None, **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
-        self.routes: dict[str, Route] = dict(routes or {})
-
-    def _route_get(self, path: str, query: str, headers: Any) -> _Response:
-        route = self.routes.get(path)
-        if route is not None:
-            return route(query)
-        return super()._route_get(path, query, headers)
-
-
-def redirect(location: str) -> Route:
-    return lambda _query: _Response(302, [("Location", location)], kind="redirect")
-
-
-def serve_zip(body: bytes) -> Route:
-    return lambda _query: _Response(200, [("Content-Type", "application/zip")], body, kind="other")
-
-
-def serve_json(document: Any) -> Route:
-    return lambda _query: _json(200, document)
+# Answers for RegistryServer.files: they sit behind the registry's own authentication, so they are
+# the upstream's origin (a redirect served there is the upstream sending the client elsewhere).
+def serve_zip(body: bytes) -> Response:
+    return file_response(body, "application/zip")
 
 
 def zip_with_entries(*names: str) -> bytes:
@@ -72,74 +39,29 @@ def zip_with_entries(*names: str) -> bytes:
     return buffer.getvalue()
 
 
-@dataclass
-class Recorder:
+class Recorder(LoopbackServer):
     """A loopback HTTP server that answers nothing useful and records every connection it gets.
 
     Used as a forbidden destination (the fetch policy must never reach it) and as the HTTP(S) proxy
     of the Airflow run, so that a request to any other host (169.254.169.254, api.github.com) is
-    recorded too instead of vanishing into a network that does not exist here.
+    recorded too instead of vanishing into a network that does not exist here. HTTP/1.0: each
+    answer closes its connection, so a proxied CONNECT is never followed by a tunnel.
     """
 
-    connections: int = 0
-    lines: list[str] = field(default_factory=list)
-    authorized: list[str] = field(default_factory=list)  # request lines that carried an Authorization header
-    _server: ThreadingHTTPServer | None = None
+    def __init__(self) -> None:
+        self.lines: list[str] = []
+        self.authorized: list[str] = []  # request lines that carried an Authorization header
+        super().__init__(self._answer, protocol_version="HTTP/1.0", name="recorder")
 
     @property
-    def url(self) -> str:
-        assert self._server is not None
-        return f"http://127.0.0.1:{self._server.server_address[1]}"
+    def connections(self) -> int:
+        return self.accepted
 
-    @property
-    def port(self) -> int:
-        assert self._server is not None
-        return int(self._server.server_address[1])
-
-    def start(self) -> Recorder:
-        recorder = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def log_message(self, format: str, *args: Any) -> None:
-                """Quiet."""
-
-            def handle_one_request(self) -> None:
-                super().handle_one_request()
-                if self.requestline:
-                    recorder.lines.append(self.requestline)
-                    if self.headers is not None and self.headers.get("Authorization"):
-                        recorder.authorized.append(self.requestline)
-
-            def do_GET(self) -> None:
-                self.send_response(200)
-                self.send_header("Content-Type", "application/zip")
-                self.send_header("Content-Length", "0")
-                self.end_headers()
-
-            do_CONNECT = do_POST = do_HEAD = do_GET
-
-        class Server(ThreadingHTTPServer):
-            daemon_threads = True
-
-            def get_request(self) -> tuple[socket.socket, Any]:
-                connection = super().get_request()
-                recorder.connections += 1
-                return connection
-
-        self._server = Server(("127.0.0.1", 0), Handler)
-        threading.Thread(target=self._server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True).start()
-        return self
-
-    def stop(self) -> None:
-        if self._server is not None:
-            self._server.shutdown()
-            self._server.server_close()
-
-    def __enter__(self) -> Recorder:
-        return self.start()
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop()
+    def _answer(self, request: Request) -> Reply:
+        self.lines.append(request.line)
+        if request.headers.get("Authorization"):
+            self.authorized.append(request.line)
+        return Reply(200, b"", {"Content-Type": "application/zip"})
 
 
 # --- the mirror side -------------------------------------------------------------------------------

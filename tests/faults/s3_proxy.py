@@ -32,9 +32,11 @@ import threading
 import time
 from collections import defaultdict
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from typing import Any
 from urllib.parse import unquote, urlsplit
+
+from devtools.loopback import LoopbackServer
 
 ERROR_XML = (
     '<?xml version="1.0" encoding="UTF-8"?>\n'
@@ -125,25 +127,22 @@ class S3FaultProxy:
         self._lock = threading.Lock()
         self._barriers: dict[int, _Barrier] = {}
         self._key_locks: defaultdict[str, threading.Lock] = defaultdict(threading.Lock)
-        self._server: ThreadingHTTPServer | None = None
+        self._server: LoopbackServer | None = None
 
     @property
     def endpoint(self) -> str:
         assert self._server is not None, "proxy not started"
-        return f"http://127.0.0.1:{self._server.server_address[1]}"
+        return self._server.url
 
     def start(self) -> S3FaultProxy:
         handler = type("Handler", (_Handler,), {"proxy": self})
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
-        self._server.daemon_threads = True
-        threading.Thread(target=self._server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True).start()
+        self._server = LoopbackServer(handler, name="s3-fault-proxy").start()
         return self
 
     def stop(self) -> None:
-        self._release.set()
+        self._release.set()  # held requests end first
         if self._server is not None:
-            self._server.shutdown()
-            self._server.server_close()
+            self._server.stop()
             self._server = None
 
     def __enter__(self) -> S3FaultProxy:

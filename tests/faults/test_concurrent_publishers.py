@@ -23,10 +23,10 @@ from composer_mirror.root import read_available
 from composer_mirror.state import Catalog, load_catalog, load_shard, save_package_states, update_catalog
 from composer_mirror.store import S3Store
 from composer_mirror.store.layout import shard_of
+from devtools.fixture_registry import Registry, RegistryServer
+from devtools.harness import VENV_BIN, MotoServer
 from tests.faults.helpers import PREFIX, airflow_env, mirror_variables, private_home, read_json
 from tests.faults.s3_proxy import S3FaultProxy, S3Rule
-from tests.fixture_registry import Registry, RegistryServer
-from tests.harness import VENV_BIN, MotoServer
 from tests.mirror_checks import check_repository, root_document
 
 pytestmark = pytest.mark.integration

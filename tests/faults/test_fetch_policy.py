@@ -18,24 +18,21 @@ import pytest
 import requests
 
 from composer_mirror.upstream import FetchPolicy, UpstreamClient
+from devtools.fixture_registry import Registry, RegistryServer, json_response, redirect
+from devtools.harness import MotoServer
 from tests.faults.helpers import (
     PREFIX,
-    HookedRegistryServer,
     Recorder,
     airflow_env,
     mirror_variables,
     objects,
     output_of,
-    redirect,
     run_pipeline,
     run_reports,
-    serve_json,
     serve_zip,
     tail,
     zip_with_entries,
 )
-from tests.fixture_registry import Registry, RegistryServer
-from tests.harness import MotoServer
 from tests.mirror_checks import check_repository, root_document
 
 integration = pytest.mark.integration  # fixture registry, moto or Airflow; the rest are unit tests
@@ -51,13 +48,13 @@ def test_hostile_metadata_is_refused_without_a_single_forbidden_request_and_the_
 ) -> None:
     token = "tok-" + secrets.token_hex(16)
     with Recorder() as recorder:
-        server = HookedRegistryServer(registry, auth=token)
+        server = RegistryServer(registry, auth=token)
         server.start()
         try:
             upstream = server.url
             psr = [n for n in registry.package_names() if n.startswith("psr/")]
-            server.routes = {
-                "/packages/list.json": serve_json({"packageNames": psr + MALICIOUS_NAMES}),
+            server.files = {
+                "/packages/list.json": json_response(200, {"packageNames": psr + MALICIOUS_NAMES}),
                 "/evil/leave": redirect(f"{recorder.url}/evil-redirected.zip"),
                 "/evil/zip-slip.zip": serve_zip(zip_with_entries("pkg/composer.json", "pkg/../../../evil.php")),
             }
@@ -160,8 +157,8 @@ def test_a_redirect_to_another_origin_never_carries_the_upstream_credentials(
     registry: Registry, tmp_path: Path
 ) -> None:
     """Even where the fetch policy allows the other origin, the Authorization header stays behind."""
-    with Recorder() as elsewhere, HookedRegistryServer(registry, auth=("user", "secret")) as server:
-        server.routes = {"/leave": redirect(f"{elsewhere.url}/landed.zip")}
+    with Recorder() as elsewhere, RegistryServer(registry, auth=("user", "secret")) as server:
+        server.files = {"/leave": redirect(f"{elsewhere.url}/landed.zip")}
 
         class AllowingPolicy(FetchPolicy):
             def check(self, url: str) -> None:
@@ -251,9 +248,9 @@ def test_malformed_archive_urls_and_redirects_fail_only_their_own_version(
     registry: Registry, moto_server: MotoServer, bucket: str
 ) -> None:
     """URLs Python cannot even parse must not take the batch (and the healthy packages in it) down."""
-    with HookedRegistryServer(registry) as server:
+    with RegistryServer(registry) as server:
         host = server.url.removeprefix("http://")
-        server.routes = {"/bad-redirect": redirect("http://[::1/evil.zip")}
+        server.files = {"/bad-redirect": redirect("http://[::1/evil.zip")}
         malformed = {
             "99.0.1": "http://[::1/evil.zip",
             "99.0.2": f"http://[{host}]/evil.zip",
@@ -288,8 +285,8 @@ def test_a_p2_file_with_hostile_entries_fails_at_most_its_own_package(
         "packages": {"psr/cache": hostile_entries},
         "security-advisories": [{"advisoryId": 1, "affectedVersions": ["x"]}, "not-an-object"],
     }
-    with HookedRegistryServer(registry) as server:
-        server.routes = {"/p2/psr/cache.json": serve_json(document)}
+    with RegistryServer(registry) as server:
+        server.files = {"/p2/psr/cache.json": json_response(200, document)}
         variables = mirror_variables(server.url, moto_server, bucket, ["psr/*"])
         report = run_pipeline(variables, moto_server.client())
     assert {f["package"] for f in report["failures"]} == {"psr/cache"}

@@ -9,10 +9,9 @@ from __future__ import annotations
 
 import gzip
 import io
-import threading
 import zipfile
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 from typing import Any
 
@@ -21,6 +20,7 @@ import pytest
 from composer_mirror.archives import check_zip
 from composer_mirror.errors import ArchiveError, UpstreamError
 from composer_mirror.upstream import FetchPolicy, UpstreamClient
+from devtools.loopback import LoopbackServer
 from tests.faults.helpers import zip_with_entries
 
 MB = 1024 * 1024
@@ -56,12 +56,8 @@ class Endless(BaseHTTPRequestHandler):
 @pytest.fixture
 def endless() -> Iterator[str]:
     Endless.requests = 0
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Endless)
-    server.daemon_threads = True
-    threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True).start()
-    yield f"http://127.0.0.1:{server.server_address[1]}"
-    server.shutdown()
-    server.server_close()
+    with LoopbackServer(Endless, name="endless") as server:
+        yield server.url
 
 
 @pytest.mark.parametrize("path", ["/plain", "/bomb"])

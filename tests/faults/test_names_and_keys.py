@@ -34,9 +34,9 @@ from composer_mirror.store.layout import (
 from composer_mirror.targets import expand_patterns, parse_selection
 from composer_mirror.upstream import Fetched
 from composer_mirror.upstream.changes import read_changes
+from devtools.fixture_registry import RegistryServer
+from devtools.harness import MotoServer
 from tests.faults.helpers import PREFIX, keys, mirror_variables, run_pipeline
-from tests.fixture_registry import Registry, RegistryServer
-from tests.harness import MotoServer
 from tests.mirror_checks import check_repository
 
 MALICIOUS = [
@@ -170,15 +170,13 @@ def test_the_prefix_setting_cannot_climb_out_of_the_bucket() -> None:
 
 @pytest.mark.integration
 def test_invalid_names_planted_in_the_mirrors_own_state_are_reported_and_never_become_keys(
-    moto_server: MotoServer, bucket: str, tmp_path: Path
+    registry_server: RegistryServer, moto_server: MotoServer, bucket: str, tmp_path: Path
 ) -> None:
     """Whoever can write the catalog can name anything: the run reports it and writes nothing for it."""
-    registry = Registry.from_lock(Path(__file__).resolve().parents[1] / "fixtures/symfony-demo/composer.lock", 0)
-    with RegistryServer(registry) as server:
-        variables = mirror_variables(server.url, moto_server, bucket, ["psr/log"])
-        catalog = {"format": 1, "packages": {"../evil": ["*"], "psr/../../x": ["*"], "psr/log": ["*"]}}
-        moto_server.client().put_object(Bucket=bucket, Key=f"{PREFIX}/{CATALOG}", Body=json.dumps(catalog).encode())
-        report = run_pipeline(variables, moto_server.client())
+    variables = mirror_variables(registry_server.url, moto_server, bucket, ["psr/log"])
+    catalog = {"format": 1, "packages": {"../evil": ["*"], "psr/../../x": ["*"], "psr/log": ["*"]}}
+    moto_server.client().put_object(Bucket=bucket, Key=f"{PREFIX}/{CATALOG}", Body=json.dumps(catalog).encode())
+    report = run_pipeline(variables, moto_server.client())
     assert {f["package"] for f in report["failures"]} == {"../evil", "psr/../../x"}
     for key in keys(moto_server, bucket):
         assert key.startswith(f"{PREFIX}/") and ".." not in key.split("/") and "evil" not in key, key

@@ -17,6 +17,8 @@ from botocore.config import Config
 from composer_mirror.errors import ConflictError, StoreError
 from composer_mirror.state import Catalog, load_catalog, update_catalog
 from composer_mirror.store import ZIP, S3Store
+from devtools.fixture_registry import Registry, RegistryServer
+from devtools.harness import MotoServer
 from tests.faults.helpers import (
     PREFIX,
     airflow_env,
@@ -27,8 +29,6 @@ from tests.faults.helpers import (
     tail,
 )
 from tests.faults.s3_proxy import S3FaultProxy, S3Rule
-from tests.fixture_registry import Registry, RegistryServer
-from tests.harness import MotoServer
 from tests.mirror_checks import check_repository
 
 pytestmark = pytest.mark.integration
@@ -90,10 +90,10 @@ def test_a_throttled_compare_and_swap_is_retried_not_taken_for_a_conflict(proxy:
         store.put("mirror-state/catalog.json", b"{}", if_none_match=True)
 
 
+@pytest.mark.parametrize("registry_options", [{"extra_versions": 1}])
 def test_a_throttling_s3_is_retried_and_refused_uploads_leave_out_only_what_they_concern(
-    moto_server: MotoServer, proxy: S3FaultProxy, bucket: str, home: Path
+    registry: Registry, moto_server: MotoServer, proxy: S3FaultProxy, bucket: str, home: Path
 ) -> None:
-    registry = Registry.from_lock(Path(__file__).resolve().parents[1] / "fixtures/symfony-demo/composer.lock", 1)
     refused = registry.versions("psr/log", dev=False)[0]
     digest = hashlib.sha256(registry.archive_bytes("psr/log", refused["dist"]["reference"])).hexdigest()
     proxy.set_rules(

@@ -14,6 +14,8 @@ from pathlib import Path
 import pytest
 import requests
 
+from devtools.fixture_registry import FaultRule, Registry, RegistryServer
+from devtools.harness import MotoServer
 from tests.faults.helpers import (
     SELECTION,
     airflow_env,
@@ -23,8 +25,6 @@ from tests.faults.helpers import (
     run_reports,
     tail,
 )
-from tests.fixture_registry import FaultRule, Registry, RegistryServer
-from tests.harness import MotoServer
 from tests.mirror_checks import check_repository, expand, snapshot
 
 pytestmark = pytest.mark.integration

@@ -25,6 +25,8 @@ from pathlib import Path
 
 import pytest
 
+from devtools.fixture_registry import Registry, RegistryServer
+from devtools.harness import VENV_BIN, AirflowEnv, MotoServer
 from tests.faults.helpers import (
     PREFIX,
     SELECTION,
@@ -35,8 +37,6 @@ from tests.faults.helpers import (
     run_pipeline,
 )
 from tests.faults.s3_proxy import S3FaultProxy, S3Rule
-from tests.fixture_registry import Registry, RegistryServer
-from tests.harness import VENV_BIN, AirflowEnv, MotoServer
 from tests.mirror_checks import RepositoryCheck, check_repository, snapshot
 
 pytestmark = pytest.mark.integration

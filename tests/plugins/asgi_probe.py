@@ -1,7 +1,7 @@
 """The API server's own ASGI app, called without a server, counting how much of each request body it reads.
 
 ``python -m tests.plugins.asgi_probe``, run with the environment of an Airflow home
-(:meth:`tests.harness.AirflowEnv.env`), builds the app as ``airflow api-server`` does
+(:meth:`devtools.harness.AirflowEnv.env`), builds the app as ``airflow api-server`` does
 (:func:`airflow.api_fastapi.app.create_app`: the plugins' FastAPI apps mounted under their
 prefixes, the configured auth manager, Airflow's middlewares) and answers one request per line of
 JSON on stdin with one line of JSON on stdout. The app gets the request body from the ASGI

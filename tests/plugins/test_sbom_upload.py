@@ -35,8 +35,8 @@ from moto import mock_aws
 from composer_mirror import sbom, sbom_upload
 from composer_mirror.errors import TargetError
 from composer_mirror.store import STATE_CACHE, S3Store
+from devtools.harness import ROOT, VENV_BIN, AirflowEnv, MotoServer, aws_connection, free_port
 from tests.browser import Browser, chromium_path
-from tests.harness import ROOT, VENV_BIN, AirflowEnv, MotoServer, aws_connection, free_port
 
 SBOMS = ROOT / "tests/fixtures/sboms"
 CDX_JSON = SBOMS / "symfony-demo.cdx.json"

@@ -46,7 +46,7 @@ from composer_mirror.store.layout import (
     record_path,
     run_report_path,
 )
-from tests.harness import MotoServer
+from devtools.harness import MotoServer
 
 ROOT_DIR = Path(__file__).resolve().parents[3]
 SBOM = (ROOT_DIR / "tests/fixtures/sboms/symfony-demo.cdx.json").read_bytes()

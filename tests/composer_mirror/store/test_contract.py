@@ -9,7 +9,7 @@ So every test here runs on both backends and asserts one observable result:
   (tests/conftest.py), so ``If-Match`` / ``If-None-Match`` go through botocore's serialisation
   and moto's HTTP handling rather than an in-process mock. Its listings and batch deletes are cut
   into pages of :data:`PAGE` keys, so continuation tokens and batching run with a handful of
-  objects (over 1000 keys at S3's own page size: tests/composer_mirror/test_store.py).
+  objects (over 1000 keys at S3's own page size: tests/composer_mirror/store/test_s3.py).
 
 Both backends also run without ETags (``etagless_store``): S3 reached through S3FaultProxy
 stripping the ``ETag`` header from every answer, as some proxies and S3-compatible stores do, and

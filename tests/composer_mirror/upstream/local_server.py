@@ -8,9 +8,10 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 
 from composer_mirror.upstream import RetryPolicy
+from devtools.loopback import LoopbackServer
 
 FAST = RetryPolicy(attempts=4, backoff=0.01, max_backoff=0.02)
 ARCHIVE = bytes(range(256)) * 800  # 200 KiB
@@ -35,7 +36,10 @@ class Seen:
 
 
 class LocalServer:
-    """A ThreadingHTTPServer on 127.0.0.1 that plays a list of replies (the last one repeats)."""
+    """A loopback server (devtools.loopback) that plays a list of replies (the last one repeats).
+
+    Bound when made; ``thread.start()`` serves, ``httpd.shutdown()`` stops serving.
+    """
 
     def __init__(self) -> None:
         self.replies: list[Reply] = [Reply()]
@@ -45,14 +49,13 @@ class LocalServer:
         self.max_in_flight = 0
         self._lock = threading.Lock()
         self._served = 0
-        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), _Handler)
-        self.httpd.daemon_threads = True
-        self.httpd.owner = self  # type: ignore[attr-defined]
-        self.thread = threading.Thread(target=self.httpd.serve_forever, kwargs={"poll_interval": 0.01}, daemon=True)
+        self.loopback = LoopbackServer(_Handler, owner=self, poll_interval=0.01, name="local-server")
+        self.httpd = self.loopback.httpd
+        self.thread = self.loopback.thread
 
     @property
     def url(self) -> str:
-        return f"http://127.0.0.1:{self.httpd.server_address[1]}"
+        return self.loopback.url
 
     @property
     def requests(self) -> int:

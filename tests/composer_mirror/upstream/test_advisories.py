@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
@@ -12,63 +11,53 @@ import pytest
 from composer_mirror.errors import UpstreamError
 from composer_mirror.upstream import FetchPolicy, RetryPolicy, UpstreamClient
 from composer_mirror.upstream.advisories import CHUNK, fetch_full_advisories, is_full
-from tests.fixture_registry import Registry, RegistryServer
+from devtools.fixture_registry import Registry, RegistryServer
 
-LOCK = Path(__file__).resolve().parents[2] / "fixtures" / "symfony-demo" / "composer.lock"
 FULL = {"advisoryId": "PKSA-1", "title": "XSS", "reportedAt": "2024-01-01 00:00:00", "sources": [], "cve": None}
 
 
-@pytest.fixture(scope="module")
-def registry() -> Registry:
-    return Registry.from_lock(LOCK, extra_versions=1)
-
-
-@pytest.fixture(scope="module")
-def server(registry: Registry) -> Iterator[RegistryServer]:
-    with RegistryServer(registry) as running:
-        yield running
-
-
 @pytest.fixture
-def client(server: RegistryServer) -> Iterator[UpstreamClient]:
-    server.reset_log()
-    with UpstreamClient(FetchPolicy(server.url), retry=RetryPolicy(attempts=1)) as upstream:
+def client(registry_server: RegistryServer) -> Iterator[UpstreamClient]:
+    registry_server.reset_log()
+    with UpstreamClient(FetchPolicy(registry_server.url), retry=RetryPolicy(attempts=1)) as upstream:
         yield upstream
 
 
-def api(server: RegistryServer) -> str:
-    return f"{server.url}/api/security-advisories/"
+def api(registry_server: RegistryServer) -> str:
+    return f"{registry_server.url}/api/security-advisories/"
 
 
 def test_full_advisories_come_from_the_upstream_api_for_every_name_asked(
-    client: UpstreamClient, server: RegistryServer, registry: Registry
+    client: UpstreamClient, registry_server: RegistryServer, registry: Registry
 ) -> None:
-    found = fetch_full_advisories(client, api(server), ["twig/twig", "psr/log"])
+    found = fetch_full_advisories(client, api(registry_server), ["twig/twig", "psr/log"])
     assert set(found) == {"twig/twig", "psr/log"}
     assert found["psr/log"] == []
     assert len(found["twig/twig"]) == 1
     advisory = found["twig/twig"][0]
     assert is_full(advisory)
-    assert advisory == registry.advisories("twig/twig", server.url)[0]
-    assert server.count(r"^/api/security-advisories") == 1
+    assert advisory == registry.advisories("twig/twig", registry_server.url)[0]
+    assert registry_server.count(r"^/api/security-advisories") == 1
 
 
-def test_names_are_asked_once_each_in_sorted_order(client: UpstreamClient, server: RegistryServer) -> None:
-    found = fetch_full_advisories(client, api(server), ["twig/twig", "psr/log", "twig/twig"])
+def test_names_are_asked_once_each_in_sorted_order(client: UpstreamClient, registry_server: RegistryServer) -> None:
+    found = fetch_full_advisories(client, api(registry_server), ["twig/twig", "psr/log", "twig/twig"])
     assert list(found) == ["psr/log", "twig/twig"]
-    [request] = [r for r in server.requests if r.path.startswith("/api/")]
+    [request] = [r for r in registry_server.requests if r.path.startswith("/api/")]
     assert parse_qs(request.query)["packages[]"] == ["psr/log", "twig/twig"]
 
 
-def test_no_names_make_no_request(client: UpstreamClient, server: RegistryServer) -> None:
-    assert fetch_full_advisories(client, api(server), []) == {}
-    assert server.count(r"^/api/") == 0
+def test_no_names_make_no_request(client: UpstreamClient, registry_server: RegistryServer) -> None:
+    assert fetch_full_advisories(client, api(registry_server), []) == {}
+    assert registry_server.count(r"^/api/") == 0
 
 
-def test_more_names_than_a_chunk_are_asked_in_several_requests(client: UpstreamClient, server: RegistryServer) -> None:
+def test_more_names_than_a_chunk_are_asked_in_several_requests(
+    client: UpstreamClient, registry_server: RegistryServer
+) -> None:
     names = [f"vendor/pkg{i:03d}" for i in range(2 * CHUNK + 5)] + ["twig/twig"]
-    found = fetch_full_advisories(client, api(server), names)
-    requests = [r for r in server.requests if r.path.startswith("/api/")]
+    found = fetch_full_advisories(client, api(registry_server), names)
+    requests = [r for r in registry_server.requests if r.path.startswith("/api/")]
     assert len(requests) == 3
     asked = [name for r in requests for name in parse_qs(r.query)["packages[]"]]
     assert sorted(asked) == sorted(names)
@@ -77,9 +66,9 @@ def test_more_names_than_a_chunk_are_asked_in_several_requests(client: UpstreamC
     assert all(found[name] == [] for name in names if name != "twig/twig")
 
 
-def test_an_empty_php_array_answer_means_no_advisories(client: UpstreamClient, server: RegistryServer) -> None:
+def test_an_empty_php_array_answer_means_no_advisories(client: UpstreamClient, registry_server: RegistryServer) -> None:
     # the fixture answers {"advisories": []} when nothing matches, as packagist does
-    assert fetch_full_advisories(client, api(server), ["psr/log", "psr/container"]) == {
+    assert fetch_full_advisories(client, api(registry_server), ["psr/log", "psr/container"]) == {
         "psr/container": [],
         "psr/log": [],
     }

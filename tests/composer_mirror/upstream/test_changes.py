@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -13,31 +12,18 @@ import pytest
 from composer_mirror.errors import UpstreamError
 from composer_mirror.upstream import Fetched, FetchPolicy, RetryPolicy, UpstreamClient
 from composer_mirror.upstream.changes import ChangeSet, current_timestamp, read_changes
-from tests.fixture_registry import Registry, RegistryServer
-
-LOCK = Path(__file__).resolve().parents[2] / "fixtures" / "symfony-demo" / "composer.lock"
+from devtools.fixture_registry import Registry, RegistryServer
 
 
 @pytest.fixture
-def registry() -> Registry:
-    return Registry.from_lock(LOCK, extra_versions=1)
-
-
-@pytest.fixture
-def server(registry: Registry) -> Iterator[RegistryServer]:
-    with RegistryServer(registry) as running:
-        yield running
-
-
-@pytest.fixture
-def client(server: RegistryServer) -> Iterator[UpstreamClient]:
-    with UpstreamClient(FetchPolicy(server.url), retry=RetryPolicy(attempts=1)) as upstream:
+def client(registry_server: RegistryServer) -> Iterator[UpstreamClient]:
+    with UpstreamClient(FetchPolicy(registry_server.url), retry=RetryPolicy(attempts=1)) as upstream:
         yield upstream
 
 
 @pytest.fixture
-def feed(server: RegistryServer) -> str:
-    return f"{server.url}/metadata/changes.json"
+def feed(registry_server: RegistryServer) -> str:
+    return f"{registry_server.url}/metadata/changes.json"
 
 
 # --- against the fixture registry ---------------------------------------------------------------

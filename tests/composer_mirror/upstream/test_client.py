@@ -235,7 +235,7 @@ def test_the_per_host_semaphore_bounds_requests_in_flight(upstream: LocalServer)
 
 
 def test_a_server_that_trickles_its_body_is_given_up_on_after_the_transfer_time_limit(tmp_path: Path) -> None:
-    from tests.fixture_registry import FaultRule, Registry, RegistryServer
+    from devtools.fixture_registry import FaultRule, Registry, RegistryServer
 
     registry = Registry()
     registry.add_version("acme/slow", "1.0.0")

@@ -13,14 +13,13 @@ import sys
 import threading
 from pathlib import Path
 
-from tests.fixture_registry.data import Registry
-from tests.fixture_registry.server import RegistryServer
-
-DEFAULT_LOCK = Path(__file__).resolve().parent.parent / "fixtures" / "symfony-demo" / "composer.lock"
+from devtools.fixture_registry.data import Registry
+from devtools.fixture_registry.server import RegistryServer
+from devtools.harness import SAMPLE_LOCK
 
 
 def _parse(argv: list[str] | None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(prog="python -m tests.fixture_registry", description=__doc__)
+    parser = argparse.ArgumentParser(prog="python -m devtools.fixture_registry", description=__doc__)
     source = parser.add_mutually_exclusive_group()
     source.add_argument("--lock", type=Path, help="serve the packages of this composer.lock (default: symfony-demo)")
     source.add_argument("--synthetic", type=int, metavar="N", help="serve N synthetic packages instead")
@@ -40,7 +39,7 @@ def _parse(argv: list[str] | None) -> argparse.Namespace:
 def _registry(args: argparse.Namespace) -> Registry:
     if args.synthetic is not None:
         return Registry.synthetic(packages=args.synthetic, versions=args.versions, vendors=args.vendors, seed=args.seed)
-    return Registry.from_lock(args.lock or DEFAULT_LOCK, extra_versions=args.extra_versions)
+    return Registry.from_lock(args.lock or SAMPLE_LOCK, extra_versions=args.extra_versions)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -16,8 +16,8 @@ import requests
 from requests.adapters import BaseAdapter
 from requests.structures import CaseInsensitiveDict
 
-from tests.fixture_registry.data import Registry
-from tests.fixture_registry.server import RegistryServer
+from devtools.fixture_registry.data import Registry
+from devtools.fixture_registry.server import RegistryServer
 
 # A closed loopback port: nothing ever connects there, the adapter answers first.
 ORIGIN = "http://127.0.0.1:9"
@@ -43,7 +43,7 @@ class _Adapter(BaseAdapter):
     def send(self, request: requests.PreparedRequest, **_kwargs: Any) -> requests.Response:
         parts = urlsplit(request.url or "")
         body = request.body if isinstance(request.body, bytes) else (request.body or "").encode()
-        answer = self.server._respond("main", request.method or "GET", parts.path, parts.query, body, request.headers)
+        answer = self.server.respond("main", request.method or "GET", parts.path, parts.query, body, request.headers)
         response = requests.Response()
         response.status_code = answer.status
         response.headers = CaseInsensitiveDict(answer.headers)

@@ -29,23 +29,25 @@ optional fields, as Satis output and hand-made repositories do), ``reg.truncate_
 (every older ``since`` becomes stale) and ``reg.stale_since = "resync"``
 (answer stale ``since`` values with a resync action, as packagist does, instead of 400);
 ``srv.versions(name)`` (absolute URLs), ``srv.archive_url``, ``srv.errors`` (handler tracebacks) and
-``RequestRecord.server`` / ``.fault`` / ``.query`` / ``.has_authorization``.
+``RequestRecord.server`` / ``.fault`` / ``.query`` / ``.has_authorization``, and ``srv.files`` (extra
+answers by path: bytes, or a ``Response`` such as ``redirect(url)`` or ``json_response(200, doc)``).
 
 Deliberate differences from the lock data: ``notification-url`` is dropped (the root's ``notify-batch``
 replaces it, so Composer never reports installs to the public registry), ``version_normalized`` is added
 as packagist does, and ``source.url`` points at an unserved ``<server>/git/<name>.git`` so a client
 falling back to source fails fast on loopback instead of cloning from the internet.
 
-Run ``python -m tests.fixture_registry --help`` for the command line server.
+Run ``python -m devtools.fixture_registry --help`` for the command line server.
 """
 
 from __future__ import annotations
 
-from tests.fixture_registry.archives import crc32_combine
-from tests.fixture_registry.data import FileBody, Registry
-from tests.fixture_registry.faults import FaultRule
-from tests.fixture_registry.minifier import expand, minify
-from tests.fixture_registry.server import RegistryServer, RequestRecord
+from devtools.fixture_registry.archives import crc32_combine
+from devtools.fixture_registry.data import FileBody, Registry
+from devtools.fixture_registry.faults import FaultRule
+from devtools.fixture_registry.minifier import expand, minify
+from devtools.fixture_registry.responses import Response, file_response, json_response, redirect
+from devtools.fixture_registry.server import RegistryServer, RequestRecord
 
 __all__ = [
     "FaultRule",
@@ -53,7 +55,11 @@ __all__ = [
     "Registry",
     "RegistryServer",
     "RequestRecord",
+    "Response",
     "crc32_combine",
     "expand",
+    "file_response",
+    "json_response",
     "minify",
+    "redirect",
 ]

@@ -26,9 +26,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from tests.fixture_registry import minifier
-from tests.fixture_registry.archives import Archive, ArchiveCache, ArchiveSpec, make_spec
-from tests.fixture_registry.versions import is_dev, normalize, older_versions, sort_key
+from devtools.fixture_registry import minifier
+from devtools.fixture_registry.archives import Archive, ArchiveCache, ArchiveSpec, make_spec
+from devtools.fixture_registry.versions import is_dev, normalize, older_versions, sort_key
 
 MINIFIED = "composer/2.0"
 MIN_SINCE = 15850612240000  # packagist rejects anything older than its first changes log entry

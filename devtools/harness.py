@@ -1,4 +1,4 @@
-"""Real components for tests, the demo and the benchmark: a moto S3 server, Airflow, composer.
+"""Real components for tests, the demo and the benchmark: a moto S3 server, Airflow, composer, the sample app.
 
 Nothing here is mocked: moto runs as an HTTP server on loopback, Airflow runs `airflow dags test`
 against SQLite in a throw-away AIRFLOW_HOME, and composer is the real CLI.
@@ -177,7 +177,11 @@ def temporary_home(prefix: str = "composer-mirror-") -> Iterator[Path]:
         shutil.rmtree(path, ignore_errors=True)
 
 
-SAMPLE_APP = ROOT / "tests/fixtures/symfony-demo/composer.json"
+# The sample application (a real application's composer.json and composer.lock): the fixture
+# registry serves its packages, the demo installs it, the SBOM fixtures describe it.
+SAMPLE_APP_DIR = ROOT / "tests/fixtures/symfony-demo"
+SAMPLE_APP = SAMPLE_APP_DIR / "composer.json"
+SAMPLE_LOCK = SAMPLE_APP_DIR / "composer.lock"
 # A selection of inter-dependent packages from the sample application: a logger, a console
 # component and what they require (used by the demo and the end-to-end test).
 DEMO_SELECTION = [

@@ -1,210 +1,34 @@
-"""The production topology on one machine without containers: `make stack`, its integration test, the bench.
+"""The services of one local stack, started and stopped: ``Stack(settings).up()`` and ``down()``.
 
 The services docker-compose.yaml defines, as local processes on loopback: PostgreSQL (metadata database
 and Celery result backend), Redis (Celery broker), the moto S3 server standing in for MinIO, nginx serving
 the bucket as CloudFront would, and Airflow's api-server, scheduler, dag-processor, triggerer and Celery
-workers. What both share comes from deploy/: ``airflow.env`` (every host-independent setting),
-``pools.json``, ``nginx/default.conf.template``, ``airflow_local_settings.py`` (the pool policy) and the
-bucket policy generated from the storage layout. Only host names, ports and paths differ, and
-tests/test_stack_config.py checks the two agree.
-
-Each service runs in its own process group, and ``<directory>/stack.json`` records its PID and start
-time; ``down`` stops exactly those processes (a recycled PID is recognised by its start time and left
-alone), nothing found by name.
+workers, configured from deploy/ (devtools/stack/config.py). Each runs in its own process group,
+recorded for ``down`` (devtools/stack/processes.py).
 """
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
-import re
 import shutil
-import signal
 import socket
 import subprocess
 import tempfile
 import time
 from collections.abc import Callable, Mapping
-from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
 import requests
 
-from tests.harness import DUMMY_AWS, ROOT, VENV_BIN, free_port, s3_client
-
-DEPLOY = ROOT / "deploy"
-AIRFLOW_ENV = DEPLOY / "airflow.env"
-POOLS = DEPLOY / "pools.json"
-NGINX_TEMPLATE = DEPLOY / "nginx" / "default.conf.template"
-LOCAL_SETTINGS = DEPLOY / "airflow_local_settings.py"
-# What the nginx template takes from whoever renders it (docker-compose.yaml's nginx environment too).
-NGINX_PARAMETERS = ("MIRROR_LISTEN", "MIRROR_S3_ORIGIN", "MIRROR_BUCKET")
-ADMIN = ("admin", "admin")  # deploy/airflow.env's simple auth manager user; a development placeholder
-STATE_FILE = "stack.json"
-KILL_TIMEOUT = 5.0  # for SIGKILLed processes to be gone, so their ports are free when stop_services returns
-_PLACEHOLDER = re.compile(r"\$\{(?P<name>[A-Z_][A-Z0-9_]*)\}")
+from devtools.harness import DUMMY_AWS, ROOT, VENV_BIN, s3_client
+from devtools.stack.config import ADMIN, LOCAL_SETTINGS, POOLS, StackSettings, render_nginx, worker_name
+from devtools.stack.processes import Service, save_state, start_time, stop_recorded
 
 
 class StackError(RuntimeError):
     """A service did not start; the message ends with the tail of its log."""
-
-
-def read_env_file(path: Path = AIRFLOW_ENV) -> dict[str, str]:
-    """``KEY=VALUE`` lines as docker compose's ``env_file`` reads them (comments and blank lines skipped)."""
-    env = {}
-    for line in path.read_text().splitlines():
-        line = line.strip()
-        if line and not line.startswith("#"):
-            name, _, value = line.partition("=")
-            env[name.strip()] = value.strip()
-    return env
-
-
-def render_nginx(values: Mapping[str, str], template: Path = NGINX_TEMPLATE) -> str:
-    """The template with ``${NAME}`` replaced for the names in ``values`` only, as the nginx image's
-    envsubst step does (nginx's own ``$variables`` stay); every parameter must be given."""
-    missing = set(NGINX_PARAMETERS) - set(values)
-    if missing:
-        raise ValueError(f"the nginx template needs {sorted(missing)}")
-
-    def replace(match: re.Match[str]) -> str:
-        return values.get(match.group("name"), match.group(0))
-
-    return _PLACEHOLDER.sub(replace, template.read_text())
-
-
-@dataclass
-class Ports:
-    """Loopback ports of one stack; ``Ports.free()`` for a test stack beside a user's."""
-
-    api: int = 8080
-    nginx: int = 8081
-    s3: int = 9000
-    postgres: int = 15432
-    redis: int = 16379
-    scheduler_health: int = 8974
-    triggerer_logs: int = 8794
-    sample_upstream: int = 8082
-    worker_logs: list[int] = field(default_factory=lambda: [8793, 8795])
-
-    @classmethod
-    def free(cls, workers: int = 2) -> Ports:
-        names = [name for name in cls.__dataclass_fields__ if name != "worker_logs"]
-        return cls(**{name: free_port() for name in names}, worker_logs=[free_port() for _ in range(workers)])
-
-
-@dataclass
-class StackSettings:
-    """What one stack is: where it keeps its files, its ports, its upstream and selection, and test knobs."""
-
-    directory: Path
-    packages: list[str]
-    # Empty: serve the bundled sample registry (tests/fixture_registry) as one more service, as `make demo` does.
-    upstream_url: str = ""
-    ports: Ports = field(default_factory=Ports)
-    workers: int = 2
-    # Settings on top of deploy/airflow.env for this stack only (a test lowers timeouts, for example).
-    overrides: dict[str, str] = field(default_factory=dict)
-
-    def __post_init__(self) -> None:
-        self.directory = self.directory.resolve()  # the servers run in other working directories
-
-    @property
-    def bucket(self) -> str:
-        return read_env_file()["AIRFLOW_VAR_COMPOSER_MIRROR_BUCKET"]
-
-    @property
-    def prefix(self) -> str:
-        return read_env_file()["AIRFLOW_VAR_COMPOSER_MIRROR_PREFIX"]
-
-    @property
-    def api_url(self) -> str:
-        return f"http://127.0.0.1:{self.ports.api}"
-
-    @property
-    def mirror_url(self) -> str:
-        """Where Composer reads the repository: nginx, whose root is the bucket."""
-        return f"http://127.0.0.1:{self.ports.nginx}/{self.prefix}"
-
-    @property
-    def s3_endpoint(self) -> str:
-        return f"http://127.0.0.1:{self.ports.s3}"
-
-    @property
-    def airflow_home(self) -> Path:
-        return self.directory / "airflow"
-
-    def log(self, service: str) -> Path:
-        return self.directory / "logs" / f"{service}.log"
-
-    def airflow_env(self, **extra: str) -> dict[str, str]:
-        """The environment of every Airflow process: this shell's, then :meth:`airflow_settings`."""
-        env = {name: value for name, value in os.environ.items() if name != "AIRFLOW__CORE__UNIT_TEST_MODE"}
-        return {**env, **self.airflow_settings(), **extra}
-
-    def airflow_settings(self) -> dict[str, str]:
-        """deploy/airflow.env, then what is local to this machine (hosts, ports, paths), then the overrides."""
-        database = f"postgresql+psycopg2://postgres@127.0.0.1:{self.ports.postgres}/airflow"
-        settings = {
-            **DUMMY_AWS,
-            **read_env_file(),
-            "AIRFLOW_HOME": str(self.airflow_home),
-            "AIRFLOW__CORE__DAGS_FOLDER": str(ROOT / "dags"),
-            "AIRFLOW__CORE__PLUGINS_FOLDER": str(ROOT / "plugins"),
-            "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": database,
-            "AIRFLOW__CELERY__BROKER_URL": f"redis://127.0.0.1:{self.ports.redis}/0",
-            "AIRFLOW__CELERY__RESULT_BACKEND": f"db+{database}",
-            "AIRFLOW__CORE__EXECUTION_API_SERVER_URL": f"{self.api_url}/execution/",
-            "AIRFLOW__API__BASE_URL": self.api_url,
-            "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_PASSWORDS_FILE": str(self.airflow_home / "passwords.json"),
-            "AIRFLOW__SCHEDULER__SCHEDULER_HEALTH_CHECK_SERVER_PORT": str(self.ports.scheduler_health),
-            "AIRFLOW__LOGGING__TRIGGER_LOG_SERVER_PORT": str(self.ports.triggerer_logs),
-            "AIRFLOW_VAR_COMPOSER_MIRROR_PUBLIC_URL": self.mirror_url,
-            "AIRFLOW_VAR_COMPOSER_MIRROR_UPSTREAM_URL": self.upstream_url,
-            "AIRFLOW_VAR_COMPOSER_MIRROR_PACKAGES": json.dumps(self.packages),
-            "AIRFLOW_CONN_AWS_DEFAULT": json.dumps(
-                {
-                    "conn_type": "aws",
-                    "login": DUMMY_AWS["AWS_ACCESS_KEY_ID"],
-                    "password": DUMMY_AWS["AWS_SECRET_ACCESS_KEY"],
-                    "extra": {"endpoint_url": self.s3_endpoint, "region_name": DUMMY_AWS["AWS_DEFAULT_REGION"]},
-                }
-            ),
-            "PYTHONPATH": str(ROOT / "include"),
-            "NO_PROXY": "*",
-        }
-        return {**settings, **self.overrides}
-
-
-@dataclass
-class Service:
-    """One started process: its PID and the start time that tells it apart from a later process with that PID."""
-
-    name: str
-    pid: int
-    started: str
-
-    def alive(self) -> bool:
-        return _start_time(self.pid) == self.started
-
-
-def _start_time(pid: int) -> str | None:
-    """Field 22 of /proc/<pid>/stat (start time in clock ticks since boot), or None when no such process."""
-    fields = _stat(pid)
-    return None if fields is None else fields[19]
-
-
-def _stat(pid: int) -> list[str] | None:
-    """The fields of /proc/<pid>/stat after the command name (state, ppid, pgrp, ...), or None when
-    there is no such process or it is a zombie (dead, only not yet reaped)."""
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-    except OSError:
-        return None
-    fields = stat.rsplit(")", 1)[1].split()
-    return None if fields[0] == "Z" else fields
 
 
 class Stack:
@@ -259,7 +83,7 @@ class Stack:
                 start_new_session=True,
                 **popen,
             )
-        started = _start_time(process.pid)
+        started = start_time(process.pid)
         assert started is not None, f"{name} exited at once: {self._tail(name)}"
         service = Service(name, process.pid, started)
         self.services.append(service)
@@ -267,12 +91,7 @@ class Stack:
         return service
 
     def _save(self) -> None:
-        state = {
-            "services": [asdict(service) for service in self.services],
-            "scratch": self.scratch,
-            "settings": self.describe(),
-        }
-        (self.settings.directory / STATE_FILE).write_text(json.dumps(state, indent=2))
+        save_state(self.settings.directory, self.services, self.scratch, self.describe())
 
     def describe(self) -> dict[str, Any]:
         settings = self.settings
@@ -305,7 +124,7 @@ class Stack:
         settings = self.settings
         port = settings.ports.sample_upstream
         env = {**os.environ, "PYTHONPATH": str(ROOT)}
-        command = [str(VENV_BIN / "python"), "-m", "tests.fixture_registry", "--port", str(port)]
+        command = [str(VENV_BIN / "python"), "-m", "devtools.fixture_registry", "--port", str(port)]
         self._spawn("upstream", command, env, cwd=ROOT)
         settings.upstream_url = f"http://127.0.0.1:{port}"
         self._wait("upstream", lambda: _answers(f"{settings.upstream_url}/packages.json"))
@@ -461,86 +280,7 @@ class Stack:
 
     # ----------------------------------------------------------------------------------- stopping
     def down(self) -> None:
-        stop_services(self.services)
-        remove_scratch(self.scratch)
-        (self.settings.directory / STATE_FILE).unlink(missing_ok=True)
-
-
-def stop_services(services: list[Service], timeout: float = 30) -> None:
-    """SIGTERM each live service's process group (last started first), then SIGKILL what is left.
-
-    The group is what is waited for and killed, not its leader: a leader may exit on SIGTERM and
-    leave children that ignore it or take longer. Only the groups of leaders recognised by PID and
-    start time before the first signal are touched: a group's id is its leader's PID, and the
-    recorded PID of a service that has ended may since have been given to another process.
-    """
-    groups = [service.pid for service in reversed(services) if service.alive()]
-    for group in groups:
-        _signal_group(group, signal.SIGTERM)
-    _wait_for_groups(groups, timeout)
-    left = [group for group in groups if _group_alive(group)]
-    for group in left:
-        _signal_group(group, signal.SIGKILL)
-    _wait_for_groups(left, KILL_TIMEOUT)
-
-
-def _wait_for_groups(groups: list[int], timeout: float) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline and any(_group_alive(group) for group in groups):
-        time.sleep(0.1)
-
-
-def _group_alive(group: int) -> bool:
-    """Whether process group ``group`` has a member still running.
-
-    ``killpg(group, 0)`` finds zombies too: an exited leader stays one until this process reaps it
-    (``_spawn`` keeps no Popen to wait on), and an orphan stays one under a PID 1 that never reaps,
-    as some containers' does. So when it finds any member, /proc says whether one is not a zombie.
-    """
-    try:
-        os.killpg(group, 0)
-    except ProcessLookupError:
-        return False
-    for entry in os.scandir("/proc"):
-        if entry.name.isdigit():
-            fields = _stat(int(entry.name))
-            if fields is not None and fields[2] == str(group):
-                return True
-    return False
-
-
-def _signal_group(pid: int, signum: int) -> None:
-    with contextlib.suppress(ProcessLookupError):  # it ended between the check and the signal
-        os.killpg(pid, signum)
-
-
-def _state(directory: Path) -> dict[str, Any]:
-    path = directory / STATE_FILE
-    return json.loads(path.read_text()) if path.exists() else {"services": [], "scratch": []}
-
-
-def recorded(directory: Path) -> list[Service]:
-    """The services a previous ``up`` recorded in ``directory`` (running or not)."""
-    return [Service(**item) for item in _state(directory)["services"]]
-
-
-def down(directory: Path) -> list[str]:
-    """Stop the services a previous ``up`` recorded in ``directory``; the names of those that were running."""
-    services = recorded(directory)
-    running = [service.name for service in services if service.alive()]
-    stop_services(services)
-    remove_scratch(_state(directory)["scratch"])
-    (directory / STATE_FILE).unlink(missing_ok=True)
-    return running
-
-
-def remove_scratch(paths: list[str]) -> None:
-    for path in paths:
-        shutil.rmtree(path, ignore_errors=True)
-
-
-def worker_name(index: int) -> str:
-    return f"worker{index + 1}"
+        stop_recorded(self.settings.directory, self.services, self.scratch)
 
 
 def postgres_bindir() -> Path:

@@ -24,9 +24,9 @@ from composer_mirror.archives import ArchiveRecord, mirror_archive
 from composer_mirror.composer_format import dump_p2
 from composer_mirror.context import Context
 from composer_mirror.publisher import publish_root, write_package
-from composer_mirror.record import PackageRecord, index_fields, merge_offered
+from composer_mirror.record import PackageRecord, indexed, merge_offered
 from composer_mirror.settings import Settings
-from composer_mirror.state import save_package_states
+from composer_mirror.state import PackageState, save_package_states
 from composer_mirror.store import STATE_CACHE, S3Store
 from composer_mirror.store.layout import upstream_cache_path
 from composer_mirror.upstream import FetchPolicy, RetryPolicy, UpstreamClient
@@ -112,7 +112,7 @@ class Mirror:
             lambda current: merge_offered(current or PackageRecord(name), offered, advisories),
             PUBLIC_URL,
         )
-        state = {"selectors": ["*"], **index_fields(record), "published": files.etags, "complete": True}
+        state = indexed(PackageState(selectors=["*"], published=files.etags, complete=True), record)
         save_package_states(self.store, {name: state})
         if publish_root_file:
             publish_root(self.store, PUBLIC_URL, [name])

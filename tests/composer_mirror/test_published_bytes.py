@@ -55,7 +55,7 @@ def published_digests(session: boto3.session.Session) -> dict[str, str]:
         client = UpstreamClient(FetchPolicy(server.url), concurrency=2, retry=RetryPolicy(attempts=2, backoff=0.01))
         ctx = Context(settings, S3Store(s3, "golden", settings.key_prefix, backoff=0.001), client)
         ctx.upstream = read_endpoints(client, server.url)
-        assert pipeline.sync(ctx, "golden", max_batches=64)["failures"] == []
+        assert pipeline.sync(ctx, "golden", max_batches=64).failures == []
         client.close()
         digests = {}
         for page in s3.get_paginator("list_objects_v2").paginate(Bucket="golden", Prefix="repo/"):

@@ -135,7 +135,7 @@ def record_bytes(caplog: pytest.LogCaptureFixture) -> dict[str, str]:
         withdrawn = withdraw_version(
             store, "psr/log", stable[-1]["version_normalized"], "policy", by="tests", repository_url=PUBLIC_URL
         )
-        pinned["withdrawal"] = xcom(withdrawn)
+        pinned["withdrawal"] = xcom(as_json(withdrawn))
         registry.add_version("psr/log", "3.0.9")
         registry.retag("twig/twig", registry.versions("twig/twig", dev=False)[0]["version"])
         second = Run(ctx, pinned, "scheduled__second").sync()

@@ -49,8 +49,8 @@ class WithdrawnVersion(JsonRecord):
     """What the shard keeps of a version the mirror withdrew: its archive (kept for forensics), why, when."""
 
     archive: ArchiveRecord
-    reason: str
-    at: str
+    reason: str  # one of composer_mirror.record.WITHDRAWAL_REASONS
+    at: str  # ISO 8601, UTC
 
 
 @dataclass(frozen=True)

@@ -15,10 +15,10 @@ archive, which also catches bytes changed behind S3's API with their metadata le
 
 ``repair`` restores what can be restored without inventing anything (:mod:`.repair`).
 
-- :mod:`.problems`: the problem kinds, :class:`Problem` and :class:`VerifyResult`.
+- :mod:`.problems`: the problem kinds, :class:`Problem`, :class:`VerifyResult` and the kept :class:`VerifyReport`.
 - :mod:`.checks`: reading and comparing the root, each package and each archive.
 - :mod:`.repair`: everything verify writes.
-- :mod:`.batch`: the DAG's tasks (list the root's packages, plan batches, verify one batch).
+- :mod:`.batch`: the DAG's tasks (list the root's packages as a :class:`Listing`, plan batches, verify one batch).
 - :mod:`.report`: the run's report, logged and kept.
 
 Another check (a signed log, say) joins as a module beside :mod:`.checks`, called from :mod:`.batch`.

@@ -22,11 +22,10 @@ A class overrides ``to_json``/``from_json`` only where its JSON is not its field
 
 from __future__ import annotations
 
-import types
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, fields
 from functools import partial
-from types import MappingProxyType
+from types import MappingProxyType, UnionType
 from typing import Any, Self, Union, get_args, get_origin, get_type_hints
 
 _OPTIONAL = "composer_mirror.json_record.optional"
@@ -81,7 +80,7 @@ def _reader(annotation: Any) -> Callable[[Any], Any] | None:
     if isinstance(annotation, type) and issubclass(annotation, JsonRecord):
         return annotation.from_json
     origin, args = get_origin(annotation), get_args(annotation)
-    if origin in (Union, types.UnionType):
+    if origin in (Union, UnionType):
         inner = [arg for arg in args if arg is not type(None)]
         return _reader(inner[0]) if len(inner) == 1 else None  # None itself is never read: see from_json
     item = _reader(args[-1]) if origin in (list, dict) and args else None

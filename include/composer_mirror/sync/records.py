@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, cast
 
 from composer_mirror.batches import MinTimes, Targets
 from composer_mirror.json_record import OPTIONAL, JsonRecord
@@ -53,14 +53,14 @@ class UpstreamFile(JsonRecord):
     """
 
     status: int
-    validators: UpstreamValidators = field(default_factory=lambda: UpstreamValidators())
+    validators: UpstreamValidators = field(default_factory=UpstreamValidators)
 
     def to_json(self) -> dict[str, Any]:
         return {"status": self.status, **self.validators}
 
     @classmethod
     def from_json(cls, data: Mapping[str, Any]) -> UpstreamFile:
-        validators = UpstreamValidators(**{key: value for key, value in data.items() if key != "status"})  # type: ignore[typeddict-item]
+        validators = cast(UpstreamValidators, {key: value for key, value in data.items() if key != "status"})
         return cls(int(data["status"]), validators)
 
 

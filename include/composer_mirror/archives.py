@@ -9,11 +9,12 @@ import posixpath
 import struct
 import tempfile
 import zipfile
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from typing import IO, Any
 
 from composer_mirror import deletion
 from composer_mirror.errors import ArchiveError
+from composer_mirror.json_record import JsonRecord
 from composer_mirror.store import ARCHIVE_CACHE, STATE_CACHE, ZIP, Store
 from composer_mirror.store.layout import archive_id, archive_marker_prefix, archive_path
 from composer_mirror.upstream import UpstreamClient, redact
@@ -44,8 +45,9 @@ _END_SEARCH = (1 << 16) + _END.size  # a comment of up to 64 KiB may follow the 
 
 
 @dataclass(frozen=True)
-class ArchiveRecord:
-    """What the mirror knows about one stored archive of one version."""
+class ArchiveRecord(JsonRecord):
+    """What the mirror knows about one stored archive of one version: in its journal marker, the
+    package's record and the state shard."""
 
     version: str
     reference: str
@@ -57,13 +59,6 @@ class ArchiveRecord:
     @property
     def path(self) -> str:
         return archive_path(self.sha256)
-
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
-
-    @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> ArchiveRecord:
-        return cls(**{key: data[key] for key in cls.__dataclass_fields__})
 
 
 def digest_metadata(sha1: str, sha256: str) -> dict[str, str]:
@@ -228,7 +223,7 @@ def load_markers(store: Store, name: str) -> dict[str, ArchiveRecord]:
     for info in store.list_objects(prefix):
         document = store.get_json(info.path)
         if document:
-            markers[info.path[len(prefix) :].removesuffix(".json")] = ArchiveRecord.from_dict(document)
+            markers[info.path[len(prefix) :].removesuffix(".json")] = ArchiveRecord.from_json(document)
     return markers
 
 
@@ -270,5 +265,5 @@ def mirror_archive(
                 )
             logger.debug("%s %s: identical archive already stored", name, version)
     marker = archive_marker_prefix(name) + archive_id(normalized, reference) + ".json"
-    store.put(marker, json.dumps(record.to_dict(), sort_keys=True).encode(), cache_control=STATE_CACHE)
+    store.put(marker, json.dumps(record.to_json(), sort_keys=True).encode(), cache_control=STATE_CACHE)
     return record

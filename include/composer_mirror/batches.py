@@ -22,7 +22,7 @@ MinTimes = dict[str, dict[str, int]]
 MIN_BATCH_SIZE = 200
 
 
-@dataclass
+@dataclass(frozen=True)
 class Batch(JsonRecord):
     """One mapped task instance's share of a plan: whole state shards, with the UI's label."""
 

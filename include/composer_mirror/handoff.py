@@ -19,9 +19,11 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Mapping
+from dataclasses import dataclass, field
 from typing import Any
 
 from composer_mirror.errors import StoreError
+from composer_mirror.json_record import OPTIONAL, JsonRecord
 from composer_mirror.state import dumps
 from composer_mirror.store import STATE_CACHE, Store
 from composer_mirror.store.layout import handoff_dir
@@ -29,24 +31,59 @@ from composer_mirror.store.layout import handoff_dir
 logger = logging.getLogger(__name__)
 
 
-def hand_off(store: Store, directory: str, name: str, value: Any, inline_limit: int, **visible: Any) -> dict[str, Any]:
-    """What a task returns: ``visible`` fields plus the value itself, or the path it was written to."""
+@dataclass(frozen=True)
+class HandOff(JsonRecord):
+    """What a task returns through XCom: the value itself, or where it was written (``handoff``, with its
+    size in ``bytes``); a batch's ``index`` and ``label`` stay visible either way, for the UI.
+
+    ``value`` is any JSON (a record's, as its next task reads it) and is written whenever there is no
+    path, None included: ``to_json`` adds it, as no field rule can tell that None from an absent one.
+    """
+
+    index: int | None = field(default=None, metadata=OPTIONAL)
+    label: str | None = field(default=None, metadata=OPTIONAL)
+    value: Any = field(default=None, metadata=OPTIONAL)
+    handoff: str | None = field(default=None, metadata=OPTIONAL)
+    bytes: int | None = field(default=None, metadata=OPTIONAL)
+
+    def to_json(self) -> dict[str, Any]:
+        data = super().to_json()
+        if self.handoff is None:
+            data["value"] = self.value
+        return data
+
+
+def hand_off(
+    store: Store,
+    directory: str,
+    name: str,
+    value: Any,
+    inline_limit: int,
+    *,
+    index: int | None = None,
+    label: str | None = None,
+) -> dict[str, Any]:
+    """What a task returns: the JSON of its :class:`HandOff` (a plain dict, as XCom carries it).
+
+    ``value`` is inline when its JSON is at most ``inline_limit`` bytes, else written to the bucket.
+    """
     body = dumps(value)
     if len(body) <= inline_limit:
-        return {**visible, "value": value}
+        return HandOff(index, label, value).to_json()
     path = f"{directory}{name}.json"
     store.put(path, body, cache_control=STATE_CACHE)
-    return {**visible, "handoff": path, "bytes": len(body)}
+    return HandOff(index, label, handoff=path, bytes=len(body)).to_json()
 
 
 def receive(store: Store, ref: Mapping[str, Any]) -> Any:
-    """The value behind a :func:`hand_off` result."""
-    if "value" in ref:
-        return ref["value"]
-    value = store.get_json(ref["handoff"])
+    """The value behind a :func:`hand_off` result, given as XCom returns it (its JSON)."""
+    envelope = HandOff.from_json(ref)
+    if envelope.handoff is None:
+        return envelope.value
+    value = store.get_json(envelope.handoff)
     if value is None:
         raise StoreError(
-            f"{store.key(ref['handoff'])} is gone: a later run of this DAG published and cleared the hand-offs "
+            f"{store.key(envelope.handoff)} is gone: a later run of this DAG published and cleared the hand-offs "
             "of this failed run; start a new run instead of retrying this one"
         )
     return value

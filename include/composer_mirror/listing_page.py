@@ -19,7 +19,7 @@ from importlib import resources
 from typing import Any
 
 from composer_mirror.parallel import bounded_pool
-from composer_mirror.state import dumps, load_shard
+from composer_mirror.state import PackageState, dumps, load_shard
 from composer_mirror.store import Store
 from composer_mirror.store.layout import INDEX_HTML, INDEX_JSON, STATE_DIR, STATUS_JSON
 from composer_mirror.targets import newest_first
@@ -32,15 +32,14 @@ SHORT_CACHE = "public, max-age=60"
 STATUS_TIME_FORMAT = "%Y-%m-%dT%H:%M:%SZ"
 
 
-def package_summary(state: Mapping[str, Any]) -> dict[str, Any]:
-    """What the listing page shows of one package, from its state in the shard."""
-    records = state.get("versions", {})
-    versions = newest_first((r["version"] for r in records.values()), str)
+def package_summary(state: PackageState) -> dict[str, Any]:
+    """What the listing page shows of one package (``index.json``'s entry), from its state in the shard."""
+    versions = newest_first((record.version for record in state.versions.values()), str)
     return {
-        "description": state.get("description", ""),
-        "license": state.get("license", []),
+        "description": state.description if state.description is not None else "",
+        "license": state.license if state.license is not None else [],
         "versions": versions,
-        "synced_at": state.get("synced_at", ""),
+        "synced_at": state.synced_at if state.synced_at is not None else "",
     }
 
 
@@ -64,7 +63,7 @@ def build_index(store: Store, available: Iterable[str], *, workers: int = 16) ->
     with bounded_pool(workers) as pool:
         for part in pool.imap(summaries, shards):
             found.update(part)
-    empty = dumps(package_summary({}))
+    empty = dumps(package_summary(PackageState()))
     entries = b",".join(dumps(name) + b":" + found.get(name, empty) for name in sorted(wanted))
     return b'{"packages":{' + entries + b"}}"
 

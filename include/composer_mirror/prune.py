@@ -50,18 +50,19 @@ from __future__ import annotations
 
 import logging
 from collections import Counter
-from collections.abc import Iterable, Iterator, Mapping
-from dataclasses import asdict, dataclass, field
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from composer_mirror import deletion
 from composer_mirror.archives import ArchiveRecord
 from composer_mirror.errors import MirrorError, SettingsError
+from composer_mirror.json_record import JsonRecord
 from composer_mirror.parallel import map_bounded
 from composer_mirror.prune_marks import Marks, forget_marks, record_marks, written_since
 from composer_mirror.publisher import load_record, read_published
-from composer_mirror.record import index_fields
+from composer_mirror.record import indexed
 from composer_mirror.root import read_available
 from composer_mirror.run_report import Findings, keep_report, log_report
 from composer_mirror.settings import Settings
@@ -97,7 +98,7 @@ SCHEDULED_RUN = "scheduled"
 
 
 @dataclass(frozen=True)
-class Orphan:
+class Orphan(JsonRecord):
     """An object nothing references any more, with its size for the report."""
 
     kind: str
@@ -105,12 +106,15 @@ class Orphan:
     size: int
 
 
-@dataclass
-class PruneResult:
+@dataclass(frozen=True)
+class PruneResult(JsonRecord):
     """``orphans`` are the objects due (marked unreferenced longer ago than the grace period);
     ``too_young`` counts the other unreferenced ones (marked more recently, or an archive a journal
     marker not yet due holds), ``kept_at_sweep`` the due ones the check right before deleting found
-    referenced or written again."""
+    referenced or written again, ``failed`` the paths whose deletion failed.
+
+    Its JSON is every field; the DAG's XCom value and the report kept are :meth:`summary` and
+    :meth:`report`, which count what is too long to carry."""
 
     dry_run: bool
     grace_hours: float
@@ -130,7 +134,7 @@ class PruneResult:
         return {kind: counted.get(kind, 0) for kind in KINDS}
 
     def summary(self) -> dict[str, Any]:
-        """Counts only: small enough for XCom however many objects were pruned."""
+        """Counts only, as JSON: small enough for XCom however many objects were pruned."""
         return {
             "dry_run": self.dry_run,
             "grace_hours": self.grace_hours,
@@ -143,9 +147,9 @@ class PruneResult:
             "failed": len(self.failed),
         }
 
-    def to_dict(self) -> dict[str, Any]:
-        """Everything, every path included: the report kept in the bucket."""
-        return {**asdict(self), **self.summary(), "orphans": [asdict(orphan) for orphan in self.orphans]}
+    def report(self) -> dict[str, Any]:
+        """The summary with every orphan's path, as JSON: the report kept in the bucket."""
+        return {**self.summary(), "orphans": [orphan.to_json() for orphan in self.orphans]}
 
 
 @dataclass
@@ -177,22 +181,21 @@ def prune(
     if grace_hours < 0:
         raise SettingsError("composer_mirror_prune_grace_hours must not be negative; it must exceed the CDN TTL")
     now = now or datetime.now(UTC)
-    result = PruneResult(dry_run, grace_hours)
     listed = {kind: list(_list_kind(store, kind)) for kind in KINDS}
-    result.scanned = {kind: len(infos) for kind, infos in listed.items()}
     refs = read_references(store, workers)
     journal = _read_journal(store, [info.path for info in listed["marker"] if info.path not in refs.markers], workers)
     unreferenced = [
         (kind, info) for kind in KINDS for info in listed[kind] if not refs.refer_to(kind, info.path, journal)
     ]
     marks = record_marks(store, {info.path: info.last_modified for _kind, info in unreferenced}, now)
-    result.orphans = _due(unreferenced, marks, journal, now - timedelta(hours=grace_hours))
-    result.too_young = len(unreferenced) - len(result.orphans)
+    orphans = _due(unreferenced, marks, journal, now - timedelta(hours=grace_hours))
+    scanned = {kind: len(infos) for kind, infos in listed.items()}
+    result = PruneResult(dry_run, grace_hours, scanned, orphans, too_young=len(unreferenced) - len(orphans))
     if dry_run:
         _log_orphans("[DRY RUN] would delete", result)
         return result
     _log_orphans("deleting", result)
-    _sweep(store, result, marks, journal, workers)
+    result = _sweep(store, result, marks, journal, workers)
     deletion.settle(store, now - timedelta(hours=grace_hours))
     return result
 
@@ -240,10 +243,10 @@ def _add_state(store: Store, refs: References, workers: int) -> None:
     """
     shards = [shard for info in store.list_objects(SHARD_DIR) if (shard := shard_of_path(info.path))]
     names = [name for info in store.list_objects(RECORD_DIR) if (name := record_name(info.path))]
-    recorded = map_bounded(lambda name: (name, index_fields(load_record(store, name))), names, workers)
-    indexed = [(name, state) for shard in map_bounded(lambda s: load_shard(store, s), shards, workers)
-               for name, state in shard.packages.items()]  # fmt: skip
-    for name, state in [*recorded, *indexed]:
+    recorded = map_bounded(lambda name: (name, indexed(PackageState(), load_record(store, name))), names, workers)
+    in_shards = [(name, state) for shard in map_bounded(lambda s: load_shard(store, s), shards, workers)
+                 for name, state in shard.packages.items()]  # fmt: skip
+    for name, state in [*recorded, *in_shards]:
         refs.packages.add(name)
         for normalized, record in _recorded_archives(state):
             refs.archives.add(record.path)
@@ -253,11 +256,9 @@ def _add_state(store: Store, refs: References, workers: int) -> None:
 def _recorded_archives(state: PackageState) -> Iterator[tuple[str, ArchiveRecord]]:
     """(normalized version, archive record) of the versions a package state records, withdrawn ones
     included: their archives are kept for forensics."""
-    for normalized, recorded in state.get("versions", {}).items():
-        yield normalized, ArchiveRecord.from_dict(recorded)
-    for normalized, withdrawn in (state.get("withdrawn") or {}).items():
-        if isinstance(withdrawn, dict) and withdrawn.get("archive"):
-            yield normalized, ArchiveRecord.from_dict(withdrawn["archive"])
+    yield from state.versions.items()
+    for normalized, withdrawn in state.withdrawn.items():
+        yield normalized, withdrawn.archive
 
 
 def _read_journal(store: Store, paths: list[str], workers: int) -> dict[str, str | None]:
@@ -286,8 +287,11 @@ def _due(
 
 
 # --- the sweep --------------------------------------------------------------------------------
-def _sweep(store: Store, result: PruneResult, marks: Marks, journal: Mapping[str, str | None], workers: int) -> None:
-    """Delete the due objects still unreferenced and unchanged, kind by kind, and unmark them.
+def _sweep(
+    store: Store, result: PruneResult, marks: Marks, journal: Mapping[str, str | None], workers: int
+) -> PruneResult:
+    """Delete the due objects still unreferenced and unchanged, kind by kind, and unmark them; the result
+    with what was kept, deleted and failed.
 
     Archives and p2 files, which a writer may take back into use without writing them, go through
     the handshake of :mod:`composer_mirror.deletion`: prune's intent is written first, then what
@@ -301,6 +305,8 @@ def _sweep(store: Store, result: PruneResult, marks: Marks, journal: Mapping[str
     fresh = _read_state_references(store, workers)
     held: set[str] = set()  # archives of markers kept or not deleted: a marker never outlives its archive
     deleted: list[str] = []
+    kept_at_sweep = 0
+    not_deleted: list[str] = []
     for kind in KINDS:
         present = {o.path: head for o in result.orphans if o.kind == kind and (head := heads[o.path]) is not None}
         kept = [
@@ -323,23 +329,27 @@ def _sweep(store: Store, result: PruneResult, marks: Marks, journal: Mapping[str
         held.update(archive for path in (*kept, *failed) if (archive := journal.get(path)))
         for path in kept:
             logger.info("kept %s %s: referenced, claimed or written again since it was marked", kind, path)
-        result.kept_at_sweep += len(kept)
-        result.failed.extend(sorted(failed))
+        kept_at_sweep += len(kept)
+        not_deleted.extend(sorted(failed))
         gone = [path for path in doomed if path not in failed]
         if kind in GUARDED_KINDS:
             for path in gone:
                 deletion.finish(store, path)
         deleted.extend(gone)
-    result.deleted = len(deleted)
     # A claimed object's clock restarts: if its writer never recorded it, a later prune finds it
     # unreferenced again, with a mark newer than the claim.
     forget_marks(store, [*deleted, *claimed])
+    return replace(result, kept_at_sweep=kept_at_sweep, deleted=len(deleted), failed=not_deleted)
 
 
 def _list_kind(store: Store, kind: str) -> Iterable[ObjectInfo]:
     """Objects of one kind whose key the mirror itself would write; anything else is left alone."""
     prefix = {"archive": ARCHIVE_DIR, "marker": MARKER_DIR, "p2": P2_DIR}[kind]
-    owned = {"archive": is_archive_path, "marker": is_marker_path, "p2": lambda path: p2_name(path) is not None}
+    owned: dict[str, Callable[[str], bool]] = {
+        "archive": is_archive_path,
+        "marker": is_marker_path,
+        "p2": lambda path: p2_name(path) is not None,
+    }
     return (info for info in store.list_objects(prefix) if owned[kind](info.path))
 
 
@@ -383,7 +393,7 @@ def run_prune(store: Store, settings: Settings, *, dry_run: bool, run_id: str) -
     """The DAG's task: prune with the configured grace period, log, and keep a report in the state."""
     result = prune(store, grace_hours=settings.prune_grace_hours, dry_run=dry_run, workers=settings.concurrency)
     log_summary(result)
-    keep_report(store, run_id, result.to_dict(), kind="prune")
+    keep_report(store, run_id, result.report(), kind="prune")
     return result
 
 

@@ -21,17 +21,19 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass
-from typing import Any
+from dataclasses import dataclass, replace
+from typing import Any, TypeGuard
 
 from composer_mirror import deletion
+from composer_mirror.archives import ArchiveRecord
 from composer_mirror.composer_format import advisories_in, is_valid_package_name, parse_p2
 from composer_mirror.errors import MirrorError
-from composer_mirror.record import PackageRecord, Withdrawal, bootstrap, derive_files, index_fields, withdraw
+from composer_mirror.record import PackageRecord, Withdrawal, bootstrap, derive_files, indexed, withdraw
 from composer_mirror.root import announces_advisories, build_root, parse_available
 from composer_mirror.state import load_shards, save_package_states
 from composer_mirror.store import METADATA_CACHE, ROOT_CACHE, STATE_CACHE, Store, compare_and_swap
 from composer_mirror.store.layout import FILE_SUFFIXES, ROOT, p2_path, record_path, shard_of
+from composer_mirror.sync.records import WithdrawalNotice
 from composer_mirror.targets import normalized_of
 
 logger = logging.getLogger(__name__)
@@ -83,7 +85,7 @@ class PublishedFiles:
     live: bool = False
 
 
-def has_content(record: PackageRecord | None) -> bool:
+def has_content(record: PackageRecord | None) -> TypeGuard[PackageRecord]:
     """A record with anything to derive p2 files from: published versions, or withdrawn ones.
 
     A package whose every version was withdrawn keeps p2 files listing none, so the files a client
@@ -161,7 +163,7 @@ def _entries_by_version(name: str, bodies: Iterable[bytes]) -> dict[str, dict[st
     return {normalized_of(entry) or str(entry["version"]): entry for body in bodies for entry in parse_p2(body, name)}
 
 
-def migrated_record(store: Store, name: str, archives: Mapping[str, Mapping[str, Any]]) -> PackageRecord | None:
+def migrated_record(store: Store, name: str, archives: Mapping[str, ArchiveRecord]) -> PackageRecord | None:
     """The record of a package mirrored before records existed, built from what it publishes now.
 
     ``archives`` are the shard's archive records of the package. None when nothing is published.
@@ -240,7 +242,7 @@ def publish_root(
 # --- withdrawal -------------------------------------------------------------------------------
 def withdraw_version(
     store: Store, name: str, normalized: str, reason: str, *, by: str, detail: str = "", repository_url: str
-) -> dict[str, str]:
+) -> WithdrawalNotice:
     """Take one version out of the published files on purpose, by the write rule; returns the report line.
 
     The record keeps the version, its archive, the reason, who and when; its shard entry is updated
@@ -267,15 +269,10 @@ def withdraw_version(
     if left_index and files.live:
         # A writer added a version between our root and our files: the package is back.
         publish_root(store, repository_url, [name], advisories=None)
-    entry = dict(load_shards(store, [name])[shard_of(name)].packages.get(name, {}))
-    save_package_states(store, {name: {**entry, **index_fields(record), "published": files.etags}})
+    entry = load_shards(store, [name])[shard_of(name)].entry(name)
+    save_package_states(store, {name: replace(indexed(entry, record), published=files.etags)})
     withdrawal = made[0]
-    return {
-        "package": name,
-        "version": str(withdrawal.version.entry.get("version", normalized)),
-        "reason": withdrawal.reason,
-        "detail": withdrawal.detail,
-        "by": withdrawal.by,
-        "at": withdrawal.at,
-        "left_index": left_index and not files.live,
-    }
+    version = str(withdrawal.version.entry.get("version", normalized))
+    return WithdrawalNotice(
+        name, version, withdrawal.reason, withdrawal.detail, withdrawal.by, withdrawal.at, left_index and not files.live
+    )

@@ -17,12 +17,13 @@ import copy
 import json
 import time
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from composer_mirror.archives import ArchiveRecord
 from composer_mirror.composer_format import DEV_SUFFIX, dump_p2, is_dev_version, split_dev
 from composer_mirror.errors import StoreError
+from composer_mirror.state import PackageState, WithdrawnVersion
 from composer_mirror.targets import newest_first, normalized_of
 
 FORMAT = 1
@@ -41,11 +42,11 @@ class MirroredVersion:
     archive: ArchiveRecord
 
     def to_json(self) -> dict[str, Any]:
-        return {"entry": self.entry, "archive": self.archive.to_dict()}
+        return {"entry": self.entry, "archive": self.archive.to_json()}
 
     @classmethod
     def from_json(cls, data: Mapping[str, Any]) -> MirroredVersion:
-        return cls(dict(data["entry"]), ArchiveRecord.from_dict(data["archive"]))
+        return cls(dict(data["entry"]), ArchiveRecord.from_json(data["archive"]))
 
 
 @dataclass(frozen=True)
@@ -173,7 +174,7 @@ def withdraw(record: PackageRecord, normalized: str, reason: str, *, detail: str
 
 
 def bootstrap(
-    name: str, published: Iterable[Mapping[str, Any]], archives: Mapping[str, Mapping[str, Any]]
+    name: str, published: Iterable[Mapping[str, Any]], archives: Mapping[str, ArchiveRecord]
 ) -> PackageRecord:
     """A record for a package mirrored before records existed: its published entries and archive records.
 
@@ -184,25 +185,22 @@ def bootstrap(
     for entry in published:
         normalized = normalized_of(entry) or ""
         if normalized in archives:
-            record.versions[normalized] = MirroredVersion(
-                stored_entry(entry), ArchiveRecord.from_dict(dict(archives[normalized]))
-            )
+            record.versions[normalized] = MirroredVersion(stored_entry(entry), archives[normalized])
     return record
 
 
-def index_fields(record: PackageRecord | None) -> dict[str, Any]:
-    """What the state shard keeps of a record, for revalidation, prune, verify and the listing page.
+def indexed(state: PackageState, record: PackageRecord | None) -> PackageState:
+    """The shard entry ``state`` with what the shard keeps of ``record``, for revalidation, prune, verify
+    and the listing page.
 
     Archive records only (small), so a run revalidating 10,000 packages reads 256 shards, not
     10,000 records; ``revision`` tells which of two writers' shard entries is the newer.
     """
     if record is None:
-        return {"versions": {}, "withdrawn": {}, "revision": 0}
-    return {
-        "versions": {n: v.archive.to_dict() for n, v in sorted(record.versions.items())},
-        "withdrawn": {
-            n: {"archive": w.version.archive.to_dict(), "reason": w.reason, "at": w.at}
-            for n, w in sorted(record.withdrawn.items())
-        },
-        "revision": record.revision,
-    }
+        return replace(state, versions={}, withdrawn={}, revision=0)
+    return replace(
+        state,
+        versions={n: v.archive for n, v in sorted(record.versions.items())},
+        withdrawn={n: WithdrawnVersion(w.version.archive, w.reason, w.at) for n, w in sorted(record.withdrawn.items())},
+        revision=record.revision,
+    )

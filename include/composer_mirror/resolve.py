@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import logging
 from collections import Counter
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Collection, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -177,15 +177,15 @@ def _count_versions(resolution: Resolution, entries: Mapping[str, Entries | None
             chosen.append((normalized_of(entry) or "", str(entry["version"]), size if isinstance(size, int) else None))
 
 
-def describe_plan(resolution: Resolution, mirrored: Mapping[str, Mapping[str, Any]]) -> list[str]:
+def describe_plan(resolution: Resolution, mirrored: Mapping[str, Collection[str]]) -> list[str]:
     """Log lines for a plan: per package the versions chosen and which archives must be fetched.
 
-    ``mirrored`` maps names to their state (``versions`` recorded by earlier runs).
+    ``mirrored`` maps names to the (normalized) versions earlier runs recorded in the state.
     """
     lines = []
     to_fetch = known_bytes = versions_total = 0
     for name in sorted(resolution.targets):
-        recorded = mirrored.get(name, {}).get("versions", {})
+        recorded = mirrored.get(name, ())
         chosen = resolution.chosen.get(name, [])
         new = [(v, size) for normalized, v, size in chosen if normalized not in recorded]
         versions_total += len(chosen)

@@ -14,11 +14,13 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Callable, Iterable, Iterator
-from dataclasses import dataclass, field
-from typing import Any
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from dataclasses import dataclass, field, replace
+from typing import Any, TypedDict
 
+from composer_mirror.archives import ArchiveRecord
 from composer_mirror.errors import StoreError
+from composer_mirror.json_record import OPTIONAL, JsonRecord
 from composer_mirror.parallel import map_bounded
 from composer_mirror.store import STATE_CACHE, Store, compare_and_swap
 from composer_mirror.store.layout import CATALOG, shard_of, shard_path
@@ -26,8 +28,53 @@ from composer_mirror.store.layout import CATALOG, shard_of, shard_path
 logger = logging.getLogger(__name__)
 
 SHARD_COUNT = 256
+CATALOG_FORMAT = 1
 
-PackageState = dict[str, Any]
+
+class UpstreamValidators(TypedDict, total=False):
+    """What the upstream said of one p2 file when the sync last fetched it, for its next conditional request.
+
+    Typed keys of a plain dict rather than a record: a key may be missing (a file planned from a copy
+    another run cached keeps only ``cache_etag``) or null (an upstream that sends no ETag), and the
+    shard and the manifest keep each as it was, so there is no field default that would stand for both.
+    """
+
+    etag: str | None
+    last_modified: str | None
+    cache_etag: str
+
+
+@dataclass(frozen=True)
+class WithdrawnVersion(JsonRecord):
+    """What the shard keeps of a version the mirror withdrew: its archive (kept for forensics), why, when."""
+
+    archive: ArchiveRecord
+    reason: str  # one of composer_mirror.record.WITHDRAWAL_REASONS
+    at: str  # ISO 8601, UTC
+
+
+@dataclass(frozen=True)
+class PackageState(JsonRecord):
+    """A package's entry in its state shard.
+
+    ``versions``, ``withdrawn`` and ``revision`` index the package's record
+    (:func:`composer_mirror.record.indexed`); ``published`` are the ETags of its p2 files as published
+    (``""`` and ``"~dev"``). The optional fields are the sync's, so an entry only a withdrawal wrote
+    has none of them: the selectors and upstream validators of the last sync, whether it completed
+    (every chosen version mirrored), and the newest version's description and licences with the time
+    of the sync, for the listing page.
+    """
+
+    versions: dict[str, ArchiveRecord] = field(default_factory=dict)
+    withdrawn: dict[str, WithdrawnVersion] = field(default_factory=dict)
+    revision: int = 0
+    published: dict[str, str] = field(default_factory=dict)
+    selectors: list[str] | None = field(default=None, metadata=OPTIONAL)
+    upstream: dict[str, UpstreamValidators] | None = field(default=None, metadata=OPTIONAL)
+    complete: bool | None = field(default=None, metadata=OPTIONAL)
+    description: str | None = field(default=None, metadata=OPTIONAL)
+    license: list[str] | None = field(default=None, metadata=OPTIONAL)
+    synced_at: str | None = field(default=None, metadata=OPTIONAL)
 
 
 def is_live(state: PackageState) -> bool:
@@ -35,7 +82,7 @@ def is_live(state: PackageState) -> bool:
 
     A package whose every version was withdrawn keeps its (empty) p2 files and its entry, and is not.
     """
-    return bool(state.get("published")) and bool(state.get("versions"))
+    return bool(state.published) and bool(state.versions)
 
 
 def dumps(document: Any) -> bytes:
@@ -43,8 +90,8 @@ def dumps(document: Any) -> bytes:
     return json.dumps(document, sort_keys=True, separators=(",", ":")).encode()
 
 
-@dataclass
-class Catalog:
+@dataclass(frozen=True)
+class Catalog(JsonRecord):
     """The one mirrored set: package name -> selectors (constraints that choose its versions)."""
 
     packages: dict[str, list[str]] = field(default_factory=dict)
@@ -55,23 +102,20 @@ class Catalog:
     deleted: dict[str, int] = field(default_factory=dict)
     # The sync selection of the last full run: a different one forces a full run.
     selection: list[str] | None = None
+    # The ETag of the object it was read from or written as; not part of the document.
     etag: str | None = None
 
-    def merged_with(self, additions: dict[str, list[str]]) -> dict[str, list[str]]:
+    def merged_with(self, additions: Mapping[str, list[str]]) -> dict[str, list[str]]:
         merged = {name: list(selectors) for name, selectors in self.packages.items()}
         for name, selectors in additions.items():
             merged[name] = sorted(set(merged.get(name, [])) | set(selectors))
         return merged
 
-    def to_document(self) -> dict[str, Any]:
-        return {
-            "format": 1,
-            "packages": dict(sorted(self.packages.items())),
-            "changes_since": self.changes_since,
-            "pending": dict(sorted(self.pending.items())),
-            "deleted": dict(sorted(self.deleted.items())),
-            "selection": self.selection,
-        }
+    def to_json(self) -> dict[str, Any]:
+        """``catalog.json``: its ``format`` (a key that is no field), then the fields but the ``etag``."""
+        document = {"format": CATALOG_FORMAT, **super().to_json()}
+        del document["etag"]
+        return document
 
 
 def load_catalog(store: Store) -> Catalog:
@@ -86,49 +130,59 @@ def _parse_catalog(store: Store, body: bytes, etag: str | None) -> Catalog:
         document = json.loads(body)
     except ValueError as exc:
         raise StoreError(f"{store.key(CATALOG)} is corrupt: {exc}") from exc
-    return Catalog(
-        packages={name: list(sel) for name, sel in document.get("packages", {}).items()},
-        changes_since=document.get("changes_since"),
-        pending=dict(document.get("pending") or {}),
-        deleted=dict(document.get("deleted") or {}),
-        selection=document.get("selection"),
-        etag=etag,
-    )
+    if not isinstance(document, dict):
+        raise StoreError(f"{store.key(CATALOG)} is corrupt: not a JSON object")
+    return replace(Catalog.from_json(document), etag=etag)
 
 
-def update_catalog(store: Store, change: Callable[[Catalog], None]) -> Catalog:
-    """Apply ``change`` to the catalog by compare-and-swap; on a conflict, to the catalog the other run left."""
+def update_catalog(store: Store, change: Callable[[Catalog], Catalog]) -> Catalog:
+    """Store ``change(catalog)`` by compare-and-swap; on a conflict, apply it to the catalog the other run left.
+
+    Returns the catalog as stored.
+    """
     catalog = Catalog()
 
     def apply(body: bytes | None) -> bytes:
         nonlocal catalog
-        catalog = _parse_catalog(store, body, None) if body is not None else Catalog()
-        change(catalog)
-        return dumps(catalog.to_document())
+        catalog = change(_parse_catalog(store, body, None) if body is not None else Catalog())
+        return dumps(catalog.to_json())
 
-    catalog.etag = compare_and_swap(store, CATALOG, apply, cache_control=STATE_CACHE).etag
-    return catalog
+    swapped = compare_and_swap(store, CATALOG, apply, cache_control=STATE_CACHE)
+    return replace(catalog, etag=swapped.etag)
 
 
-@dataclass
+@dataclass(frozen=True)
 class Shard:
     shard: str
     packages: dict[str, PackageState]
     etag: str | None
+
+    def entry(self, name: str) -> PackageState:
+        """The package's entry; an empty one (nothing mirrored, nothing published) when it has none."""
+        return self.packages.get(name) or PackageState()
 
 
 def load_shard(store: Store, shard: str) -> Shard:
     stored = store.get(shard_path(shard))
     if stored is None:
         return Shard(shard, {}, None)
-    return Shard(shard, _parse_shard(store, shard, stored.body), stored.etag)
-
-
-def _parse_shard(store: Store, shard: str, body: bytes) -> dict[str, PackageState]:
+    entries = _parse_shard(store, shard, stored.body)
     try:
-        return json.loads(body)
+        packages = {name: PackageState.from_json(entry) for name, entry in entries.items()}
+    except (TypeError, AttributeError, ValueError) as exc:
+        raise StoreError(f"{store.key(shard_path(shard))} is corrupt: {exc}") from exc
+    return Shard(shard, packages, stored.etag)
+
+
+def _parse_shard(store: Store, shard: str, body: bytes) -> dict[str, Any]:
+    """The shard's entries as JSON, as stored: what a merge writes back for the packages it does not change."""
+    try:
+        entries = json.loads(body)
     except ValueError as exc:
         raise StoreError(f"{store.key(shard_path(shard))} is corrupt: {exc}") from exc
+    if not isinstance(entries, dict):
+        raise StoreError(f"{store.key(shard_path(shard))} is corrupt: not a JSON object")
+    return entries
 
 
 def load_shards(store: Store, names: Iterable[str], workers: int = 16) -> dict[str, Shard]:
@@ -156,7 +210,7 @@ def shard_windows(names: Iterable[str], packages: int) -> Iterator[list[str]]:
         yield window
 
 
-def save_package_states(store: Store, updates: dict[str, PackageState], workers: int = 16) -> int:
+def save_package_states(store: Store, updates: Mapping[str, PackageState], workers: int = 16) -> int:
     """Write the changed package states, one compare-and-swap per shard (in parallel); returns shards written."""
     by_shard: dict[str, dict[str, PackageState]] = {}
     for name, state in updates.items():
@@ -168,15 +222,16 @@ def _save_shard(store: Store, shard: str, packages: dict[str, PackageState]) -> 
     """Merge our package entries into the shard by compare-and-swap; returns 1 when it was written.
 
     Package entries are independent; for one package written by two runs, the entry of the newer
-    record (higher ``revision``) wins, so the index converges on the record whatever the order.
+    record (higher ``revision``) wins, so the index converges on the record whatever the order. The
+    entries of other packages are written back as they were read, keys this release does not know included.
     """
 
     def merge(body: bytes | None) -> bytes:
         current = _parse_shard(store, shard, body) if body is not None else {}
         merged = dict(current)
         for name, state in packages.items():
-            if int(state.get("revision", 0)) >= int(current.get(name, {}).get("revision", 0)):
-                merged[name] = state
+            if state.revision >= int(current.get(name, {}).get("revision", 0)):
+                merged[name] = state.to_json()
         return dumps(merged)
 
     return int(compare_and_swap(store, shard_path(shard), merge, cache_control=STATE_CACHE).written)

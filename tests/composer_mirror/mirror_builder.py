@@ -29,9 +29,9 @@ from composer_mirror.archives import ArchiveRecord, mirror_archive
 from composer_mirror.composer_format import dump_p2, parse_p2
 from composer_mirror.context import Context, connect
 from composer_mirror.publisher import publish_root, write_package
-from composer_mirror.record import PackageRecord, index_fields, merge_offered
+from composer_mirror.record import PackageRecord, indexed, merge_offered
 from composer_mirror.settings import Settings
-from composer_mirror.state import load_shards, save_package_states
+from composer_mirror.state import PackageState, load_shards, save_package_states
 from composer_mirror.store import STATE_CACHE, S3Store
 from composer_mirror.store.layout import ROOT, p2_path, shard_of, upstream_cache_path
 from composer_mirror.sync import pipeline
@@ -84,9 +84,7 @@ class Mirror:
         plan = plan_sync(ctx)
         if adjust_plan:
             adjust_plan(plan)
-        report = pipeline.mirror_plan(ctx, plan, run_id)
-        report["plan"] = plan
-        return report
+        return {**pipeline.mirror_plan(ctx, plan, run_id).to_json(), "plan": plan}
 
     def second_writer(self) -> Context:
         """Another worker on the same bucket: its own upstream client, the same settings and store."""
@@ -108,7 +106,9 @@ class Mirror:
         return {e["version"]: e for e in self.registry.versions(name, self.server.url, dev=dev)}
 
     def state(self, name: str) -> dict[str, Any]:
-        return load_shards(self.store, [name])[shard_of(name)].packages.get(name, {})
+        """The package's shard entry as stored ({} without one)."""
+        entry = load_shards(self.store, [name])[shard_of(name)].packages.get(name)
+        return entry.to_json() if entry is not None else {}
 
     # --- hand-built packages ----------------------------------------------------------------------
     def add_package(
@@ -141,7 +141,7 @@ class Mirror:
             lambda current: merge_offered(current or PackageRecord(name), offered, advisories),
             PUBLIC_URL,
         )
-        state = {"selectors": ["*"], **index_fields(record), "published": files.etags, "complete": True}
+        state = indexed(PackageState(selectors=["*"], published=files.etags, complete=True), record)
         save_package_states(self.store, {name: state})
         if publish_root_file:
             publish_root(self.store, PUBLIC_URL, [name])

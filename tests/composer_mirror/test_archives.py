@@ -47,7 +47,7 @@ def test_archive_path_refuses_anything_but_a_lower_case_sha256(digest: str) -> N
 def test_an_archive_record_knows_its_path_and_round_trips_as_a_dict() -> None:
     record = ArchiveRecord("1.0.0", "abc", "f" * 40, SHA, 123, "https://up.example/a.zip")
     assert record.path == archive_path(SHA)
-    assert ArchiveRecord.from_dict({**record.to_dict(), "unknown": "ignored"}) == record
+    assert ArchiveRecord.from_json({**record.to_json(), "unknown": "ignored"}) == record
 
 
 # --- check_zip ----------------------------------------------------------------------------------

@@ -7,6 +7,7 @@ from typing import Any
 
 import pytest
 
+from composer_mirror.archives import ArchiveRecord
 from composer_mirror.listing_page import (
     HTML,
     SHORT_CACHE,
@@ -16,13 +17,14 @@ from composer_mirror.listing_page import (
     publish_listing,
     publish_status,
 )
-from composer_mirror.state import save_package_states
+from composer_mirror.state import PackageState, save_package_states
 from composer_mirror.store import S3Store
 from composer_mirror.store.layout import INDEX_HTML, INDEX_JSON, STATUS_JSON, shard_of
 
 
-def state_with(*pretty: str, **fields: Any) -> dict[str, Any]:
-    return {"versions": {f"n{i}": {"version": v} for i, v in enumerate(pretty)}, **fields}
+def state_with(*pretty: str, **fields: Any) -> PackageState:
+    versions = {f"n{i}": ArchiveRecord(v, "r", "s", "0" * 64, 1, "u") for i, v in enumerate(pretty)}
+    return PackageState(versions=versions, **fields)
 
 
 # --- package_summary ----------------------------------------------------------------------------
@@ -37,7 +39,7 @@ def test_a_summary_lists_versions_newest_first_with_the_description_and_licence(
 
 
 def test_a_package_without_state_has_an_empty_summary() -> None:
-    assert package_summary({}) == {"description": "", "license": [], "versions": [], "synced_at": ""}
+    assert package_summary(PackageState()) == {"description": "", "license": [], "versions": [], "synced_at": ""}
 
 
 @pytest.mark.parametrize(
@@ -77,7 +79,7 @@ def test_the_index_lists_every_available_package_from_all_shards(store: S3Store)
     assert list(index) == ["new/without-state", "psr/log", "twig/twig"]
     assert index["psr/log"]["versions"] == ["3.0.0", "2.0.0"]
     assert index["twig/twig"]["license"] == ["BSD-3-Clause"]
-    assert index["new/without-state"] == package_summary({})
+    assert index["new/without-state"] == package_summary(PackageState())
 
 
 def test_the_index_of_an_empty_mirror_is_empty(store: S3Store) -> None:

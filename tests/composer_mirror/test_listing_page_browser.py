@@ -6,8 +6,9 @@ import json
 
 import pytest
 
+from composer_mirror.archives import ArchiveRecord
 from composer_mirror.listing_page import publish_listing, publish_status
-from composer_mirror.state import save_package_states
+from composer_mirror.state import PackageState, save_package_states
 from composer_mirror.store import S3Store
 from devtools.harness import MotoServer
 from tests.browser import Browser
@@ -25,19 +26,9 @@ PACKAGES = {
 }
 
 
-def state_of(info: dict) -> dict:
-    versions = {
-        f"{v.lstrip('v')}.0": {
-            "version": v,
-            "reference": "r",
-            "sha1": "s",
-            "sha256": "0" * 64,
-            "size": 1,
-            "source_url": "u",
-        }
-        for v in info["versions"]
-    }
-    return {"description": info["description"], "license": info["license"], "versions": versions}
+def state_of(info: dict) -> PackageState:
+    versions = {f"{v.lstrip('v')}.0": ArchiveRecord(v, "r", "s", "0" * 64, 1, "u") for v in info["versions"]}
+    return PackageState(versions=versions, description=info["description"], license=info["license"])
 
 
 def test_the_page_lists_every_package_and_the_search_box_filters_them(moto_server: MotoServer, bucket: str) -> None:

@@ -22,14 +22,14 @@ from composer_mirror.batches import Batch
 from composer_mirror.composer_format import parse_p2
 from composer_mirror.context import Context
 from composer_mirror.publisher import load_record, withdraw_version
-from composer_mirror.state import load_catalog, update_catalog
+from composer_mirror.state import Catalog, load_catalog, update_catalog
 from composer_mirror.store.layout import ROOT, p2_path
 from composer_mirror.store.s3 import S3Store
 from composer_mirror.sync import packages, pipeline, publish
 from composer_mirror.sync.metadata import sync_metadata
 from composer_mirror.sync.packages import fetch_archives
 from composer_mirror.sync.publish import publish_index
-from composer_mirror.sync.records import Plan
+from composer_mirror.sync.records import Plan, WithdrawalNotice
 from composer_mirror.upstream.composer import read_endpoints
 from composer_mirror.versions import normalize
 from tests.composer_mirror.mirror_builder import Mirror
@@ -43,7 +43,7 @@ def mirror_options() -> dict[str, Any]:
 
 def run_targets(ctx: Context, targets: Mapping[str, list[str]], run_id: str) -> dict[str, Any]:
     """An SBOM run's mirroring chain: the targets it resolved, batched, synced, published."""
-    return pipeline.mirror_plan(ctx, Plan(dict(targets)), run_id)
+    return pipeline.mirror_plan(ctx, Plan(dict(targets)), run_id).to_json()
 
 
 def published_versions(mirror: Mirror, name: str) -> set[str]:
@@ -181,7 +181,7 @@ def test_a_withdrawn_version_leaves_the_index_for_good_and_the_record_keeps_it(m
         detail="CVE-0000-0001",
         repository_url=mirror.ctx.settings.repository_url,
     )
-    assert (line["package"], line["version"], line["reason"], line["by"]) == (
+    assert (line.package, line.version, line.reason, line.by) == (
         "psr/container",
         victim,
         "malware",
@@ -228,8 +228,9 @@ def test_an_sbom_run_never_expires_a_package_the_syncs_selection_names(mirror: M
     assert mirror.run("second")["removed"] == []
     assert "psr/container" in load_catalog(mirror.store).deleted
 
-    def long_ago(catalog: Any) -> None:
-        catalog.deleted["psr/container"] = 1  # deleted upstream far longer ago than the grace period
+    def long_ago(catalog: Catalog) -> Catalog:
+        # deleted upstream far longer ago than the grace period
+        return dataclasses.replace(catalog, deleted={**catalog.deleted, "psr/container": 1})
 
     update_catalog(mirror.store, long_ago)
     other = next(name for name in mirror.registry.package_names() if name not in load_catalog(mirror.store).packages)
@@ -243,7 +244,7 @@ def test_an_sbom_run_never_expires_a_package_the_syncs_selection_names(mirror: M
     assert "psr/container" in mirror.root()["available-packages"]
 
 
-def withdraw_all(mirror: Mirror, name: str) -> list[dict[str, str]]:
+def withdraw_all(mirror: Mirror, name: str) -> list[WithdrawalNotice]:
     lines = []
     for version in sorted(published_versions(mirror, name)):
         lines.append(
@@ -280,7 +281,7 @@ def check_full_withdrawal(mirror: Mirror) -> None:
     versions = published_versions(mirror, "psr/container")
     assert versions
     lines = withdraw_all(mirror, "psr/container")
-    assert {line["version"] for line in lines} == versions
+    assert {line.version for line in lines} == versions
     assert "psr/container" not in mirror.root()["available-packages"]
     assert served_versions(mirror, "psr/container") == set()
     record = load_record(mirror.store, "psr/container")

@@ -20,12 +20,12 @@ from composer_mirror.publisher import publish_root, read_published, withdraw_ver
 from composer_mirror.record import (
     MirroredVersion,
     PackageRecord,
-    index_fields,
+    indexed,
     merge_offered,
     published_entry,
     stored_entry,
 )
-from composer_mirror.state import dumps, load_shard, save_package_states
+from composer_mirror.state import PackageState, dumps, load_shard, save_package_states
 from composer_mirror.store import STATE_CACHE, compare_and_swap
 from composer_mirror.store.layout import (
     PRUNE_MARKS,
@@ -96,12 +96,12 @@ def move_branch(mirror: Mirror, name: str, branch: str, salt: str) -> str:
         PUBLIC_URL,
     )  # fmt: skip
     mirror.records[name] = {**mirror.records[name], normalized: record}
-    state = {"selectors": ["*"], **index_fields(stored), "published": files.etags, "complete": True}
+    state = indexed(PackageState(selectors=["*"], published=files.etags, complete=True), stored)
     save_package_states(mirror.store, {name: state})
     return previous.path
 
 
-def drop_package(mirror: Mirror, name: str) -> dict[str, Any]:
+def drop_package(mirror: Mirror, name: str) -> PackageState:
     """Take a package out of the state and the root, leaving its p2 files, archives and journal
     behind; returns the state it had."""
     dropped = load_shard(mirror.store, shard_of(name)).packages[name]
@@ -317,7 +317,8 @@ def test_the_summary_for_xcom_holds_counts_and_the_report_every_path(mirror: Mir
     orphan = plant_archive(mirror)
     result = prune.prune(mirror.store, grace_hours=0, dry_run=True, now=LATER)
     assert result.summary()["orphans"] == {"marker": 0, "archive": 1, "p2": 0}
-    assert json.loads(json.dumps(result.to_dict()))["orphans"][0]["path"] == orphan
+    assert json.loads(json.dumps(result.report()))["orphans"][0]["path"] == orphan
+    assert prune.PruneResult.from_json(json.loads(json.dumps(result.to_json()))) == result
 
 
 def test_a_moved_branch_keeps_its_previous_archive_for_the_grace_period_after_prune_first_finds_it(
@@ -358,7 +359,7 @@ def test_an_unreferenced_p2_file_written_again_after_it_was_marked_is_kept() -> 
     store = MemoryStore(clock=lambda: clock[0])
     for dev in (False, True):
         store.put(p2_path("psr/log", dev), dump_p2("psr/log", []))
-    save_package_states(store, {"psr/log": {"versions": {}}})
+    save_package_states(store, {"psr/log": PackageState()})
     publish_root(store, PUBLIC_URL, ["psr/log"])
     rewritten, untouched = p2_path("gone/away"), p2_path("gone/away", dev=True)
     for path in (rewritten, untouched):

@@ -39,7 +39,7 @@ def published_digests(session: boto3.session.Session) -> dict[str, str]:
     with mock.patch("time.time", return_value=1_767_225_600.0):  # advisories' reportedAt: a fixed day
         registry = Registry.from_lock(SAMPLE_LOCK, extra_versions=1)
     with built(session, registry, packages=SELECTION, changes_feed=False) as mirror:
-        assert pipeline.sync(mirror.ctx, "golden", max_batches=64)["failures"] == []
+        assert pipeline.sync(mirror.ctx, "golden", max_batches=64).failures == []
         digests = {}
         for page in mirror.s3.get_paginator("list_objects_v2").paginate(Bucket=BUCKET, Prefix=PREFIX):
             for item in page.get("Contents", []):

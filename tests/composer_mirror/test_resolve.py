@@ -315,7 +315,7 @@ def test_a_stable_request_does_not_read_the_dev_file() -> None:
 # --- describe_plan ------------------------------------------------------------------------------
 def test_describe_plan_counts_versions_and_only_fetches_archives_not_yet_recorded() -> None:
     resolution = resolve([req("acme/app", "2.0.0")], fresh(APP), with_dependencies=True)
-    mirrored = {"acme/lib": {"versions": {"1.1.0.0": {}}}, "acme/base": {"versions": {"1.0.0.0": {}, "1.0.1.0": {}}}}
+    mirrored = {"acme/lib": {"1.1.0.0"}, "acme/base": {"1.0.0.0", "1.0.1.0"}}
     lines = describe_plan(resolution, mirrored)
     assert lines == [
         "acme/app [2.0.0]: 1 versions, 1 archives to fetch (2.0.0)",

@@ -97,7 +97,7 @@ def test_verify_keeps_its_report_next_to_the_syncs_and_logs_a_table_then_each_fi
 ) -> None:
     store = MemoryStore()
     ctx = Context(SETTINGS, store, UpstreamClient(FetchPolicy(SETTINGS.upstream_url)))
-    root = VerifyResult(problems=[Problem("", "", "bad_root", "metadata-url is None")]).to_dict()
+    root = VerifyResult(problems=[Problem("", "", "bad_root", "metadata-url is None")]).to_json()
     batch = VerifyResult(
         packages=2,
         p2_files=3,
@@ -109,7 +109,7 @@ def test_verify_keeps_its_report_next_to_the_syncs_and_logs_a_table_then_each_fi
         repaired=[Problem("c/d", "", "missing_p2", "p2/c/d.json does not exist")],
     )
     with caplog.at_level(logging.INFO, logger="composer_mirror"):
-        total = verify.finish(ctx, root, [batch.to_dict()], run_id="manual__2026-01-01T00:00:00", repair=True)
+        total = verify.finish(ctx, root, [batch.to_json()], run_id="manual__2026-01-01T00:00:00", repair=True)
     assert total.counts_by_kind() == {"bad_root": 1, "sha256_mismatch": 1}
     kept = store.head("mirror-state/runs/verify-manual__2026-01-01T00_00_00.json")
     assert kept is not None and kept.cache_control == STATE_CACHE

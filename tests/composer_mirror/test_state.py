@@ -5,6 +5,8 @@ from __future__ import annotations
 import hashlib
 import json
 import threading
+from collections.abc import Callable
+from dataclasses import replace
 from typing import Any
 
 import pytest
@@ -12,6 +14,7 @@ import pytest
 from composer_mirror.errors import ConflictError, InvalidPackageName, StoreError
 from composer_mirror.state import (
     Catalog,
+    PackageState,
     dumps,
     load_catalog,
     load_shard,
@@ -115,17 +118,25 @@ def test_an_absent_catalog_loads_empty(store: S3Store) -> None:
     assert load_catalog(store) == Catalog()
 
 
+def with_packages(added: dict[str, list[str]]) -> Callable[[Catalog], Catalog]:
+    """A catalog change adding packages."""
+    return lambda catalog: replace(catalog, packages={**catalog.packages, **added})
+
+
 def test_the_catalog_round_trips_through_the_bucket(store: S3Store) -> None:
-    def change(catalog: Catalog) -> None:
-        catalog.packages = {"psr/log": ["*"], "acme/tool": ["1.0.0", "^2.0"]}
-        catalog.changes_since = 17_000_000_000_000
-        catalog.pending = {"acme/tool": 123}
-        catalog.deleted = {"gone/away": 456}
-        catalog.selection = ["psr/log", "acme/*"]
+    def change(catalog: Catalog) -> Catalog:
+        return replace(
+            catalog,
+            packages={"psr/log": ["*"], "acme/tool": ["1.0.0", "^2.0"]},
+            changes_since=17_000_000_000_000,
+            pending={"acme/tool": 123},
+            deleted={"gone/away": 456},
+            selection=["psr/log", "acme/*"],
+        )
 
     written = update_catalog(store, change)
     loaded = load_catalog(store)
-    assert loaded.to_document() == written.to_document()
+    assert loaded.to_json() == written.to_json()
     assert loaded.packages == {"psr/log": ["*"], "acme/tool": ["1.0.0", "^2.0"]}
     assert (loaded.changes_since, loaded.pending, loaded.deleted) == (
         17_000_000_000_000,
@@ -153,16 +164,16 @@ def test_merged_with_unions_selectors_without_touching_the_catalog() -> None:
 
 
 def test_an_update_that_changes_nothing_writes_nothing(store: S3Store) -> None:
-    update_catalog(store, lambda c: c.packages.update({"a/a": ["*"]}))
+    update_catalog(store, with_packages({"a/a": ["*"]}))
     store.requests.clear()
-    update_catalog(store, lambda c: c.packages.update({"a/a": ["*"]}))
+    update_catalog(store, with_packages({"a/a": ["*"]}))
     assert store.request_counts() == {"GET": 1}
 
 
 def test_update_catalog_retries_on_a_conflict_and_keeps_the_concurrent_writers_change(
     store: S3Store, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    update_catalog(store, lambda c: c.packages.update({"first/pkg": ["*"]}))
+    update_catalog(store, with_packages({"first/pkg": ["*"]}))
     original_put = S3Store.put
     conflicts = []
 
@@ -179,9 +190,9 @@ def test_update_catalog_retries_on_a_conflict_and_keeps_the_concurrent_writers_c
     monkeypatch.setattr(S3Store, "put", racing_put)
     calls = []
 
-    def change(catalog: Catalog) -> None:
+    def change(catalog: Catalog) -> Catalog:
         calls.append(dict(catalog.packages))
-        catalog.packages["ours/pkg"] = ["*"]
+        return with_packages({"ours/pkg": ["*"]})(catalog)
 
     update_catalog(store, change)
     assert conflicts == [CATALOG]
@@ -190,14 +201,14 @@ def test_update_catalog_retries_on_a_conflict_and_keeps_the_concurrent_writers_c
 
 
 def test_update_catalog_never_overwrites_a_catalog_changed_after_it_was_read(store: S3Store) -> None:
-    update_catalog(store, lambda c: c.packages.update({"first/pkg": ["*"]}))
+    update_catalog(store, with_packages({"first/pkg": ["*"]}))
     calls = []
 
-    def change(catalog: Catalog) -> None:
+    def change(catalog: Catalog) -> Catalog:
         calls.append(dict(catalog.packages))
         if len(calls) == 1:  # another writer replaces the catalog after this one was read
-            store.put(CATALOG, dumps({**catalog.to_document(), "packages": {"other/run": ["*"]}}))
-        catalog.packages["ours/pkg"] = ["*"]
+            store.put(CATALOG, dumps({**catalog.to_json(), "packages": {"other/run": ["*"]}}))
+        return with_packages({"ours/pkg": ["*"]})(catalog)
 
     update_catalog(store, change)
     assert calls == [{"first/pkg": ["*"]}, {"other/run": ["*"]}]
@@ -210,12 +221,17 @@ def test_update_catalog_gives_up_after_its_attempts(store: S3Store, monkeypatch:
 
     monkeypatch.setattr(S3Store, "put", always_conflict)
     with pytest.raises(ConflictError, match=f"after {CAS_ATTEMPTS} attempts"):
-        update_catalog(store, lambda c: c.packages.update({"a/a": ["*"]}))
+        update_catalog(store, with_packages({"a/a": ["*"]}))
 
 
 # --- package shards -----------------------------------------------------------------------------
+def entry(n: int) -> PackageState:
+    """A shard entry told apart by ``n``."""
+    return PackageState(revision=n, description=f"package {n}")
+
+
 def test_package_states_land_in_their_shards_and_load_back(store: S3Store) -> None:
-    states = {"psr/log": {"selectors": ["*"], "complete": True}, "twig/twig": {"selectors": ["^3.0"]}}
+    states = {"psr/log": PackageState(selectors=["*"], complete=True), "twig/twig": PackageState(selectors=["^3.0"])}
     assert save_package_states(store, states) == len({shard_of(n) for n in states})
     shards = load_shards(store, ["psr/log", "twig/twig", "never/saved"])
     assert set(shards) == {shard_of("psr/log"), shard_of("twig/twig"), shard_of("never/saved")}
@@ -237,7 +253,7 @@ def test_shard_windows_hold_whole_shards_and_every_name_once(size: int) -> None:
 
 
 def test_many_shards_are_saved_side_by_side_and_each_once(store: S3Store) -> None:
-    states = {f"vendor/package-{i}": {"n": i} for i in range(300)}
+    states = {f"vendor/package-{i}": entry(i) for i in range(300)}
     shards = {shard_of(name) for name in states}
     assert save_package_states(store, states) == len(shards)
     assert store.request_counts()["PUT"] == len(shards)
@@ -246,7 +262,7 @@ def test_many_shards_are_saved_side_by_side_and_each_once(store: S3Store) -> Non
 
 
 def test_saving_unchanged_states_writes_nothing(store: S3Store) -> None:
-    states = {"psr/log": {"selectors": ["*"]}}
+    states = {"psr/log": PackageState(selectors=["*"])}
     save_package_states(store, states)
     store.requests.clear()
     assert save_package_states(store, states) == 0
@@ -256,14 +272,30 @@ def test_saving_unchanged_states_writes_nothing(store: S3Store) -> None:
 
 def test_saving_a_package_keeps_the_other_packages_of_its_shard(store: S3Store) -> None:
     first, second = names_in_one_shard(2)
-    save_package_states(store, {first: {"n": 1}})
-    save_package_states(store, {second: {"n": 2}})
-    assert load_shard(store, shard_of(first)).packages == {first: {"n": 1}, second: {"n": 2}}
+    save_package_states(store, {first: entry(1)})
+    save_package_states(store, {second: entry(2)})
+    assert load_shard(store, shard_of(first)).packages == {first: entry(1), second: entry(2)}
+
+
+def test_saving_a_package_writes_the_other_entries_of_its_shard_back_as_they_were(store: S3Store) -> None:
+    first, second = names_in_one_shard(2)
+    store.put(shard_path(shard_of(first)), dumps({first: {"revision": 1, "from_a_later_release": [1]}}))
+    save_package_states(store, {second: entry(2)})
+    assert json.loads(store.get(shard_path(shard_of(first))).body) == {
+        first: {"revision": 1, "from_a_later_release": [1]},
+        second: entry(2).to_json(),
+    }
+
+
+def test_a_package_entry_keeps_the_shape_it_was_written_in() -> None:
+    written = {"published": {"": '"e"'}, "revision": 2, "versions": {}, "withdrawn": {}}  # by a withdrawal only
+    assert PackageState.from_json(written).to_json() == written
+    assert PackageState.from_json(written).selectors is None
 
 
 def test_two_writers_of_one_shard_both_land(store: S3Store, monkeypatch: pytest.MonkeyPatch) -> None:
     seed, first, second = names_in_one_shard(3)
-    save_package_states(store, {seed: {"n": 0}})  # the shard exists: both writers send If-Match with its ETag
+    save_package_states(store, {seed: entry(0)})  # the shard exists: both writers send If-Match with its ETag
     both_read = threading.Barrier(2, timeout=10)
     first_reads: set[int] = set()
     write_lock = threading.Lock()  # S3 applies one conditional write at a time; moto's check is not atomic
@@ -292,7 +324,7 @@ def test_two_writers_of_one_shard_both_land(store: S3Store, monkeypatch: pytest.
 
     def save(name: str, n: int) -> None:
         try:
-            save_package_states(store, {name: {"n": n}})
+            save_package_states(store, {name: entry(n)})
         except BaseException as exc:  # reported below
             errors.append(exc)
 
@@ -305,7 +337,7 @@ def test_two_writers_of_one_shard_both_land(store: S3Store, monkeypatch: pytest.
     assert errors == []
     assert conflicts == [shard_path(shard_of(first))], "the second writer should have lost the race once"
     packages = load_shard(store, shard_of(first)).packages
-    assert packages == {seed: {"n": 0}, first: {"n": 1}, second: {"n": 2}}
+    assert packages == {seed: entry(0), first: entry(1), second: entry(2)}
 
 
 def test_a_corrupt_shard_is_a_store_error(store: S3Store) -> None:
@@ -321,4 +353,4 @@ def test_save_package_states_gives_up_after_its_attempts(store: S3Store, monkeyp
     monkeypatch.setattr(S3Store, "put", always_conflict)
     shard = shard_of("psr/log")
     with pytest.raises(ConflictError, match=f"could not update repo/mirror-state/shards/{shard}.json after"):
-        save_package_states(store, {"psr/log": {}})
+        save_package_states(store, {"psr/log": PackageState()})

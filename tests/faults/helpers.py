@@ -82,7 +82,7 @@ def run_pipeline(variables: Mapping[str, str], s3: Any, run_id: str = "in-proces
     """The sync DAG's steps called in this process: a fast way to prepare or inspect a bucket."""
     resolved = Settings.from_strings(dict(variables), **settings)
     ctx = connect(resolved, S3Store(s3, resolved.bucket, resolved.key_prefix, backoff=0.01))
-    return run_with_context(lambda: ctx, lambda ctx: pipeline.sync(ctx, run_id))
+    return run_with_context(lambda: ctx, lambda ctx: pipeline.sync(ctx, run_id).to_json())
 
 
 def private_home(session_home: Path, target: Path) -> Path:

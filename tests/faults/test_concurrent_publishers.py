@@ -13,6 +13,7 @@ import json
 import subprocess
 import threading
 from collections.abc import Callable, Iterator
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -20,7 +21,7 @@ import pytest
 
 from composer_mirror.publisher import publish_root
 from composer_mirror.root import read_available
-from composer_mirror.state import Catalog, load_catalog, load_shard, save_package_states, update_catalog
+from composer_mirror.state import Catalog, PackageState, load_catalog, load_shard, save_package_states, update_catalog
 from composer_mirror.store import S3Store
 from composer_mirror.store.layout import shard_of
 from devtools.fixture_registry import Registry, RegistryServer
@@ -99,8 +100,8 @@ def test_concurrent_catalog_updates_keep_every_package(proxy: S3FaultProxy, buck
     store = store_for(proxy, bucket)
 
     def add(index: int) -> None:
-        def change(catalog: Catalog) -> None:
-            catalog.packages[f"writer{index}/package"] = ["*"]
+        def change(catalog: Catalog) -> Catalog:
+            return replace(catalog, packages={**catalog.packages, f"writer{index}/package": ["*"]})
 
         update_catalog(store, change)
 
@@ -115,7 +116,7 @@ def test_concurrent_state_saves_to_one_shard_keep_every_package(proxy: S3FaultPr
     shard = shard_of("psr/log")
     names = [n for n in (f"vendor/package{i}" for i in range(20_000)) if shard_of(n) == shard][:WRITERS]
     all_at_once(proxy, r"/shards/")
-    race(WRITERS, lambda i: save_package_states(store, {names[i]: {"complete": True, "writer": i}}))
+    race(WRITERS, lambda i: save_package_states(store, {names[i]: PackageState(complete=True, description=str(i))}))
     assert sorted(load_shard(store, shard).packages) == sorted(names)
     assert lost_swaps(proxy) >= WRITERS - 1
 

@@ -7,6 +7,7 @@ everything else reaches the moto server unchanged.
 from __future__ import annotations
 
 import hashlib
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -77,11 +78,11 @@ def test_a_refused_archive_upload_fails_at_once_without_retrying(
 
 def test_a_throttled_compare_and_swap_is_retried_not_taken_for_a_conflict(proxy: S3FaultProxy, bucket: str) -> None:
     store = S3Store(s3_client(proxy.endpoint), bucket, f"{PREFIX}/", backoff=0.01)
-    update_catalog(store, lambda catalog: catalog.packages.update({"psr/log": ["*"]}))
+    update_catalog(store, lambda catalog: replace(catalog, packages={"psr/log": ["*"]}))
     proxy.set_rules([S3Rule("PUT", r"catalog\.json$", "slowdown", times=2)])
 
-    def add(catalog: Catalog) -> None:
-        catalog.packages["psr/cache"] = ["*"]
+    def add(catalog: Catalog) -> Catalog:
+        return replace(catalog, packages={**catalog.packages, "psr/cache": ["*"]})
 
     update_catalog(store, add)
     assert load_catalog(store).packages == {"psr/log": ["*"], "psr/cache": ["*"]}

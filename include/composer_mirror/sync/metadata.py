@@ -9,7 +9,6 @@ from __future__ import annotations
 import email.utils
 import logging
 from collections.abc import Callable, Iterator, Mapping
-from typing import Any
 
 from composer_mirror.batches import Batch
 from composer_mirror.composer_format import (
@@ -20,13 +19,15 @@ from composer_mirror.errors import MirrorError, UpstreamError
 from composer_mirror.parallel import BoundedPool, bounded_pool
 from composer_mirror.progress import track
 from composer_mirror.state import (
+    PackageState,
+    UpstreamValidators,
     is_live,
     load_shards,
     shard_windows,
 )
 from composer_mirror.store import STATE_CACHE, md5_etag
 from composer_mirror.store.layout import FILE_SUFFIXES, shard_of, upstream_cache_path
-from composer_mirror.sync.records import Manifest
+from composer_mirror.sync.records import Failure, Manifest, PackageWork, UpstreamFile
 from composer_mirror.targets import (
     wants_dev,
 )
@@ -47,17 +48,20 @@ def sync_metadata(ctx: Context, batch: Batch) -> Manifest:
     otherwise its archives may still be missing and the full metadata is needed again.
     """
     packages = batch.packages
-    manifest = Manifest(batch.index, batch.label)
     min_times = batch.min_times
+    changes: list[PackageWork] = []
+    unchanged: list[str] = []
+    failures: list[Failure] = []
+    stale: dict[str, int] = {}
 
-    Outcome = tuple[str, dict[str, Any], dict[str, Any] | None, str | None]  # name, state, work, error
+    Outcome = tuple[str, PackageState, PackageWork | None, str | None]  # name, state, work, error
 
-    def one(name: str, state: dict[str, Any]) -> Outcome:
+    def one(name: str, state: PackageState) -> Outcome:
         try:
             return name, state, _revalidate(ctx, name, packages[name], state, min_times.get(name)), None
         except StaleMetadata as exc:
             logger.warning("%s", exc)
-            manifest.stale[name] = max(min_times[name].values())
+            stale[name] = max(min_times[name].values())
             return name, state, None, None
         except MirrorError as exc:
             return name, state, None, str(exc)
@@ -66,32 +70,31 @@ def sync_metadata(ctx: Context, batch: Batch) -> Manifest:
         # One window of state shards in memory at a time, whatever the batch size.
         for names in shard_windows(packages, STATE_WINDOW):
             shards = load_shards(ctx.store, names)
-            states = [shards[shard_of(name)].packages.get(name, {}) for name in names]
+            states = [shards[shard_of(name)].entry(name) for name in names]
             yield from pool.imap(lambda item: one(*item), zip(names, states, strict=True))
 
     with bounded_pool(ctx.settings.concurrency * 2) as pool:
         for name, state, work, error in track(revalidated(pool), "metadata", len(packages), _metadata_bytes(ctx)):
             if error:
-                manifest.failures.append({"package": name, "stage": "metadata", "error": error})
+                failures.append(Failure(name, stage="metadata", error=error))
                 logger.error("%s: %s", name, error)
                 if is_live(state):
-                    manifest.unchanged.append(name)
+                    unchanged.append(name)
             elif work is None:
                 if is_live(state):
-                    manifest.unchanged.append(name)
+                    unchanged.append(name)
             else:
-                manifest.work.append(work)
+                changes.append(work)
     logger.info(
         "batch %s: %d packages, %d changed, %d unchanged, %d failed",
         batch.index,
         len(packages),
-        len(manifest.work),
-        len(manifest.unchanged),
-        len(manifest.failures),
+        len(changes),
+        len(unchanged),
+        len(failures),
     )
-    manifest.stats = ctx.client.stats.as_dict()
-    manifest.s3_requests = ctx.store.request_counts()
-    return manifest
+    stats, s3_requests = ctx.client.stats.as_dict(), ctx.store.request_counts()
+    return Manifest(batch.index, batch.label, changes, unchanged, failures, stale, stats, s3_requests)
 
 
 def _metadata_bytes(ctx: Context) -> Callable[[], int]:
@@ -106,21 +109,21 @@ def _revalidate(
     ctx: Context,
     name: str,
     selectors: list[str],
-    state: Mapping[str, Any],
+    state: PackageState,
     min_times: Mapping[str, int] | None = None,
-) -> dict[str, Any] | None:
+) -> PackageWork | None:
     """Fetch a package's p2 files (conditionally when its last sync was complete).
 
     ``min_times`` (file suffix -> time) come from the changes feed: an announced file must be at
     least that new, or it is a stale CDN copy; the package is then retried on the next run instead of synced from it.
     """
-    conditional = bool(state.get("complete")) and state.get("selectors") == selectors
-    files: dict[str, dict[str, Any]] = {}
+    conditional = bool(state.complete) and state.selectors == selectors
+    files: dict[str, UpstreamFile] = {}
     for suffix in FILE_SUFFIXES:
         dev = bool(suffix)
         if dev and not wants_dev(selectors):
             continue
-        known = state.get("upstream", {}).get(suffix, {})
+        known = (state.upstream or {}).get(suffix, UpstreamValidators())
         url = package_url(endpoints_of(ctx), name, dev)
         fetched = ctx.client.get_metadata(
             url,
@@ -129,9 +132,9 @@ def _revalidate(
             validate=lambda body: _validate_p2(body, name),
         )
         if fetched.status == 304:
-            files[suffix] = {"status": 304, **known}
+            files[suffix] = UpstreamFile(304, known)
         elif fetched.status == 404:
-            files[suffix] = {"status": 404}
+            files[suffix] = UpstreamFile(404)
         else:
             cache_etag = md5_etag(fetched.body)
             ctx.store.put_if_changed(
@@ -140,22 +143,20 @@ def _revalidate(
                 known_etag=known.get("cache_etag"),
                 cache_control=STATE_CACHE,
             )
-            files[suffix] = {
-                "status": 200,
-                "etag": fetched.etag,
-                "last_modified": fetched.last_modified,
-                "cache_etag": cache_etag,
-            }
+            validators = UpstreamValidators(
+                etag=fetched.etag, last_modified=fetched.last_modified, cache_etag=cache_etag
+            )
+            files[suffix] = UpstreamFile(200, validators)
     for suffix, when in (min_times or {}).items():
-        if suffix in files and _older_than(files[suffix].get("last_modified"), when):
+        if suffix in files and _older_than(files[suffix].validators.get("last_modified"), when):
             raise StaleMetadata(
                 f"{name}{suffix}: upstream copy is older than the change announced at {when}; retry later"
             )
-    if all(f["status"] == 304 for f in files.values()):
+    if all(f.status == 304 for f in files.values()):
         return None
-    if files[""]["status"] == 404 and not state.get("versions"):
+    if files[""].status == 404 and not state.versions:
         raise UpstreamError(f"{name} does not exist upstream (404)", status=404)
-    return {"name": name, "selectors": selectors, "files": files}
+    return PackageWork(name, selectors, files)
 
 
 def _older_than(last_modified: str | None, min_time: int) -> bool:

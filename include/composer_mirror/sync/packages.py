@@ -11,7 +11,7 @@ import logging
 import time
 from collections import Counter
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from composer_mirror import deletion
@@ -26,15 +26,18 @@ from composer_mirror.errors import MirrorError
 from composer_mirror.parallel import BoundedPool, bounded_pool
 from composer_mirror.progress import track
 from composer_mirror.publisher import migrated_record, write_package
-from composer_mirror.record import PackageRecord, index_fields, merge_offered
+from composer_mirror.record import PackageRecord, indexed, merge_offered
 from composer_mirror.state import (
+    PackageState,
+    Shard,
+    UpstreamValidators,
     is_live,
     load_shards,
     save_package_states,
     shard_windows,
 )
 from composer_mirror.store.layout import archive_id, shard_of, upstream_cache_path
-from composer_mirror.sync.records import BatchResult, Manifest
+from composer_mirror.sync.records import Anomaly, BatchResult, Failure, Manifest, PackageWork, UpstreamFile
 from composer_mirror.targets import (
     normalized_of,
     select_versions,
@@ -59,8 +62,9 @@ class PackagePlan:
 
     name: str
     selectors: list[str]
-    files: dict[str, dict[str, Any]]
-    state: dict[str, Any]
+    files: dict[str, UpstreamFile]
+    # The package's shard entry: as read while planning, as it is to be saved once published.
+    state: PackageState
     chosen: list[dict[str, Any]] = field(default_factory=list)
     records: dict[str, ArchiveRecord] = field(default_factory=dict)
     fetch: list[dict[str, Any]] = field(default_factory=list)
@@ -68,8 +72,8 @@ class PackagePlan:
     rewritten: set[str] = field(default_factory=set)
     # Partial advisories from the upstream p2 file; replaced by full ones before publishing.
     advisories: list[dict[str, Any]] | None = None
-    anomalies: list[dict[str, str]] = field(default_factory=list)
-    failures: list[dict[str, str]] = field(default_factory=list)
+    anomalies: list[Anomaly] = field(default_factory=list)
+    failures: list[Failure] = field(default_factory=list)
 
 
 @dataclass
@@ -77,9 +81,9 @@ class BatchOutcome:
     """What a batch's chunks add up to: names to publish, state updates, failures and counts."""
 
     published: list[str]
-    failures: list[dict[str, Any]]
-    anomalies: list[dict[str, str]] = field(default_factory=list)
-    updates: dict[str, dict[str, Any]] = field(default_factory=dict)
+    failures: list[Failure]
+    anomalies: list[Anomaly] = field(default_factory=list)
+    updates: dict[str, PackageState] = field(default_factory=dict)
     p2_written: int = 0
     archives: int = 0
     packages: int = 0
@@ -95,8 +99,8 @@ def fetch_archives(ctx: Context, manifest: Manifest) -> BatchResult:
     from the hand-off), so that each finished chunk's items are freed.
     """
     started = time.monotonic()
-    work = {item["name"]: item for item in manifest.work}
-    manifest.work = []
+    work = {item.name: item for item in manifest.work}
+    manifest.work.clear()
     total = len(work)
     outcome = BatchOutcome(published=list(manifest.unchanged), failures=list(manifest.failures))
     with bounded_pool(ctx.settings.concurrency * 2) as pool:
@@ -133,7 +137,7 @@ def fetch_archives(ctx: Context, manifest: Manifest) -> BatchResult:
 
 
 def _mirror_chunk(
-    ctx: Context, pool: BoundedPool, work: list[dict[str, Any]], shards: Mapping[str, Any], outcome: BatchOutcome
+    ctx: Context, pool: BoundedPool, work: list[PackageWork], shards: Mapping[str, Shard], outcome: BatchOutcome
 ) -> None:
     """Plan, fetch archives for, and publish one chunk of changed packages.
 
@@ -141,13 +145,8 @@ def _mirror_chunk(
     from S3: round trips, so packages are planned side by side like the downloads.
     """
 
-    def plan_one(item: dict[str, Any]) -> tuple[PackagePlan, str | None]:
-        plan = PackagePlan(
-            item["name"],
-            item["selectors"],
-            item["files"],
-            dict(shards[shard_of(item["name"])].packages.get(item["name"], {})),
-        )
+    def plan_one(item: PackageWork) -> tuple[PackagePlan, str | None]:
+        plan = PackagePlan(item.name, item.selectors, dict(item.files), shards[shard_of(item.name)].entry(item.name))
         try:
             _plan_package(ctx, plan)
         except MirrorError as exc:
@@ -159,7 +158,7 @@ def _mirror_chunk(
         if error is None:
             plans.append(plan)
         else:
-            outcome.failures.append({"package": plan.name, "stage": "metadata", "error": error})
+            outcome.failures.append(Failure(plan.name, stage="metadata", error=error))
     outcome.packages += len(plans)
 
     _complete_advisories(ctx, plans, outcome.failures)
@@ -170,9 +169,7 @@ def _mirror_chunk(
         if isinstance(result, ArchiveRecord):
             plan.records[normalized_of(entry) or ""] = result
         else:
-            plan.failures.append(
-                {"package": plan.name, "version": entry["version"], "stage": "archive", "error": result}
-            )
+            plan.failures.append(Failure(plan.name, entry["version"], "archive", result))
             logger.error("%s %s: %s", plan.name, entry["version"], result)
 
     for plan, written in track(pool.imap(lambda p: (p, _publish_plan(ctx, p)), plans), "p2 files", len(plans)):
@@ -189,30 +186,31 @@ def _mirror_chunk(
 def _plan_package(ctx: Context, plan: PackagePlan) -> None:
     entries: list[dict[str, Any]] = []
     for suffix, info in plan.files.items():
-        if info["status"] == 404:
+        if info.status == 404:
             continue
         cached = ctx.store.get(upstream_cache_path(plan.name, dev=bool(suffix)))
         if cached is None:
             raise MirrorError(f"{plan.name}: cached upstream metadata is missing; it will be fetched again")
-        if cached.etag != info.get("cache_etag"):
+        if cached.etag != info.validators.get("cache_etag"):
             # Another run cached its own copy after this one fetched (the cache is written without a
             # precondition: any copy of the package's file will do to plan from). Plan from the copy
             # read, but save no validators of the one fetched: they would make the next run's
             # conditional request answer 304 for a body whose versions this run never saw.
             logger.info("%s%s: the cached upstream copy is another run's; fetched whole next run", plan.name, suffix)
-            plan.files[suffix] = {"status": 200, "cache_etag": cached.etag}
+            plan.files[suffix] = UpstreamFile(200, UpstreamValidators(cache_etag=cached.etag))
         entries.extend(parse_p2(cached.body, plan.name))
         if suffix == "":
             plan.advisories = advisories_in(cached.body)
     plan.chosen = select_versions(entries, plan.selectors)
-    known = {n: ArchiveRecord.from_dict(r) for n, r in plan.state.get("versions", {}).items()}
-    withdrawn = plan.state.get("withdrawn", {})
+    known = plan.state.versions
+    withdrawn = plan.state.withdrawn
     markers: dict[str, ArchiveRecord] | None = None
     for entry in plan.chosen:
         normalized = normalized_of(entry) or ""
         if normalized in withdrawn:
             continue  # the mirror withdrew it: never fetched or published again
-        dist = entry.get("dist") if isinstance(entry.get("dist"), dict) else {}  # untrusted: any JSON value
+        raw = entry.get("dist")
+        dist: Mapping[str, Any] = raw if isinstance(raw, dict) else {}  # untrusted: any JSON value
         reference = str(dist.get("reference") or "")
         record = known.get(normalized)
         if record and record.reference == reference:
@@ -220,23 +218,16 @@ def _plan_package(ctx: Context, plan: PackagePlan) -> None:
         elif record and not is_dev_version(entry["version"]):
             plan.rewritten.add(normalized)
             plan.anomalies.append(
-                {
-                    "package": plan.name,
-                    "version": entry["version"],
-                    "mirrored_reference": record.reference,
-                    "upstream_reference": reference,
-                    "kind": "rewritten tag: upstream reference changed",
-                }
+                Anomaly(
+                    package=plan.name,
+                    version=entry["version"],
+                    mirrored_reference=record.reference,
+                    upstream_reference=reference,
+                    kind="rewritten tag: upstream reference changed",
+                )
             )
         elif not isinstance(entry.get("dist"), dict) or not entry["dist"].get("url"):
-            plan.failures.append(
-                {
-                    "package": plan.name,
-                    "version": entry["version"],
-                    "stage": "archive",
-                    "error": "version has no dist archive",
-                }
-            )
+            plan.failures.append(Failure(plan.name, entry["version"], "archive", "version has no dist archive"))
         else:
             if markers is None:
                 markers = load_markers(ctx.store, plan.name)
@@ -247,7 +238,7 @@ def _plan_package(ctx: Context, plan: PackagePlan) -> None:
                 plan.fetch.append(entry)
 
 
-def _complete_advisories(ctx: Context, plans: list[PackagePlan], failures: list[dict[str, Any]]) -> None:
+def _complete_advisories(ctx: Context, plans: list[PackagePlan], failures: list[Failure]) -> None:
     """Swap the partial advisories of the batch's packages for full ones from the upstream's API.
 
     Without an advisories API the key is left out (an empty list would claim "no advisories").
@@ -261,7 +252,7 @@ def _complete_advisories(ctx: Context, plans: list[PackagePlan], failures: list[
     try:
         full = fetch_full_advisories(ctx.client, api_url, wanted) if wanted else {}
     except MirrorError as exc:
-        failures.append({"package": ", ".join(wanted[:5]), "stage": "advisories", "error": str(exc)})
+        failures.append(Failure(", ".join(wanted[:5]), stage="advisories", error=str(exc)))
         full = {}
     for plan in plans:
         if plan.advisories:
@@ -297,7 +288,7 @@ def _publish_plan(ctx: Context, plan: PackagePlan) -> int | None:
     ]
 
     def change(record: PackageRecord | None) -> PackageRecord:
-        archives = plan.state.get("versions")
+        archives = plan.state.versions
         if record is None and archives:
             # Mirrored before records existed: start from what it publishes, never from nothing.
             record = migrated_record(ctx.store, plan.name, archives)
@@ -307,30 +298,23 @@ def _publish_plan(ctx: Context, plan: PackagePlan) -> int | None:
         record, files = write_package(ctx.store, plan.name, change, ctx.settings.repository_url)
     except MirrorError as exc:
         # Its state is not saved: the next run publishes it again. The batch's other packages go on.
-        plan.failures.append({"package": plan.name, "stage": "publish", "error": str(exc)})
+        plan.failures.append(Failure(plan.name, stage="publish", error=str(exc)))
         return None
-    state = plan.state
-    state["selectors"] = plan.selectors
-    state["upstream"] = {
-        suffix: {k: v for k, v in info.items() if k != "status"}
-        for suffix, info in plan.files.items()
-        if info["status"] != 404
-    }
-    state.update(index_fields(record))
-    state["complete"] = not plan.failures
-    state.update(_summary_fields(plan))
-    state["published"] = files.etags
+    upstream = {suffix: info.validators for suffix, info in plan.files.items() if info.status != 404}
+    state = indexed(replace(plan.state, selectors=plan.selectors, upstream=upstream), record)
+    plan.state = replace(_with_summary(plan, state), complete=not plan.failures, published=files.etags)
     return files.written
 
 
-def _summary_fields(plan: PackagePlan) -> dict[str, Any]:
-    """Description and licence of the newest chosen version, for the listing page."""
+def _with_summary(plan: PackagePlan, state: PackageState) -> PackageState:
+    """The state with the description and licence of the newest chosen version, for the listing page."""
     if not plan.chosen:
-        return {}
+        return state
     newest = plan.chosen[0]
     license_ = newest.get("license")
-    return {
-        "description": str(newest.get("description") or "")[:500],
-        "license": [str(x) for x in license_] if isinstance(license_, list) else [],
-        "synced_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-    }
+    return replace(
+        state,
+        description=str(newest.get("description") or "")[:500],
+        license=[str(x) for x in license_] if isinstance(license_, list) else [],
+        synced_at=time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+    )

@@ -7,19 +7,17 @@ and in the DAG wiring only.
 
 from __future__ import annotations
 
-from typing import Any
-
 from composer_mirror.batches import plan_batches
 from composer_mirror.context import Context
 from composer_mirror.sync.metadata import sync_metadata
 from composer_mirror.sync.packages import fetch_archives
 from composer_mirror.sync.planning import plan_sync
 from composer_mirror.sync.publish import publish_index
-from composer_mirror.sync.records import Plan
+from composer_mirror.sync.records import Plan, RunReport
 from composer_mirror.upstream.composer import read_endpoints
 
 
-def mirror_plan(ctx: Context, plan: Plan, run_id: str, *, max_batches: int | None = None) -> dict[str, Any]:
+def mirror_plan(ctx: Context, plan: Plan, run_id: str, *, max_batches: int | None = None) -> RunReport:
     """Batch the plan's targets, revalidate and fetch each batch, publish; return the run report.
 
     ``max_batches`` defaults to the setting, as the DAG's planning task does.
@@ -32,7 +30,7 @@ def mirror_plan(ctx: Context, plan: Plan, run_id: str, *, max_batches: int | Non
     return publish_index(ctx, results, plan, run_id)
 
 
-def sync(ctx: Context, run_id: str, *, max_batches: int | None = None) -> dict[str, Any]:
+def sync(ctx: Context, run_id: str, *, max_batches: int | None = None) -> RunReport:
     """One scheduled sync run: read the upstream, plan from the selection or the feed, mirror it."""
     if ctx.upstream is None:
         ctx.upstream = read_endpoints(ctx.client, ctx.settings.upstream_url)

@@ -10,9 +10,11 @@ from __future__ import annotations
 import fnmatch
 import logging
 from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
 from typing import Any
 
 from composer_mirror.context import Context, endpoints_of
+from composer_mirror.json_record import JsonRecord
 from composer_mirror.state import (
     Catalog,
     load_catalog,
@@ -98,8 +100,35 @@ def incremental_targets(selection: list[str], catalog: Catalog, updates: Iterabl
     return targets
 
 
+@dataclass(frozen=True)
+class SbomRequest(JsonRecord):
+    """What an SBOM run is asked to mirror: the SBOM DAG's params.
+
+    ``sbom`` is an SBOM pasted as text, ``sbom_s3_key`` the key of one in the bucket (read instead),
+    ``purls`` composer PURLs; ``with_dependencies`` adds what the named versions require, and a
+    ``dry_run`` only logs the plan.
+    """
+
+    sbom: str | None = None
+    sbom_s3_key: str = ""
+    purls: list[str] = field(default_factory=list)
+    with_dependencies: bool = True
+    dry_run: bool = False
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> SbomRequest:
+        """The params as the form or the API leaves them: an empty field for none, any value for a flag."""
+        return cls(
+            sbom=data.get("sbom") or None,
+            sbom_s3_key=str(data.get("sbom_s3_key") or "").strip(),
+            purls=list(data.get("purls") or []),
+            with_dependencies=bool(data.get("with_dependencies", True)),
+            dry_run=bool(data.get("dry_run")),
+        )
+
+
 def resolve_request(ctx: Context, params: Mapping[str, Any]) -> Targets:
-    """The SBOM DAG's targets: parse, check every version upstream, add dependencies, log the plan.
+    """The SBOM DAG's targets from its params: parse, check every version upstream, add dependencies, log the plan.
 
     Raises TargetError (failing the run before anything is written) for bad input (an SBOM or
     PURL list over the size limit included) or versions the upstream does not have, naming each one.
@@ -107,24 +136,22 @@ def resolve_request(ctx: Context, params: Mapping[str, Any]) -> Targets:
     from composer_mirror.resolve import describe_plan, load_request, resolve, upstream_fetcher
     from composer_mirror.sbom_upload import read_sbom_object
 
-    sbom = params.get("sbom") or None
-    key = str(params.get("sbom_s3_key") or "").strip()
-    if key:
-        sbom = read_sbom_object(ctx.store, key)
-    requested, skipped, formats = load_request(sbom, params.get("purls") or [])
+    request = SbomRequest.from_json(params)
+    sbom = read_sbom_object(ctx.store, request.sbom_s3_key) if request.sbom_s3_key else request.sbom
+    requested, skipped, formats = load_request(sbom, request.purls)
     logger.info("read %s: %d composer packages requested", "; ".join(formats), len(requested))
     for reason, count in sorted(skipped.items()):
         logger.info("skipped %d components: %s", count, reason)
     resolution = resolve(
         requested,
         upstream_fetcher(ctx.client, endpoints_of(ctx)),
-        with_dependencies=bool(params.get("with_dependencies", True)),
+        with_dependencies=request.with_dependencies,
         concurrency=ctx.settings.concurrency,
     )
     resolution.raise_for_missing()
     shards = load_shards(ctx.store, resolution.targets)
-    mirrored = {name: shards[shard_of(name)].packages.get(name, {}) for name in resolution.targets}
-    prefix = "[DRY RUN] " if params.get("dry_run") else ""
+    mirrored = {name: shards[shard_of(name)].entry(name).versions.keys() for name in resolution.targets}
+    prefix = "[DRY RUN] " if request.dry_run else ""
     for line in describe_plan(resolution, mirrored):
         logger.info("%splan: %s", prefix, line)
     return resolution.targets

@@ -9,10 +9,11 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Iterable
-from typing import Any
+from dataclasses import dataclass
 
 from composer_mirror.batches import Batch, plan_batches
 from composer_mirror.context import Context
+from composer_mirror.json_record import JsonRecord
 from composer_mirror.parallel import map_bounded
 from composer_mirror.state import PackageState, load_shard, load_shards
 from composer_mirror.store import Store
@@ -31,11 +32,19 @@ from composer_mirror.verify.repair import record_digests, repair_package, restor
 logger = logging.getLogger(__name__)
 
 
-def list_packages(ctx: Context) -> dict[str, Any]:
+@dataclass(frozen=True)
+class Listing(JsonRecord):
+    """What the first task hands on: the packages the root declares, and the root's own problems."""
+
+    root: VerifyResult
+    packages: list[str]
+
+
+def list_packages(ctx: Context) -> Listing:
     """The first task: the packages the root declares, and the root's own problems (for XCom)."""
     names, root = read_root(ctx.store, ctx.settings.repository_url)
     logger.info("%d packages available; %d problems with the root", len(names), len(root.problems))
-    return {"root": root.to_dict(), "packages": names}
+    return Listing(root, names)
 
 
 def plan_verify_batches(names: Iterable[str], max_batches: int) -> list[Batch]:
@@ -53,7 +62,7 @@ def verify_batch(ctx: Context, batch: Batch, *, repair: bool = False, deep: bool
     workers = ctx.settings.concurrency
 
     def check(name: str) -> PackageCheck:
-        return _check_package_settled(ctx, name, shards[shard_of(name)].packages.get(name, {}), repair=repair)
+        return _check_package_settled(ctx, name, shards[shard_of(name)].packages.get(name), repair=repair)
 
     checks = map_bounded(check, names, workers)
     by_path: dict[str, list[ArchiveRef]] = {}
@@ -64,25 +73,30 @@ def verify_batch(ctx: Context, batch: Batch, *, repair: bool = False, deep: bool
         lambda path: (path, _check_archive(ctx.store, by_path[path][0], deep=deep)), by_path, workers
     )
 
-    result = VerifyResult(packages=len(names), p2_files=sum(c.p2_files for c in checks))
-    result.versions = sum(len(c.refs) for c in checks)
-    result.problems = [p for c in checks for p in c.problems]
-    result.repaired = [p for c in checks for p in c.repaired]
+    problems = [p for c in checks for p in c.problems]
+    repaired = [p for c in checks for p in c.repaired]
     broken: dict[str, list[Problem]] = {}
     for path, checked in archive_checks:
-        result.archives += 1
-        result.archive_bytes += checked.size
-        result.archives_hashed += checked.hashed
         if checked.problem is not None:
             broken[path] = [Problem(ref.package, ref.version, *checked.problem) for ref in by_path[path]]
     if repair and broken:
         restored = map_bounded(lambda path: (path, restore_archive(ctx, by_path[path])), broken, workers)
         for path, failure in restored:
             if failure is None:
-                result.repaired.extend(broken.pop(path))
+                repaired.extend(broken.pop(path))
             else:
                 broken[path] = [problem.annotated(failure) for problem in broken[path]]
-    result.problems.extend(problem for problems in broken.values() for problem in problems)
+    problems.extend(problem for found in broken.values() for problem in found)
+    result = VerifyResult(
+        packages=len(names),
+        p2_files=sum(c.p2_files for c in checks),
+        versions=sum(len(c.refs) for c in checks),
+        archives=len(archive_checks),
+        archive_bytes=sum(checked.size for _path, checked in archive_checks),
+        archives_hashed=sum(checked.hashed for _path, checked in archive_checks),
+        problems=problems,
+        repaired=repaired,
+    )
     logger.info(
         "batch %s: %d packages, %d p2 files, %d versions, %d archives (%d bytes, %d hashed), %d problems, %d repaired",
         batch.index,
@@ -98,14 +112,15 @@ def verify_batch(ctx: Context, batch: Batch, *, repair: bool = False, deep: bool
     return result
 
 
-def _check_package_settled(ctx: Context, name: str, state: PackageState, *, repair: bool) -> PackageCheck:
-    """Check a package; read it again once if it looks inconsistent; with ``repair``, repair it.
+def _check_package_settled(ctx: Context, name: str, state: PackageState | None, *, repair: bool) -> PackageCheck:
+    """Check a package (``state``: its shard entry, None without one); read it again once if it looks
+    inconsistent; with ``repair``, repair it.
 
     A sync publishing meanwhile writes the p2 file before the shard: the second read sees both.
     """
     check = check_package(ctx, name, state)
     if any(p.kind in RACY_KINDS for p in check.problems):
-        check = check_package(ctx, name, load_shard(ctx.store, shard_of(name)).packages.get(name, {}))
+        check = check_package(ctx, name, load_shard(ctx.store, shard_of(name)).packages.get(name))
     return repair_package(ctx, check) if repair else check
 
 

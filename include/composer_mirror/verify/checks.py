@@ -36,29 +36,26 @@ def read_root(store: Store, repository_url: str) -> tuple[list[str], VerifyResul
     Stricter than the publisher's reading, which forgives a corrupt root because the next publish
     replaces it: here a root a client cannot use is the first problem to report.
     """
-    result = VerifyResult()
     stored = store.get(ROOT)
     if stored is None:
-        result.problems.append(Problem("", "", "missing_root", f"{store.key(ROOT)} does not exist"))
-        return [], result
+        return [], VerifyResult(problems=[Problem("", "", "missing_root", f"{store.key(ROOT)} does not exist")])
     try:
         root = parse_root(stored.body)
     except UnreadableRoot as exc:
-        result.problems.append(Problem("", "", "bad_root", f"{store.key(ROOT)} {exc.reason}"))
-        return [], result
+        return [], VerifyResult(problems=[Problem("", "", "bad_root", f"{store.key(ROOT)} {exc.reason}")])
     if not root.is_object:
-        result.problems.append(Problem("", "", "bad_root", f"{store.key(ROOT)} is not a JSON object"))
-        return [], result
+        return [], VerifyResult(problems=[Problem("", "", "bad_root", f"{store.key(ROOT)} is not a JSON object")])
+    problems: list[Problem] = []
     expected = metadata_url(repository_url)
     if root.metadata_url != expected:
         detail = f"metadata-url is {root.metadata_url!r}, expected {expected!r}"
-        result.problems.append(Problem("", "", "bad_root", detail))
+        problems.append(Problem("", "", "bad_root", detail))
     if not isinstance(root.listed, list):
-        result.problems.append(Problem("", "", "bad_root", "available-packages is missing or not a list"))
-        return [], result
+        problems.append(Problem("", "", "bad_root", "available-packages is missing or not a list"))
+        return [], VerifyResult(problems=problems)
     names, invalid = root.package_names()
-    result.problems.extend(Problem(str(name), "", "bad_root", "not a valid package name") for name in invalid)
-    return names, result
+    problems.extend(Problem(str(name), "", "bad_root", "not a valid package name") for name in invalid)
+    return names, VerifyResult(problems=problems)
 
 
 # --- packages ---------------------------------------------------------------------------------
@@ -79,9 +76,10 @@ class ArchiveRef:
 @dataclass
 class PackageCheck:
     name: str
-    state: PackageState
+    # Its shard entry; None when the shard has none.
+    state: PackageState | None
     # The archive records of the versions it publishes (from its record, else its shard entry).
-    versions: dict[str, Any] = field(default_factory=dict)
+    versions: dict[str, ArchiveRecord] = field(default_factory=dict)
     p2_files: int = 0
     # The ETag each p2 file had when it was checked (None: absent): a repair writes only over that.
     seen: dict[str, str | None] = field(default_factory=dict)
@@ -90,14 +88,14 @@ class PackageCheck:
     repaired: list[Problem] = field(default_factory=list)
 
 
-def check_package(ctx: Context, name: str, state: PackageState) -> PackageCheck:
+def check_package(ctx: Context, name: str, state: PackageState | None) -> PackageCheck:
     """Read both p2 files of a package and compare them, and every version's dist, with what it records.
 
     The package's record is the source of truth when it has one: the p2 files must be the bytes
     derived from it. A package mirrored before records existed is checked against its shard entry.
     """
     check = PackageCheck(name, state)
-    if not state:
+    if state is None:
         check.problems.append(Problem(name, "", "not_in_state", "published but not recorded in mirror-state"))
     record = load_record(ctx.store, name)
     if record is not None and not record.versions and record.withdrawn:
@@ -106,10 +104,12 @@ def check_package(ctx: Context, name: str, state: PackageState) -> PackageCheck:
     if has_content(record):
         derived = derive_files(record, ctx.settings.repository_url)
         expected = {suffix: md5_etag(body) for suffix, body in derived.items()}
-        check.versions = {n: v.archive.to_dict() for n, v in record.versions.items()}
+        check.versions = {n: v.archive for n, v in record.versions.items()}
+    elif state is not None:
+        expected = dict(state.published)
+        check.versions = dict(state.versions)
     else:
-        expected = dict(state.get("published", {}))
-        check.versions = dict(state.get("versions", {}))
+        expected = {}
     for suffix in FILE_SUFFIXES:
         path = p2_path(name, dev=bool(suffix))
         stored = ctx.store.get(path)
@@ -135,10 +135,11 @@ def check_package(ctx: Context, name: str, state: PackageState) -> PackageCheck:
 def _check_entry(ctx: Context, check: PackageCheck, entry: Mapping[str, Any]) -> None:
     version = str(entry["version"])
     normalized = normalized_of(entry) or ""
-    dist = entry.get("dist") if isinstance(entry.get("dist"), dict) else {}
-    recorded = check.versions.get(normalized)
-    if recorded is None:
-        if check.state:
+    raw = entry.get("dist")
+    dist: Mapping[str, Any] = raw if isinstance(raw, dict) else {}
+    record = check.versions.get(normalized)
+    if record is None:
+        if check.state is not None:
             check.problems.append(Problem(check.name, version, "not_in_state", "version not recorded in the state"))
         ref = _ref_from_dist(check.name, version, normalized, dist)
         if ref is None:
@@ -146,7 +147,6 @@ def _check_entry(ctx: Context, check: PackageCheck, entry: Mapping[str, Any]) ->
         else:
             check.refs.append(ref)
         return
-    record = ArchiveRecord.from_dict(recorded)
     expected = published_entry(MirroredVersion({}, record), ctx.settings.repository_url)["dist"]
     if dist != expected:
         detail = f"dist is {dist}, the state records {expected}"

@@ -17,8 +17,10 @@ from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Iterable, Mapping
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from typing import Any
+
+from composer_mirror.json_record import JsonRecord
 
 ARCHIVE_KINDS = frozenset({"missing_archive", "size_mismatch", "sha1_mismatch", "sha256_mismatch"})
 P2_KINDS = frozenset({"missing_p2", "bad_json", "p2_mismatch"})
@@ -30,7 +32,7 @@ COUNTS = ("packages", "p2_files", "versions", "archives", "archive_bytes", "arch
 
 
 @dataclass(frozen=True)
-class Problem:
+class Problem(JsonRecord):
     """One thing a client would trip over, or that no longer matches the mirror's records.
 
     ``version`` is the version string, or for a problem with a whole p2 file the file ('' or '~dev').
@@ -41,17 +43,17 @@ class Problem:
     kind: str
     detail: str
 
-    def to_dict(self) -> dict[str, str]:
-        return asdict(self)
-
     def annotated(self, failure: str) -> Problem:
         """The problem, with why repairing it failed."""
         return Problem(self.package, self.version, self.kind, f"{self.detail}; {failure}")
 
 
-@dataclass
-class VerifyResult:
-    """Counts and problems of one batch; results of many batches add up with :meth:`merge`."""
+@dataclass(frozen=True)
+class VerifyResult(JsonRecord):
+    """Counts and problems of one batch; results of many batches add up with :meth:`merge`.
+
+    Its JSON is what a mapped task returns through XCom.
+    """
 
     packages: int = 0
     # Both files of a package are read; a package without branches may lack its ~dev file.
@@ -80,17 +82,33 @@ class VerifyResult:
         return dict(sorted(Counter(p.kind for p in self.problems).items()))
 
     def to_dict(self) -> dict[str, Any]:
-        """A JSON-able form: what a mapped task returns through XCom."""
-        return asdict(self)
+        """:meth:`to_json` under the name the verify DAG's batch task calls."""
+        return self.to_json()
+
+
+@dataclass(frozen=True)
+class VerifyReport(JsonRecord):
+    """A verify run's report as kept in ``mirror-state/runs/``: the batches' total, and the run's own.
+
+    Its JSON is flat: the total's fields beside its problems counted by kind, whether the run
+    repaired, and its run id; hence its own ``to_json``/``from_json``.
+    """
+
+    total: VerifyResult
+    repair: bool
+    run_id: str
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            **self.total.to_json(),
+            "counts_by_kind": self.total.counts_by_kind(),
+            "repair": self.repair,
+            "run_id": self.run_id,
+        }
 
     @classmethod
-    def from_dict(cls, data: Mapping[str, Any]) -> VerifyResult:
-        counts = {key: int(data.get(key, 0)) for key in COUNTS}
-        return cls(
-            **counts,
-            problems=[Problem(**p) for p in data.get("problems", [])],
-            repaired=[Problem(**p) for p in data.get("repaired", [])],
-        )
+    def from_json(cls, data: Mapping[str, Any]) -> VerifyReport:
+        return cls(VerifyResult.from_json(data), bool(data.get("repair")), str(data.get("run_id", "")))
 
 
 def merge_all(results: Iterable[VerifyResult]) -> VerifyResult:

@@ -17,7 +17,7 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from composer_mirror.archives import ArchiveRecord, digest_metadata, mirror_archive
+from composer_mirror.archives import digest_metadata, mirror_archive
 from composer_mirror.composer_format import dump_p2, parse_p2, split_dev
 from composer_mirror.context import Context
 from composer_mirror.errors import ArchiveError, ConflictError, MirrorError, StoreError
@@ -47,7 +47,7 @@ def repair_package(ctx: Context, check: PackageCheck) -> PackageCheck:
             check = check_package(ctx, name, check.state)
             check.repaired = repaired
         check.problems = [
-            p.annotated(failures[p.version]) if p.kind in P2_KINDS and failures.get(p.version) else p
+            p.annotated(failure) if p.kind in P2_KINDS and (failure := failures.get(p.version)) else p
             for p in check.problems
         ]
     emptied = [p for p in check.problems if p.kind == "nothing_published"]
@@ -102,7 +102,7 @@ def restore_archive(ctx: Context, refs: list[ArchiveRef]) -> str | None:
     return None
 
 
-def rebuild_p2(ctx: Context, name: str, suffix: str, state: PackageState, seen_etag: str | None) -> str | None:
+def rebuild_p2(ctx: Context, name: str, suffix: str, state: PackageState | None, seen_etag: str | None) -> str | None:
     """Rewrite a p2 file the mirror published; None when restored.
 
     A package with a record gets its files derived from it again, by the write rule (compare-and-
@@ -117,8 +117,8 @@ def rebuild_p2(ctx: Context, name: str, suffix: str, state: PackageState, seen_e
         publish_files(ctx.store, name, ctx.settings.repository_url)
         logger.warning("rebuilt the p2 files of %s from its record", name)
         return None
-    published = state.get("published", {}).get(suffix)
-    if published is None:
+    published = state.published.get(suffix) if state is not None else None
+    if state is None or published is None:
         return "not repaired: the state records no publication of this file to rebuild"
     try:
         candidates = _rebuilt_p2(ctx, name, suffix, state)
@@ -148,9 +148,9 @@ def _rebuilt_p2(ctx: Context, name: str, suffix: str, state: PackageState) -> li
         cached = ctx.store.get(upstream_cache_path(name, dev=bool(file_suffix)))
         if cached is not None:
             entries.extend(parse_p2(cached.body, name))
-    records = {n: ArchiveRecord.from_dict(r) for n, r in state.get("versions", {}).items()}
+    records = state.versions
     mirrored = []
-    for entry in select_versions(entries, state.get("selectors", [])):
+    for entry in select_versions(entries, state.selectors or []):
         record = records.get(normalized_of(entry) or "")
         reference = str((entry.get("dist") or {}).get("reference") or "")
         if record is not None and record.reference == reference:
@@ -158,7 +158,8 @@ def _rebuilt_p2(ctx: Context, name: str, suffix: str, state: PackageState) -> li
     tagged, dev = split_dev(mirrored)
     if suffix:
         return [dump_p2(name, dev)]
-    return [dump_p2(name, tagged, advisories) for advisories in (None, [])]
+    variants: tuple[list[Any] | None, ...] = (None, [])
+    return [dump_p2(name, tagged, advisories) for advisories in variants]
 
 
 def record_digests(store: Store, head: ObjectInfo, sha1: str, sha256: str) -> None:

@@ -8,7 +8,7 @@ from typing import Any
 
 from composer_mirror.context import Context
 from composer_mirror.run_report import Findings, keep_report, log_report
-from composer_mirror.verify.problems import Problem, VerifyResult, merge_all
+from composer_mirror.verify.problems import Problem, VerifyReport, VerifyResult, merge_all
 
 logger = logging.getLogger(__name__)
 
@@ -43,9 +43,12 @@ def _fields(problems: Iterable[Problem]) -> list[tuple[str, str, str, str]]:
 def finish(
     ctx: Context, root: Mapping[str, Any], results: Iterable[Mapping[str, Any]], *, run_id: str, repair: bool
 ) -> VerifyResult:
-    """Add up the batches, log the summary and keep the report next to the sync's run reports."""
-    total = merge_all(VerifyResult.from_dict(r) for r in [root, *results])
+    """Add up the batches, log the summary and keep the report next to the sync's run reports.
+
+    ``root`` and ``results`` are the JSON of the listing's and the batches' :class:`VerifyResult`, as
+    the report task receives them.
+    """
+    total = merge_all(VerifyResult.from_json(r) for r in [root, *results])
     log_summary(total, repair=repair)
-    report = {**total.to_dict(), "counts_by_kind": total.counts_by_kind(), "repair": repair, "run_id": run_id}
-    keep_report(ctx.store, run_id, report, kind="verify")
+    keep_report(ctx.store, run_id, VerifyReport(total, repair, run_id).to_json(), kind="verify")
     return total

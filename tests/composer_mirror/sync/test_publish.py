@@ -10,13 +10,13 @@ import pytest
 
 from composer_mirror.state import Catalog
 from composer_mirror.sync.publish import expire_deletions, log_report, record_deletions, summarise
-from composer_mirror.sync.records import BatchResult, FeedPlan
+from composer_mirror.sync.records import Anomaly, BatchResult, Failure, FeedPlan
 
 
 # --- record_deletions, expire_deletions --------------------------------------------------------
 def test_record_deletions_marks_mirrored_packages_and_an_update_clears_the_mark() -> None:
     catalog = Catalog(packages={"a/a": ["*"], "b/b": ["*"], "c/c": ["*"]}, deleted={"c/c": 50, "b/b": 10})
-    record_deletions(catalog, FeedPlan(0, {"a/a": 100, "b/b": 20, "never/mirrored": 30}, ["c/c"]))
+    catalog = record_deletions(catalog, FeedPlan(0, {"a/a": 100, "b/b": 20, "never/mirrored": 30}, ["c/c"]))
     assert catalog.deleted == {"a/a": 100, "b/b": 10}
 
 
@@ -26,7 +26,8 @@ def test_expired_deletions_leave_the_catalog_and_recent_ones_wait_for_the_grace_
         packages={"old/gone": ["*"], "new/gone": ["*"], "kept/pkg": ["*"]},
         deleted={"old/gone": now - 8 * 86400, "new/gone": now - 3600},
     )
-    assert expire_deletions(catalog, 168, ["*"]) == ["old/gone"]
+    catalog, expired = expire_deletions(catalog, 168, ["*"])
+    assert expired == ["old/gone"]
     assert catalog.packages == {"new/gone": ["*"], "kept/pkg": ["*"]}
     assert catalog.deleted == {"new/gone": now - 3600}
 
@@ -45,13 +46,15 @@ def test_packages_named_in_the_selection_or_pinned_are_never_expired(
     selectors: list[str], selection: list[str]
 ) -> None:
     catalog = Catalog(packages={"named/pkg": selectors}, deleted={"named/pkg": 0})
-    assert expire_deletions(catalog, 0, selection) == []
+    catalog, expired = expire_deletions(catalog, 0, selection)
+    assert expired == []
     assert catalog.packages == {"named/pkg": selectors}
 
 
 def test_a_package_matched_only_by_a_pattern_expires() -> None:
     catalog = Catalog(packages={"named/pkg": ["*", "^1.0"]}, deleted={"named/pkg": 0})
-    assert expire_deletions(catalog, 0, ["named/*"]) == ["named/pkg"]
+    catalog, expired = expire_deletions(catalog, 0, ["named/*"])
+    assert expired == ["named/pkg"]
     assert (catalog.packages, catalog.deleted) == ({}, {})
 
 
@@ -60,14 +63,14 @@ RESULTS = [
     BatchResult(
         0,
         published=["a/a", "b/b"],
-        failures=[{"package": "b/b", "stage": "archive", "error": "boom"}],
+        failures=[Failure("b/b", stage="archive", error="boom")],
         stats={"metadata_200": 2, "archives_downloaded": 3, "archive_bytes": 300},
         s3_requests={"PUT": 4, "GET": 1},
     ),
     BatchResult(
         1,
         published=["c/c"],
-        anomalies=[{"package": "c/c", "kind": "rewritten tag"}],
+        anomalies=[Anomaly(package="c/c", kind="rewritten tag")],
         stats={"metadata_200": 1, "metadata_304": 5, "archive_bytes": 50},
         s3_requests={"PUT": 1, "HEAD": 2},
     ),
@@ -75,7 +78,7 @@ RESULTS = [
 
 
 def test_summarise_adds_the_batches_counters() -> None:
-    assert summarise(RESULTS) == {
+    assert summarise(RESULTS).to_json() == {
         "batches": 2,
         "packages_published": 3,
         "failures": [{"package": "b/b", "stage": "archive", "error": "boom"}],
@@ -87,7 +90,7 @@ def test_summarise_adds_the_batches_counters() -> None:
 
 
 def test_summarise_of_no_batches_is_all_zero() -> None:
-    assert summarise([]) == {
+    assert summarise([]).to_json() == {
         "batches": 0,
         "packages_published": 0,
         "failures": [],
@@ -99,7 +102,7 @@ def test_summarise_of_no_batches_is_all_zero() -> None:
 
 
 def test_log_report_prints_a_table_then_each_failure_and_anomaly(caplog: Any) -> None:
-    report = {**summarise(RESULTS), "packages_available": 42}
+    report = {**summarise(RESULTS).to_json(), "packages_available": 42}
     with caplog.at_level(logging.INFO, logger="composer_mirror.sync.publish"):
         log_report(report)
     table = caplog.records[0].getMessage().splitlines()

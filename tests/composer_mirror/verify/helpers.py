@@ -7,7 +7,7 @@ from typing import Any
 
 from composer_mirror import verify
 from composer_mirror.archives import ArchiveRecord
-from composer_mirror.state import dumps, load_shard
+from composer_mirror.state import dumps
 from composer_mirror.store import ARCHIVE_CACHE, ZIP
 from composer_mirror.store.layout import shard_of, shard_path
 from composer_mirror.verify import VerifyResult
@@ -62,6 +62,8 @@ def record(mirror: Mirror, name: str, normalized: str) -> ArchiveRecord:
 
 
 def edit_state(mirror: Mirror, name: str, change) -> None:  # type: ignore[no-untyped-def]
-    shard = load_shard(mirror.store, shard_of(name))
-    change(shard.packages[name])
-    mirror.put_raw(shard_path(shard_of(name)), dumps(shard.packages))
+    """Change a package's shard entry, as stored (its JSON), behind the library's back."""
+    path = shard_path(shard_of(name))
+    entries = mirror.store.get_json(path)
+    change(entries[name])
+    mirror.put_raw(path, dumps(entries))

@@ -201,9 +201,9 @@ def test_a_dist_that_points_elsewhere_is_a_dist_mismatch(mirror: Mirror) -> None
 def test_a_published_package_the_state_does_not_know_is_not_in_state_but_its_archives_are_checked(
     mirror: Mirror,
 ) -> None:
-    shard = load_shard(mirror.store, shard_of("acme/tool"))
-    del shard.packages["acme/tool"]
-    mirror.put_raw(shard_path(shard_of("acme/tool")), dumps(shard.packages))
+    entries = mirror.store.get_json(shard_path(shard_of("acme/tool")))
+    del entries["acme/tool"]
+    mirror.put_raw(shard_path(shard_of("acme/tool")), dumps(entries))
     mirror.delete_raw(record(mirror, "acme/tool", "0.1.0.0").path)
     assert kinds(run(mirror)) == {("acme/tool", "", "not_in_state"), ("acme/tool", "0.1.0", "missing_archive")}
 
@@ -230,7 +230,7 @@ def test_a_root_a_client_cannot_use_is_the_first_problem(mirror: Mirror, body: b
 
 def test_a_sync_publishing_during_the_walk_is_read_again_before_it_counts(mirror: Mirror) -> None:
     stale = load_shard(mirror.store, shard_of("psr/log")).packages["psr/log"]
-    stale = {**stale, "versions": {n: r for n, r in stale["versions"].items() if n != "2.0.0.0"}}
+    stale = dataclasses.replace(stale, versions={n: r for n, r in stale.versions.items() if n != "2.0.0.0"})
     check = batch._check_package_settled(mirror.ctx, "psr/log", stale, repair=False)
     assert check.problems == []
     assert len(check.refs) == 3

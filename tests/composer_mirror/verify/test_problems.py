@@ -17,4 +17,4 @@ def test_batch_results_add_up_and_survive_xcom() -> None:
     assert (total.packages, total.archives, total.archive_bytes, total.archives_hashed) == (3, 3, 10, 1)
     assert total.counts_by_kind() == {"missing_archive": 1}
     assert not total.ok
-    assert VerifyResult.from_dict(json.loads(json.dumps(total.to_dict()))) == total
+    assert VerifyResult.from_json(json.loads(json.dumps(total.to_json()))) == total

@@ -32,7 +32,7 @@ from composer_mirror.batches import Batch
 from composer_mirror.context import Context
 from composer_mirror.handoff import receive
 from composer_mirror.sync import metadata, packages, planning, publish
-from composer_mirror.sync.records import BatchResult, Manifest, Plan
+from composer_mirror.sync.records import BatchResult, Manifest, Plan, RunReport
 from composer_mirror.upstream.composer import read_endpoints
 
 logger = logging.getLogger(__name__)
@@ -96,7 +96,7 @@ def publish_index(results: list[dict[str, Any]], plan: dict[str, Any], upstream:
     """Publish packages.json last, then the run report (and advance the changes-feed cursor)."""
     run_id, refs = current_run_id(), received_all(results)
 
-    def step(ctx: Context) -> dict[str, Any]:
+    def step(ctx: Context) -> RunReport:
         batches = [BatchResult.from_json(receive(ctx.store, ref)) for ref in refs]
         return publish.publish_index(ctx, batches, Plan.from_json(receive(ctx.store, plan)), run_id)
 

@@ -113,8 +113,8 @@ class PruneResult(JsonRecord):
     marker not yet due holds), ``kept_at_sweep`` the due ones the check right before deleting found
     referenced or written again, ``failed`` the paths whose deletion failed.
 
-    Its JSON is every field; the DAG's XCom value and the report kept are :meth:`summary` and
-    :meth:`report`, which count what is too long to carry."""
+    Its JSON is every field; the DAG's XCom value is its :meth:`summary` (a :class:`PruneSummary`,
+    counts only) and the report kept is :meth:`report`, the summary with every orphan's path."""
 
     dry_run: bool
     grace_hours: float
@@ -133,23 +133,38 @@ class PruneResult(JsonRecord):
         counted = Counter(orphan.kind for orphan in self.orphans)
         return {kind: counted.get(kind, 0) for kind in KINDS}
 
-    def summary(self) -> dict[str, Any]:
-        """Counts only, as JSON: small enough for XCom however many objects were pruned."""
-        return {
-            "dry_run": self.dry_run,
-            "grace_hours": self.grace_hours,
-            "scanned": self.scanned,
-            "orphans": self.counts(),
-            "orphan_bytes": self.orphan_bytes,
-            "too_young": self.too_young,
-            "kept_at_sweep": self.kept_at_sweep,
-            "deleted": self.deleted,
-            "failed": len(self.failed),
-        }
+    def summary(self) -> PruneSummary:
+        """Counts only: small enough for XCom however many objects were pruned."""
+        return PruneSummary(
+            dry_run=self.dry_run,
+            grace_hours=self.grace_hours,
+            scanned=self.scanned,
+            orphans=self.counts(),
+            orphan_bytes=self.orphan_bytes,
+            too_young=self.too_young,
+            kept_at_sweep=self.kept_at_sweep,
+            deleted=self.deleted,
+            failed=len(self.failed),
+        )
 
     def report(self) -> dict[str, Any]:
         """The summary with every orphan's path, as JSON: the report kept in the bucket."""
-        return {**self.summary(), "orphans": [orphan.to_json() for orphan in self.orphans]}
+        return {**self.summary().to_json(), "orphans": [orphan.to_json() for orphan in self.orphans]}
+
+
+@dataclass(frozen=True)
+class PruneSummary(JsonRecord):
+    """A prune run's counts: its task's XCom value, and the head of the report it keeps."""
+
+    dry_run: bool
+    grace_hours: float
+    scanned: dict[str, int]
+    orphans: dict[str, int]  # due objects per kind
+    orphan_bytes: int
+    too_young: int
+    kept_at_sweep: int
+    deleted: int
+    failed: int  # deletions that failed
 
 
 @dataclass

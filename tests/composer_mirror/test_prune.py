@@ -316,7 +316,7 @@ def test_a_negative_grace_period_is_refused(mirror: Mirror) -> None:
 def test_the_summary_for_xcom_holds_counts_and_the_report_every_path(mirror: Mirror) -> None:
     orphan = plant_archive(mirror)
     result = prune.prune(mirror.store, grace_hours=0, dry_run=True, now=LATER)
-    assert result.summary()["orphans"] == {"marker": 0, "archive": 1, "p2": 0}
+    assert result.summary().orphans == {"marker": 0, "archive": 1, "p2": 0}
     assert json.loads(json.dumps(result.report()))["orphans"][0]["path"] == orphan
     assert prune.PruneResult.from_json(json.loads(json.dumps(result.to_json()))) == result
 

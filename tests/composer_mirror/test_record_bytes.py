@@ -150,11 +150,11 @@ def record_bytes(caplog: pytest.LogCaptureFixture) -> dict[str, str]:
         listing = verifying.hand("listing", verify.list_packages(ctx))
         refs = []
         for batch in verify.plan_verify_batches(listing["packages"], settings.max_batches):
-            result = verify.verify_batch(ctx, batch, deep=True).to_dict()
+            result = verify.verify_batch(ctx, batch, deep=True).to_json()
             refs.append(verifying.hand(f"verify-{batch.index}", result, index=batch.index, label=batch.label))
         verify.finish(ctx, listing["root"], refs, run_id="manual__verify", repair=False)
         pruned = prune.run_prune(store, settings, dry_run=True, run_id="manual__prune")
-        pinned["prune/xcom"] = xcom(pruned.summary())
+        pinned["prune/xcom"] = xcom(pruned.summary().to_json())
         keep_state(store, pinned, "checked")
     return pinned
 

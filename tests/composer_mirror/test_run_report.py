@@ -170,7 +170,7 @@ def test_prune_keeps_every_path_in_its_report_and_logs_what_it_deleted(
         b'"scanned":{"archive":1,"marker":0,"p2":1},"too_young":0}'
         % (0 if dry_run else 1, json.dumps(dry_run).encode(), orphan.encode())
     )
-    assert result.summary()["deleted"] == (0 if dry_run else 1)
+    assert result.summary().deleted == (0 if dry_run else 1)
     last: list[tuple[str, str, str]] = records(caplog)[-1:]
     if dry_run:
         expected = "[DRY RUN] nothing deleted; run with dry_run=false to delete 1 objects"

@@ -81,10 +81,6 @@ class VerifyResult(JsonRecord):
     def counts_by_kind(self) -> dict[str, int]:
         return dict(sorted(Counter(p.kind for p in self.problems).items()))
 
-    def to_dict(self) -> dict[str, Any]:
-        """:meth:`to_json` under the name the verify DAG's batch task calls."""
-        return self.to_json()
-
 
 @dataclass(frozen=True)
 class VerifyReport(JsonRecord):

@@ -29,4 +29,4 @@ def prune_unreferenced(params: dict[str, Any] | None = None) -> dict[str, Any]:
     if result.failed:
         # Retried: a delete that failed (throttling, a lost connection) may well succeed next time.
         raise AirflowException(f"{len(result.failed)} objects could not be deleted")
-    return result.summary()
+    return result.summary().to_json()

@@ -49,7 +49,7 @@ def verify_batch(batch: dict[str, Any], params: dict[str, Any] | None = None) ->
         "result",
         batch,
         None,
-        lambda ctx, value: verify.verify_batch(ctx, Batch.from_json(value), repair=repair, deep=deep).to_dict(),
+        lambda ctx, value: verify.verify_batch(ctx, Batch.from_json(value), repair=repair, deep=deep),
     )
 
 

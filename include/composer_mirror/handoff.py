@@ -1,14 +1,12 @@
 """Values passed between the tasks of a run: inline in XCom when small, through the bucket when large.
 
-XCom is the wrong carrier for a 10,000-package plan or manifest. Measured under ``airflow dags
-test`` (Airflow 3.3.2): one task returning a 2.3 MB JSON value and the next reading it raised the
-process's peak RSS by 50-90 MB, because the value is serialised, sent to the execution API,
-validated and stored, then fetched and rebuilt the same way. That alone broke the 300 MB budget
-of a 10,000-package run; under an executor the copies land in the API server and the metadata
-database instead. So a value whose JSON exceeds ``inline_limit`` bytes (the setting
-``composer_mirror_handoff_inline_bytes``, 32 KiB by default) is written once to
-``mirror-state/handoff/<dag>/<run>/<name>.json`` and the XCom carries its path, plus the few
-fields a task needs before reading it (a batch's index and label for the UI).
+XCom is the wrong carrier for a 10,000-package plan or manifest: a value returned by a task is
+serialised, sent to the execution API, validated and stored, then fetched and rebuilt the same way
+by the next task, each copy costing the task processes memory in proportion to its size (under an
+executor the copies land in the API server and the metadata database too). So a value whose JSON
+exceeds ``inline_limit`` bytes (the setting ``composer_mirror_handoff_inline_bytes``, 32 KiB by
+default) is written once to ``mirror-state/handoff/<dag>/<run>/<name>.json`` and the XCom carries
+its path, plus the few fields a task needs before reading it (a batch's index and label for the UI).
 
 The run's last task deletes its DAG's hand-offs with :func:`clear`: the run's own, and any left by
 earlier runs that failed on the way (every mirroring DAG has ``max_active_runs=1``, so no other run

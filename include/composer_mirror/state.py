@@ -126,13 +126,18 @@ def load_catalog(store: Store) -> Catalog:
 
 
 def _parse_catalog(store: Store, body: bytes, etag: str | None) -> Catalog:
+    return replace(Catalog.from_json(_json_object(store, CATALOG, body)), etag=etag)
+
+
+def _json_object(store: Store, path: str, body: bytes) -> dict[str, Any]:
+    """The state object's JSON document; a StoreError naming its key when it is not an object."""
     try:
         document = json.loads(body)
     except ValueError as exc:
-        raise StoreError(f"{store.key(CATALOG)} is corrupt: {exc}") from exc
+        raise StoreError(f"{store.key(path)} is corrupt: {exc}") from exc
     if not isinstance(document, dict):
-        raise StoreError(f"{store.key(CATALOG)} is corrupt: not a JSON object")
-    return replace(Catalog.from_json(document), etag=etag)
+        raise StoreError(f"{store.key(path)} is corrupt: not a JSON object")
+    return document
 
 
 def update_catalog(store: Store, change: Callable[[Catalog], Catalog]) -> Catalog:
@@ -176,13 +181,7 @@ def load_shard(store: Store, shard: str) -> Shard:
 
 def _parse_shard(store: Store, shard: str, body: bytes) -> dict[str, Any]:
     """The shard's entries as JSON, as stored: what a merge writes back for the packages it does not change."""
-    try:
-        entries = json.loads(body)
-    except ValueError as exc:
-        raise StoreError(f"{store.key(shard_path(shard))} is corrupt: {exc}") from exc
-    if not isinstance(entries, dict):
-        raise StoreError(f"{store.key(shard_path(shard))} is corrupt: not a JSON object")
-    return entries
+    return _json_object(store, shard_path(shard), body)
 
 
 def load_shards(store: Store, names: Iterable[str], workers: int = 16) -> dict[str, Shard]:

@@ -22,8 +22,7 @@ def mirror_plan(ctx: Context, plan: Plan, run_id: str, *, max_batches: int | Non
 
     ``max_batches`` defaults to the setting, as the DAG's planning task does.
     """
-    if ctx.upstream is None:
-        ctx.upstream = read_endpoints(ctx.client, ctx.settings.upstream_url)
+    _read_endpoints(ctx)
     slots = ctx.settings.max_batches if max_batches is None else max_batches
     batches = plan_batches(plan.targets, slots, min_times=plan.min_times)
     results = [fetch_archives(ctx, sync_metadata(ctx, batch)) for batch in batches]
@@ -32,6 +31,11 @@ def mirror_plan(ctx: Context, plan: Plan, run_id: str, *, max_batches: int | Non
 
 def sync(ctx: Context, run_id: str, *, max_batches: int | None = None) -> RunReport:
     """One scheduled sync run: read the upstream, plan from the selection or the feed, mirror it."""
+    _read_endpoints(ctx)
+    return mirror_plan(ctx, plan_sync(ctx), run_id, max_batches=max_batches)
+
+
+def _read_endpoints(ctx: Context) -> None:
+    """The upstream's endpoints, read once: planning (the changes feed) and the stages both need them."""
     if ctx.upstream is None:
         ctx.upstream = read_endpoints(ctx.client, ctx.settings.upstream_url)
-    return mirror_plan(ctx, plan_sync(ctx), run_id, max_batches=max_batches)
